@@ -1,0 +1,24 @@
+# The Aegis worker image (also runs `aegis api`, `aegis dashboard`, ... with another command).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    AEGIS_DATA_DIR=/var/lib/aegis/state AEGIS_MODEL_DIR=/var/lib/aegis/models
+
+WORKDIR /opt/aegis
+COPY setup.cfg pyproject.toml README.md ./
+COPY aegis_app ./aegis_app
+COPY agents ./agents
+COPY tables ./tables
+COPY models ./models
+COPY dashboard ./dashboard
+RUN pip install --no-cache-dir . \
+    && useradd --system --home /var/lib/aegis aegis \
+    && mkdir -p /var/lib/aegis/state /var/lib/aegis/models \
+    && chown -R aegis /var/lib/aegis
+USER aegis
+VOLUME ["/var/lib/aegis"]
+# Faust web view (table state, alerts, health).
+EXPOSE 6066
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,os; urllib.request.urlopen('http://127.0.0.1:%s/health/' % os.environ.get('AEGIS_WEB_PORT', '6066'))"
+ENTRYPOINT ["aegis"]
+CMD ["worker"]

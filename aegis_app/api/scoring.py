@@ -1,0 +1,231 @@
+"""Synchronous scoring for POST /v1/transactions, with the stream's own state and model.
+
+* `WorkerState` reads the raw CardState/TerminalState values from the worker's web view;
+  the API rebuilds them, calls `.observe` on the copies (never written back) and assembles
+  the features with tables.features, exactly as the card and terminal stages do.
+* `ApiScorer` scores with the active ModelBundle (reloaded when ACTIVE changes) through
+  models.decision.build_decisions, the function shared with the stream. Concurrent
+  requests are scored together (one model call per batch, in a worker thread).
+* `KafkaPublisher` puts the transaction on aegis.transactions (keyed by card), so the
+  stream updates its state and records the official decision, and labels on aegis.labels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from aegis_app.labels import Label
+from aegis_app.producer import send_label, send_transaction
+from aegis_app.records import Transaction
+from aegis_app.settings import broker_host_port
+from models import registry
+from models.bundle import ModelBundle
+from models.decision import build_decisions
+from models.policy import Rules
+from tables.features import CardState, TerminalState, assemble
+
+log = logging.getLogger(__name__)
+MODEL_POLL_SECONDS = 1.0
+
+
+class Unavailable(RuntimeError):
+    """A dependency (worker, model, broker) cannot serve the request; the API answers 503."""
+
+
+class WorkerState:
+    """The worker web view's raw table state (GET /state/cards/{id}/, /state/terminals/{id}/)."""
+
+    def __init__(self, worker_url: str, timeout: float = 2.0) -> None:
+        self.worker_url = worker_url.rstrip("/")
+        self.client = httpx.AsyncClient(
+            base_url=self.worker_url,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+
+    async def _get(self, path: str) -> list | None:
+        try:
+            response = await self.client.get(path)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"worker at {self.worker_url} unreachable: {exc!r}") from None
+        if response.status_code != 200:
+            raise Unavailable(f"worker answered HTTP {response.status_code} for {path}")
+        try:
+            return response.json().get("state")
+        except (ValueError, AttributeError):
+            raise Unavailable(f"worker answered unreadable state for {path}") from None
+
+    async def card(self, card_id: int) -> list | None:
+        return await self._get(f"/state/cards/{card_id}/")
+
+    async def terminal(self, terminal_id: int) -> list | None:
+        return await self._get(f"/state/terminals/{terminal_id}/")
+
+    async def healthy(self) -> bool:
+        try:
+            return (await self.client.get("/health/")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def features_from_state(
+    tx: Transaction, card_value: list | None, terminal_value: list | None, delay_days: int
+) -> dict[str, float]:
+    """The transaction's features from copies of the stream's state (never written back)."""
+    card_value, terminal_value = copy.deepcopy(card_value), copy.deepcopy(terminal_value)
+    card = CardState.from_value(card_value).observe(
+        tx.transaction_id, tx.ts, tx.tx_amount, tx.terminal_id
+    )
+    terminal = TerminalState.from_value(terminal_value).observe(
+        tx.transaction_id, tx.ts, delay_days
+    )
+    return assemble(tx.tx_amount, tx.ts, card, terminal)
+
+
+class ApiScorer:
+    def __init__(self, model_dir: Path, rules: Rules, batch_size: int = 64) -> None:
+        self.model_dir = Path(model_dir)
+        self.rules = rules
+        self.batch_size = batch_size
+        self.bundle: ModelBundle | None = None
+        self.last_error: str | None = None
+        self._checked = 0.0
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-api-score")
+
+    def maybe_reload(self, force: bool = False) -> ModelBundle | None:
+        """Load the active version if it changed; a refused version keeps the old one."""
+        now = time.monotonic()
+        if not force and self.bundle is not None and now - self._checked < MODEL_POLL_SECONDS:
+            return self.bundle
+        self._checked = now
+        version = registry.active_version(self.model_dir)
+        if version is None or (self.bundle is not None and self.bundle.version == version):
+            if version is None and self.bundle is None:
+                self.last_error = f"no active model in {self.model_dir}"
+            return self.bundle
+        try:
+            self.bundle = registry.load(self.model_dir, version)
+            self.last_error = None
+            log.info("API scoring with model version %s", version)
+        except registry.ModelRefused as exc:
+            self.last_error = str(exc)
+            log.error("model refused, keeping %s: %s", self.bundle and self.bundle.version, exc)
+        return self.bundle
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._run(), name="aegis-api-scorer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def decide(self, tx: dict, features: dict[str, float], ingested_ms: int) -> dict:
+        """The decision for one transaction (batched with whatever else is waiting)."""
+        if self._queue is None:
+            raise Unavailable("scorer not started")
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put((tx, features, ingested_ms, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._queue is not None
+        while True:
+            batch = [await self._queue.get()]
+            # No extra wait: requests that arrive while a batch is scored form the next one.
+            while len(batch) < self.batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            batch = [item for item in batch if not item[3].done()]
+            if not batch:
+                continue
+            try:
+                decisions = await loop.run_in_executor(self._executor, self._score, batch)
+            except Exception as exc:  # noqa: BLE001 - each waiting request gets the error
+                for *_rest, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (*_rest, future), decision in zip(batch, decisions):
+                if not future.done():
+                    future.set_result(decision)
+
+    def _score(self, batch: list) -> list[dict]:
+        bundle = self.maybe_reload()
+        if bundle is None:
+            raise Unavailable(f"no model loaded: {self.last_error}")
+        return build_decisions(bundle, self.rules, [(tx, f, ms) for tx, f, ms, _ in batch])
+
+
+class KafkaPublisher:
+    """Transactions and labels onto Kafka; each send waits for the broker's ack."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.broker_url = broker_url
+        self.producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=broker_host_port(self.broker_url),
+            linger_ms=1,
+            acks=1,
+            enable_idempotence=False,
+            request_timeout_ms=10_000,
+        )
+        try:
+            await self.producer.start()
+        except Exception as exc:  # noqa: BLE001 - aiokafka raises several types
+            self.producer = None
+            raise Unavailable(f"broker {self.broker_url} unreachable: {exc!r}") from None
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+
+    async def _ensure(self) -> AIOKafkaProducer:
+        if self.producer is None:
+            await self.start()
+        assert self.producer is not None
+        return self.producer
+
+    async def publish_transaction(self, tx: Transaction) -> None:
+        producer = await self._ensure()
+        try:
+            await (await send_transaction(producer, tx))
+        except Exception as exc:  # noqa: BLE001
+            raise Unavailable(f"could not publish the transaction: {exc!r}") from None
+
+    async def publish_label(self, label: Label) -> None:
+        producer = await self._ensure()
+        try:
+            await (await send_label(producer, label))
+        except Exception as exc:  # noqa: BLE001
+            raise Unavailable(f"could not publish the label: {exc!r}") from None
+
+    async def ready(self) -> bool:
+        from aegis_app.broker import BrokerError, wait_for_broker_async
+
+        try:
+            await wait_for_broker_async(broker_host_port(self.broker_url), timeout=2.0)
+            return True
+        except BrokerError:
+            return False

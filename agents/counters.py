@@ -1,0 +1,18 @@
+"""In-process counters of one worker, shown by its web view (and later /metrics)."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+
+counts: Counter[str] = Counter()
+# The latest alerts this worker raised, newest last, for the web view.
+recent_alerts: deque[dict] = deque(maxlen=200)
+# Latest transaction time the terminal stage has seen from each card partition: their
+# spread is the event-time skew that terminal features tolerate up to the label delay.
+source_watermarks: dict[int, int] = {}
+
+
+def event_time_skew_seconds() -> int:
+    if len(source_watermarks) < 2:
+        return 0
+    return max(source_watermarks.values()) - min(source_watermarks.values())

@@ -1,0 +1,15 @@
+"""Every topic the workers read or write, declared once with its serializer."""
+
+from __future__ import annotations
+
+from aegis_app import settings as names
+from aegis_app.app import app
+
+# Avro bytes, decoded by the card stage itself so bad records can be dead-lettered raw.
+transactions = app.topic(names.TRANSACTIONS_TOPIC, value_serializer="raw", key_serializer="raw")
+# JSON envelopes {"kind": "tx" | "label", ...}, keyed by terminal id.
+by_terminal = app.topic(names.BY_TERMINAL_TOPIC, value_serializer="json", key_serializer="raw")
+decisions = app.topic(names.DECISIONS_TOPIC, value_serializer="json", key_serializer="raw")
+alerts = app.topic(names.ALERTS_TOPIC, value_serializer="json", key_serializer="raw")
+deadletter = app.topic(names.DEADLETTER_TOPIC, value_serializer="json", key_serializer="raw")
+labels = app.topic(names.LABELS_TOPIC, value_serializer="raw", key_serializer="raw")

@@ -1,0 +1,82 @@
+"""The worker's web view: a card's table state (from whichever worker owns it),
+this worker's recent alerts, and health."""
+
+from __future__ import annotations
+
+from aegis_app.app import app
+from aegis_app.records import format_datetime
+from agents.counters import counts, event_time_skew_seconds, recent_alerts
+from agents.scoring import scorer
+from tables.definitions import card_state, terminal_state
+from tables.features import DAY, WINDOWS_DAYS, CardState
+
+
+@app.page("/cards/{card_id}/")
+@app.table_route(table=card_state, match_info="card_id")
+async def card_view(web, request, card_id: str):
+    value = card_state.get(card_id)
+    if value is None:
+        return web.json({"card_id": card_id, "found": False}, status=404)
+    state = CardState.from_value(value)
+    latest = max(state.ts)
+    windows = {}
+    for w in WINDOWS_DAYS:
+        amounts = [a for t, a in zip(state.ts, state.amounts) if t > latest - w * DAY]
+        windows[f"{w}d"] = {
+            "count": len(amounts),
+            "mean_amount": sum(amounts) / len(amounts) if amounts else 0.0,
+        }
+    return web.json(
+        {
+            "card_id": card_id,
+            "found": True,
+            "as_of": format_datetime(latest),
+            "windows": windows,
+            "transactions": [
+                {
+                    "transaction_id": i,
+                    "tx_datetime": format_datetime(t),
+                    "tx_amount": a,
+                    "terminal_id": term,
+                }
+                for t, i, a, term in zip(state.ts, state.ids, state.amounts, state.terminals)
+            ][-50:],
+        }
+    )
+
+
+@app.page("/state/cards/{card_id}/")
+@app.table_route(table=card_state, match_info="card_id")
+async def card_raw_state(web, request, card_id: str):
+    """Raw CardState value (for the API's synchronous scoring with the same state)."""
+    return web.json({"card_id": card_id, "state": card_state.get(card_id)})
+
+
+@app.page("/state/terminals/{terminal_id}/")
+@app.table_route(table=terminal_state, match_info="terminal_id")
+async def terminal_raw_state(web, request, terminal_id: str):
+    """Raw TerminalState value."""
+    return web.json({"terminal_id": terminal_id, "state": terminal_state.get(terminal_id)})
+
+
+@app.page("/alerts/")
+async def alerts_view(web, request):
+    limit = int(request.query.get("limit", 50))
+    return web.json({"alerts": list(recent_alerts)[-limit:][::-1]})
+
+
+@app.page("/health/")
+async def health_view(web, request):
+    bundle = scorer.bundle
+    assigned = sorted(f"{tp.topic}/{tp.partition}" for tp in app.consumer.assignment())
+    return web.json(
+        {
+            "status": "ok" if bundle is not None else "waiting_for_model",
+            "model_version": bundle.version if bundle else None,
+            "counts": dict(counts),
+            "scoring_queue": scorer.queue.qsize(),
+            "event_time_skew_seconds": event_time_skew_seconds(),
+            "assigned_partitions": assigned,
+        },
+        status=200 if bundle is not None else 503,
+    )

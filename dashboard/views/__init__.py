@@ -1,0 +1,1 @@
+"""Sections of the analyst page; each renders into the current Streamlit container."""

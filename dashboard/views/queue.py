@@ -1,0 +1,91 @@
+"""The live alert queue: a table of alerts and the picker that opens one in the detail panel."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import streamlit as st
+
+from dashboard import shaping
+
+PICK_KEY = "selected_alert"
+_LAST_TABLE_PICK = "_queue_table_pick"
+
+
+def render(
+    items: Sequence[Mapping[str, Any]], total: int | None, more: bool = False
+) -> Mapping[str, Any] | None:
+    """Draw the queue; returns the alert row the analyst has open (or None)."""
+    st.subheader("Alert queue")
+    st.caption(count_caption(len(items), total, more) + " · click a row to open an alert")
+    if not items:
+        st.info("No alerts match these filters. New alerts appear here as they are decided.")
+        return None
+
+    frame = shaping.queue_frame(items)
+    styled = frame.style.map(_action_style, subset=["Action"]).map(_label_style, subset=["Label"])
+    event = st.dataframe(
+        styled,
+        hide_index=True,
+        width="stretch",
+        height=min(38 + 35 * len(frame), 420),
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={
+            "Tx": st.column_config.NumberColumn("Tx", format="%d", width="small"),
+            "Decided": st.column_config.DatetimeColumn(
+                "Decided", format="HH:mm:ss", width="small", help="decision time, UTC"
+            ),
+            "Action": st.column_config.TextColumn("Action", width="small"),
+            "Score": st.column_config.NumberColumn("Score", format="%.4f", width="small"),
+            "Amount": st.column_config.NumberColumn("Amount", format="%.2f", width="small"),
+            "Card": st.column_config.NumberColumn("Card", format="%d", width="small"),
+            "Label": st.column_config.TextColumn("Label", width="small"),
+            "Top reason": st.column_config.TextColumn("Top reason", width="large"),
+        },
+    )
+    by_id = {item.get("transaction_id"): item for item in items}
+    ids = list(by_id)
+
+    # A click in the table opens that alert (only when the click is new: the table keeps
+    # its selection across reruns, the picker may have moved on since).
+    rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
+    table_pick = ids[rows[0]] if rows and rows[0] < len(ids) else None
+    if table_pick is not None and st.session_state.get(_LAST_TABLE_PICK) != table_pick:
+        st.session_state[PICK_KEY] = table_pick
+    st.session_state[_LAST_TABLE_PICK] = table_pick
+
+    if st.session_state.get(PICK_KEY) not in by_id:
+        st.session_state[PICK_KEY] = ids[0]
+    chosen = st.selectbox(
+        "Open alert",
+        ids,
+        key=PICK_KEY,
+        format_func=lambda tx: shaping.alert_option(by_id.get(tx, {"transaction_id": tx})),
+    )
+    return by_id.get(chosen)
+
+
+_ACTION_CSS = {
+    "block": "background-color: #fde0df; color: #a50e0e; font-weight: 600",
+    "review": "background-color: #fff0d4; color: #8a4b00; font-weight: 600",
+}
+_LABEL_CSS = {"fraud": "color: #a50e0e; font-weight: 600", "legitimate": "color: #1e7a34"}
+
+
+def _action_style(value: str) -> str:
+    return _ACTION_CSS.get(value, "")
+
+
+def _label_style(value: str) -> str:
+    return _LABEL_CSS.get(value, "color: #6b7280")
+
+
+def count_caption(shown: int, total: int | None, more: bool) -> str:
+    if total is not None:
+        text = f"{total:,} alert{'s' if total != 1 else ''} match the filters"
+        return text + (f" · newest {shown:,} shown" if shown < total else "")
+    if more:
+        return f"newest {shown:,} matching alerts shown (more in the store: narrow the filters)"
+    return f"{shown:,} alert{'s' if shown != 1 else ''} match the filters"

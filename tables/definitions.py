@@ -1,0 +1,10 @@
+"""The Faust tables that hold feature state; the arithmetic is in tables.features."""
+
+from __future__ import annotations
+
+from aegis_app.app import app
+
+# Key: card id as a string. Value (JSON, the app default): CardState.to_value().
+card_state = app.Table("card_state", key_type=str)
+# Key: terminal id as a string. Value (JSON): TerminalState.to_value().
+terminal_state = app.Table("terminal_state", key_type=str)

@@ -1,0 +1,129 @@
+"""The real REST API application (aegis_app.api.create_app) over a seeded SQLite store,
+with the broker, the worker and the sink stubbed: for the page's contract and browser tests.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.dashboard.sample_data import decisions, models_body
+
+
+class RecordingPublisher:
+    """Stands in for KafkaPublisher: keeps what would go to aegis.transactions/labels."""
+
+    def __init__(self, published: list) -> None:
+        self.published = published
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def ready(self) -> bool:
+        return True
+
+    async def publish_transaction(self, tx) -> None:
+        self.published.append(("transaction", tx))
+
+    async def publish_label(self, label) -> None:
+        self.published.append(("label", label))
+
+
+class StubWorkerState:
+    """Stands in for the worker's state view: card state built from the seeded decisions."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        self.cards: dict[int, list] = {}
+        for row in sorted(rows, key=lambda r: r["tx_datetime"]):
+            ts = int(datetime.fromisoformat(row["tx_datetime"]).replace(tzinfo=UTC).timestamp())
+            state = self.cards.setdefault(row["customer_id"], [[], [], [], []])
+            state[0].append(ts)
+            state[1].append(row["transaction_id"])
+            state[2].append(row["tx_amount"])
+            state[3].append(row["terminal_id"])
+
+    async def card(self, card_id: int):
+        return self.cards.get(card_id)
+
+    async def terminal(self, terminal_id: int):
+        return None
+
+    async def healthy(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+def seed_model_dir(model_dir: Path) -> None:
+    """A registry entry for the models panel, with the PR-curve image `aegis thresholds`
+    would write (the artifact itself is absent: the API only reads manifests here)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    version = models_body()["versions"][0]
+    folder = model_dir / "versions" / version["version"]
+    folder.mkdir(parents=True)
+    manifest = {k: v for k, v in version.items() if k != "active"}
+    manifest["holdout_metrics"] = {
+        k: v for k, v in manifest["holdout_metrics"].items() if k != "pr_curve"
+    }
+    manifest.update(artifacts={"bundle.joblib": "0" * 64}, format=2)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (model_dir / "ACTIVE").write_text(version["version"])
+    curve = version["holdout_metrics"]["pr_curve"]
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    ax.plot(curve["recall"], curve["precision"], color="#1f77b4")
+    ax.set_xlabel("Recall")
+    ax.set_ylabel("Precision")
+    ax.set_title(f"Hold-out PR curve, {version['version']}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(folder / "pr_thresholds.png")
+    plt.close(fig)
+
+
+def build_api(tmp_path: Path, token: str, n: int = 60) -> tuple[Any, Any, Any, list, Path]:
+    """(app, store, metrics, published labels, model dir) with `n` alerts, a third labelled."""
+    from aegis_app.api.app import create_app
+    from aegis_app.api.config import ApiSettings
+    from aegis_app.api.metrics import Metrics
+    from aegis_app.settings import Settings
+    from aegis_app.store.repository import Store
+
+    model_dir = tmp_path / "models"
+    seed_model_dir(model_dir)
+    db_url = f"sqlite:///{tmp_path / 'aegis.db'}"
+    store = Store(db_url)
+    rows = decisions(n)
+    store.upsert_decisions(rows)
+    for row in rows:
+        if row["label"]:
+            store.record_label(
+                row["transaction_id"],
+                1 if row["label"] == "fraud" else 0,
+                analyst=row["labelled_by"],
+                at=datetime.fromisoformat(row["labelled_at"]),
+            )
+    metrics = Metrics()
+    metrics.decisions.labels(action="allow").inc(24_000)
+    for row in rows:
+        metrics.decisions.labels(action=row["action"]).inc()
+    published: list = []
+    app = create_app(
+        Settings(model_dir=model_dir, db_url=db_url),
+        ApiSettings(token=token),
+        store=store,
+        publisher=RecordingPublisher(published),
+        state=StubWorkerState(rows),
+        run_sink=False,
+        metrics=metrics,
+    )
+    return app, store, metrics, published, model_dir

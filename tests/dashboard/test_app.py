@@ -1,0 +1,176 @@
+"""The analyst page's logic under Streamlit's AppTest, with the API faked at the client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.views.common import CLIENT_KEY
+from tests.dashboard.sample_data import FakeClient
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+
+
+def run_page(client: FakeClient) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state[CLIENT_KEY] = client
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [s.value for s in at.subheader] + [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+def queue_ids(at: AppTest) -> list[int]:
+    return [int(x) for x in at.dataframe[0].value["Tx"]]
+
+
+def test_renders_queue_detail_and_charts():
+    client = FakeClient()
+    at = run_page(client)
+    assert not at.exception
+    assert not at.error
+    open_ids = [r["transaction_id"] for r in client.rows if r["status"] == "open"]
+    assert queue_ids(at) == open_ids[:50]  # default: open alerts, newest first, 50 rows
+    newest = open_ids[0]
+    assert f"Transaction #{newest}" in texts(at)
+    assert at.selectbox(key="selected_alert").value == newest
+    assert {m.label for m in at.metric} >= {
+        "Amount",
+        "Score",
+        "Card",
+        "Terminal",
+        "Transactions decided",
+        "Alerts raised",
+        "Active model",
+    }
+    assert "Active model" in texts(at)
+    assert any("Card" in m.label for m in at.metric)
+    # the first /v1/alerts call of the page is the queue, with the default filters
+    first = next(params for name, params in client.calls if name == "alerts")
+    assert first["status"] == "open" and first["limit"] == 50
+
+
+def test_filter_changes_reach_the_api():
+    client = FakeClient()
+    at = run_page(client)
+    client.calls.clear()
+    at.sidebar.multiselect(key="f_actions").set_value(["block"])
+    at.sidebar.slider(key="f_score").set_value((0.995, 1.0))
+    at.sidebar.segmented_control(key="f_status").set_value("All")
+    at.run()
+    assert not at.exception
+    queue_call = next(params for name, params in client.calls if name == "alerts")
+    assert queue_call["action"] == "block"
+    assert queue_call["min_score"] == 0.995
+    assert "status" not in queue_call
+    shown = queue_ids(at)
+    assert shown and all(
+        r["action"] == "block" and r["score"] >= 0.995
+        for r in client.rows
+        if r["transaction_id"] in shown
+    )
+
+
+def test_time_window_filter_sends_since():
+    client = FakeClient()
+    at = run_page(client)
+    client.calls.clear()
+    at.sidebar.selectbox(key="f_window").set_value("Last 15 minutes")
+    at.run()
+    queue_call = next(params for name, params in client.calls if name == "alerts")
+    assert "since" in queue_call
+    assert len(queue_ids(at)) < len([r for r in client.rows if r["status"] == "open"])
+
+
+def test_label_button_calls_the_client_and_updates_the_queue():
+    client = FakeClient()
+    at = run_page(client)
+    target = at.selectbox(key="selected_alert").value
+    at.sidebar.text_input(key="f_analyst").set_value("ana")
+    at.text_input(key=f"note_{target}").set_value("called the cardholder")
+    at.button(key=f"fraud_{target}").click()
+    at.run()
+    assert not at.exception
+    assert client.labels == [
+        {"transaction_id": target, "label": "fraud", "note": "called the cardholder"}
+    ]
+    row = next(r for r in client.rows if r["transaction_id"] == target)
+    assert row["labelled_by"] == "ana"
+    assert target not in queue_ids(at)  # open queue: the labelled alert is gone at once
+    assert any(f"#{target} labelled" in s.value for s in at.success)
+    # the next open alert is opened for the analyst
+    assert at.selectbox(key="selected_alert").value == queue_ids(at)[0]
+
+
+def test_mark_legitimate_from_a_picked_alert():
+    client = FakeClient()
+    at = run_page(client)
+    target = queue_ids(at)[3]
+    at.selectbox(key="selected_alert").set_value(target)
+    at.run()
+    assert f"Transaction #{target}" in texts(at)
+    at.button(key=f"legit_{target}").click()
+    at.run()
+    assert client.labels[-1]["transaction_id"] == target
+    assert client.labels[-1]["label"] == "legitimate"
+
+
+def test_api_down_is_a_friendly_error():
+    at = run_page(FakeClient(mode="down"))
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors and "API unreachable" in errors[0]
+    assert "Traceback" not in "\n".join(errors)
+    assert not at.dataframe
+
+
+def test_bad_token_is_a_friendly_error():
+    at = run_page(FakeClient(mode="bad-token"))
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors and "Not authorised" in errors[0] and "--token" in errors[0]
+
+
+def test_refused_label_keeps_the_alert_and_explains():
+    client = FakeClient(mode="bad-token-writes")
+    at = run_page(client)
+    target = at.selectbox(key="selected_alert").value
+    at.button(key=f"fraud_{target}").click()
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("Labelling" in e and "--token" in e for e in errors)
+    assert target in queue_ids(at)
+    assert client.labels == []
+
+
+def test_empty_queue_says_so():
+    at = run_page(FakeClient(rows=[]))
+    assert not at.exception and not at.error
+    assert any("No alerts match" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("mode", ["down", "bad-token"])
+def test_real_client_errors_render_without_traceback(mode):
+    """The real AegisClient against a refusing transport still gives a friendly page."""
+    import httpx
+
+    from dashboard.client import AegisClient
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if mode == "down":
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(401, json={"detail": "missing or wrong bearer token"})
+
+    client = AegisClient("http://127.0.0.1:9", "t", transport=httpx.MockTransport(handler))
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state[CLIENT_KEY] = client
+    at.run()
+    assert not at.exception
+    assert at.error
+    assert ("unreachable" if mode == "down" else "refused") in at.error[0].value
