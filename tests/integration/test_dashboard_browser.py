@@ -371,9 +371,11 @@ def test_page_explains_a_wrong_token(api_url: Api, tmp_path: Path, browser):
             time.sleep(0.3)
         browser.get(f"http://127.0.0.1:{port}/")
         error_text = _wait(browser, 60).until(
-            lambda d: ec.visibility_of_element_located(
-                (By.CSS_SELECTOR, "[data-testid='stAlertContentError']")
-            )(d).text
+            lambda d: (
+                ec.visibility_of_element_located(
+                    (By.CSS_SELECTOR, "[data-testid='stAlertContentError']")
+                )(d).text
+            )
         )
         assert "Not authorised" in error_text and "--token" in error_text
         _wait(browser, 30).until(
