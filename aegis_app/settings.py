@@ -62,6 +62,13 @@ class Settings:
     fetch_max_bytes: int = 256 * 1024
     # How long a worker's fetch may wait for data (Faust's own 1.5 s adds latency per hop).
     fetch_max_wait_ms: int = 50
+    # RocksDB per partition database (Faust's defaults are 64 MB x 3 memtables and a 2 GB
+    # block cache per database; a worker holds 2 tables x its active + standby partitions).
+    # Small memtables flush often, so old versions of a card's value leave memory and the
+    # write-ahead log soon and compaction drops them (docs/OPERATIONS.md, soak).
+    rocksdb_write_buffer_mb: int = 4
+    rocksdb_max_write_buffers: int = 2
+    rocksdb_block_cache_mb: int = 16
     # Faust application id (consumer group and changelog topic prefix).
     app_id: str = "aegis"
     # Optional JSON file of decision rules (deny/allow lists, amount and velocity caps).
@@ -81,6 +88,16 @@ class Settings:
             if values.get(key) is not None:
                 values[key] = Path(values[key])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
+
+    def rocksdb_options(self) -> dict[str, int]:
+        """Faust's per-table RocksDB `options` (faust.stores.rocksdb.RocksDBOptions)."""
+        mb = 2**20
+        return {
+            "write_buffer_size": self.rocksdb_write_buffer_mb * mb,
+            "max_write_buffer_number": self.rocksdb_max_write_buffers,
+            "target_file_size_base": self.rocksdb_write_buffer_mb * mb,
+            "block_cache_size": self.rocksdb_block_cache_mb * mb,
+        }
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

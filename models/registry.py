@@ -5,6 +5,8 @@
                                                  the autoencoder's numpy weights)
     MODEL_DIR/versions/<version>/*.png           optional plots (`aegis thresholds`)
     MODEL_DIR/ACTIVE                             the version workers load
+    MODEL_DIR/history.jsonl                      every activation: promotions, rollbacks
+    MODEL_DIR/runs.jsonl                         every retraining run and its decision
 
 The manifest records the version, the feature names in order, the per-detector feature
 subsets, the training window, the holdout metrics (AUC / AP / CP@100 on the latest part
@@ -72,6 +74,10 @@ class Manifest:
     libraries: dict[str, str] = field(default_factory=dict)
     # How the thresholds were chosen (`aegis thresholds` writes its summary here).
     threshold_selection: dict = field(default_factory=dict)
+    # Per-feature and score histograms of the training data, the reference for drift.
+    drift_reference: dict = field(default_factory=dict)
+    # Where the version came from: `aegis train`, or a retraining run (its id, champion).
+    lineage: dict = field(default_factory=dict)
     format: int = MANIFEST_FORMAT
 
 
@@ -98,6 +104,8 @@ def save(
     training_window: dict,
     holdout_metrics: dict | None = None,
     activate: bool = True,
+    drift_reference: dict | None = None,
+    lineage: dict | None = None,
 ) -> Manifest:
     """Write a bundle as a new version (atomically) and, by default, make it active.
 
@@ -133,12 +141,78 @@ def save(
             }
         ),
         libraries=library_versions(),
+        drift_reference=_jsonable(drift_reference or {}),
+        lineage=_jsonable(lineage or {"source": "aegis train"}),
     )
     _write_json(staging / "manifest.json", asdict(manifest))
     staging.rename(target)
     if activate:
-        set_active(model_dir, bundle.version)
+        activate_version(model_dir, bundle.version, reason="trained")
     return manifest
+
+
+def activate_version(model_dir: Path, version: str, reason: str, **details: object) -> dict:
+    """Make `version` active and append the change to history.jsonl; returns the entry.
+
+    Workers learn of it from the model-updates topic (aegis_app.model_updates) or, at the
+    latest, when they next read ACTIVE.
+    """
+    previous = active_version(model_dir)
+    set_active(model_dir, version)
+    entry = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "version": version,
+        "previous": previous,
+        "reason": reason,
+        **_jsonable(dict(details)),
+    }
+    _append_jsonl(Path(model_dir) / "history.jsonl", entry)
+    return entry
+
+
+def activation_history(model_dir: Path) -> list[dict]:
+    """Every activation, oldest first."""
+    return _read_jsonl(Path(model_dir) / "history.jsonl")
+
+
+def rollback_target(model_dir: Path) -> str | None:
+    """The version that was active before the current one (None if there is none)."""
+    current = active_version(model_dir)
+    for entry in reversed(activation_history(model_dir)):
+        if entry.get("version") == current and entry.get("previous") not in (None, current):
+            return entry["previous"]
+    return None
+
+
+def record_run(model_dir: Path, run: dict) -> None:
+    """Append a retraining run (metrics of champion and challengers, the decision)."""
+    _append_jsonl(Path(model_dir) / "runs.jsonl", _jsonable(run))
+
+
+def list_runs(model_dir: Path) -> list[dict]:
+    return _read_jsonl(Path(model_dir) / "runs.jsonl")
+
+
+def _append_jsonl(path: Path, entry: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        # After a torn last line (crash mid-append) start a fresh line, not a longer torn one.
+        torn = handle.tell() > 0 and (handle.seek(-1, os.SEEK_END) or handle.read(1) != b"\n")
+        handle.seek(0, os.SEEK_END)
+        line = json.dumps(entry, allow_nan=False) + "\n"
+        handle.write((("\n" if torn else "") + line).encode())
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a crash mid-append
+    return entries
 
 
 def set_active(model_dir: Path, version: str) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from aegis_app.app import app
+from aegis_app.app import app, settings
 
 # Key: card id as a string. Value (JSON, the app default): CardState.to_value().
-card_state = app.Table("card_state", key_type=str)
+# `options` is a fresh dict per table: Faust's RocksDB store mutates the one it is given.
+card_state = app.Table("card_state", key_type=str, options=settings.rocksdb_options())
 # Key: terminal id as a string. Value (JSON): TerminalState.to_value().
-terminal_state = app.Table("terminal_state", key_type=str)
+terminal_state = app.Table("terminal_state", key_type=str, options=settings.rocksdb_options())

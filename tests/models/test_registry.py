@@ -97,3 +97,32 @@ def test_manifest_thresholds_win(fitted_bundle, tmp_path):
     loaded = registry.load(tmp_path)  # artifact untouched: checksum still valid
     assert loaded.thresholds == {"review": 0.2, "block": 0.8}
     assert registry.read_manifest(tmp_path / "versions" / "v1").threshold_selection == {"rule": "x"}
+
+
+def test_activation_history_and_rollback_target(fitted_bundle, tmp_path):
+    _save(fitted_bundle, tmp_path, "v1")
+    assert registry.rollback_target(tmp_path) is None  # nothing was active before v1
+    _save(fitted_bundle, tmp_path, "v2", activate=False)
+    entry = registry.activate_version(tmp_path, "v2", reason="promoted", run="r1")
+    assert entry["previous"] == "v1" and entry["run"] == "r1"
+    assert registry.active_version(tmp_path) == "v2"
+    assert registry.rollback_target(tmp_path) == "v1"
+    registry.activate_version(tmp_path, "v1", reason="rollback")
+    history = registry.activation_history(tmp_path)
+    assert [(e["version"], e["previous"], e["reason"]) for e in history] == [
+        ("v1", None, "trained"),
+        ("v2", "v1", "promoted"),
+        ("v1", "v2", "rollback"),
+    ]
+    with pytest.raises(ModelRefused, match="no model version"):
+        registry.activate_version(tmp_path, "v9", reason="typo")
+    assert registry.active_version(tmp_path) == "v1"
+
+
+def test_runs_are_recorded_and_a_torn_line_is_skipped(tmp_path):
+    registry.record_run(tmp_path, {"run": "r1", "decision": "promoted", "ap": np.float64(0.5)})
+    with open(tmp_path / "runs.jsonl", "a") as handle:
+        handle.write('{"run": "r2", "deci')  # a crash mid-append
+    assert registry.list_runs(tmp_path) == [{"run": "r1", "decision": "promoted", "ap": 0.5}]
+    registry.record_run(tmp_path, {"run": "r3"})
+    assert [r["run"] for r in registry.list_runs(tmp_path)] == ["r1", "r3"]
