@@ -78,11 +78,13 @@ class DecisionRow(Base):
         Index("ix_decisions_score", "score"),
         Index("ix_decisions_decided_at", "decided_at", "transaction_id"),
         Index("ix_decisions_customer_id", "customer_id", "decided_at"),
+        Index("ix_decisions_tx_datetime", "tx_datetime"),
     )
 
 
 class LabelRow(Base):
-    """Every label given through the API (the history; the decision keeps the latest)."""
+    """Every label: analyst verdicts given through the API (the decision keeps the latest)
+    and the chargeback/replay labels the sink reads from aegis.labels."""
 
     __tablename__ = "labels"
 
@@ -94,4 +96,7 @@ class LabelRow(Base):
     analyst: Mapped[str | None] = mapped_column(String(128), nullable=True)
     known_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_labels_transaction_id", "transaction_id"),)
+    __table_args__ = (
+        Index("ix_labels_transaction_id", "transaction_id"),
+        Index("ix_labels_transaction_source_known", "transaction_id", "source", "known_at"),
+    )

@@ -375,6 +375,78 @@ class Store:
             session.flush()
             return to_dict(row)
 
+    def add_stream_labels(self, labels: Iterable[dict]) -> int:
+        """Store labels read from aegis.labels (transaction_id, label, source, known_at as a
+        datetime); one already stored with the same transaction, source and time is skipped,
+        so a re-read topic adds nothing. Returns how many were new."""
+        wanted: dict[tuple[int, str, datetime], dict] = {}
+        for item in labels:
+            known_at = item["known_at"].astimezone(UTC).replace(microsecond=0)
+            wanted[(int(item["transaction_id"]), str(item["source"]), known_at)] = item
+        if not wanted:
+            return 0
+        ids = sorted({key[0] for key in wanted})
+        with self._write() as session:
+            existing: set[tuple[int, str, datetime]] = set()
+            for start in range(0, len(ids), UPSERT_CHUNK):
+                query = select(LabelRow.transaction_id, LabelRow.source, LabelRow.known_at).where(
+                    LabelRow.transaction_id.in_(ids[start : start + UPSERT_CHUNK])
+                )
+                existing.update((t, s, k.astimezone(UTC)) for t, s, k in session.execute(query))
+            new = [key for key in wanted if key not in existing]
+            session.add_all(
+                LabelRow(
+                    transaction_id=key[0],
+                    label=int(wanted[key]["label"]),
+                    source=key[1],
+                    note=wanted[key].get("note"),
+                    known_at=key[2],
+                )
+                for key in new
+            )
+        return len(new)
+
+    def latest_tx_datetime(self) -> str | None:
+        """The newest stored transaction's event time ('YYYY-MM-DD HH:MM:SS')."""
+        with self._read() as session:
+            return session.scalar(select(func.max(DecisionRow.tx_datetime)))
+
+    def training_rows(self, start: str, end: str) -> list[dict]:
+        """Decisions with event time in [start, end): the transaction, the features the
+        stream computed for it, its score and the model version that scored it."""
+        query = (
+            select(
+                DecisionRow.transaction_id,
+                DecisionRow.customer_id,
+                DecisionRow.terminal_id,
+                DecisionRow.tx_amount,
+                DecisionRow.tx_datetime,
+                DecisionRow.features,
+                DecisionRow.score,
+                DecisionRow.model_version,
+            )
+            .where(DecisionRow.tx_datetime >= start, DecisionRow.tx_datetime < end)
+            .order_by(DecisionRow.tx_datetime, DecisionRow.transaction_id)
+        )
+        with self._read() as session:
+            return [dict(row._mapping) for row in session.execute(query)]
+
+    def labels_known(
+        self, start: str, end: str, known_by: datetime | None = None
+    ) -> dict[int, int]:
+        """The latest label known by `known_by` (default: any stored) of each transaction
+        with event time in [start, end)."""
+        query = (
+            select(LabelRow.transaction_id, LabelRow.label)
+            .join(DecisionRow, DecisionRow.transaction_id == LabelRow.transaction_id)
+            .where(DecisionRow.tx_datetime >= start, DecisionRow.tx_datetime < end)
+            .order_by(LabelRow.known_at, LabelRow.id)
+        )
+        if known_by is not None:
+            query = query.where(LabelRow.known_at <= known_by)
+        with self._read() as session:
+            return {int(t): int(label) for t, label in session.execute(query)}
+
     def labels_for(self, transaction_id: int) -> list[dict]:
         query = select(LabelRow).where(LabelRow.transaction_id == transaction_id)
         with self._read() as session:
@@ -388,6 +460,68 @@ class Store:
                     "known_at": r.known_at,
                 }
                 for r in session.scalars(query.order_by(LabelRow.id))
+            ]
+
+    # ------------------------------------------------------------------ drift
+
+    def decisions_between(
+        self, start: str | None = None, end: str | None = None, limit: int = 5000
+    ) -> list[dict]:
+        """Decisions whose event time is in [start, end) (either bound optional), newest
+        event first: all of them, or when more than `limit` match, the newest and every
+        k-th older one, so the sample spreads over the whole window in proportion to the
+        traffic (hours of the day keep their weight). limit=1 gives the latest decision.
+
+        Bounds are 'YYYY-MM-DD HH:MM:SS' (UTC), the form of every stored tx_datetime
+        (aegis_app.records.format_datetime), so text order is time order. Returns only what
+        drift monitoring reads: tx_datetime, score, model_version, features.
+        """
+        limit = max(1, int(limit))
+        conditions = []
+        if start is not None:
+            conditions.append(DecisionRow.tx_datetime >= start)
+        if end is not None:
+            conditions.append(DecisionRow.tx_datetime < end)
+        newest_first = (DecisionRow.tx_datetime.desc(), DecisionRow.transaction_id.desc())
+        columns = (
+            DecisionRow.tx_datetime,
+            DecisionRow.score,
+            DecisionRow.model_version,
+            DecisionRow.features,
+        )
+        with self._read() as session:
+            stride = 1
+            if limit > 1:
+                total = session.scalar(
+                    select(func.count()).select_from(DecisionRow).where(*conditions)
+                )
+                stride = max(1, -(-int(total or 0) // limit))  # ceil(total / limit)
+            if stride == 1:
+                query = select(*columns).where(*conditions).order_by(*newest_first).limit(limit)
+            else:
+                ranked = (
+                    select(
+                        DecisionRow.transaction_id.label("tid"),
+                        func.row_number().over(order_by=newest_first).label("rn"),
+                    )
+                    .where(*conditions)
+                    .subquery()
+                )
+                query = (
+                    select(*columns)
+                    .join(ranked, ranked.c.tid == DecisionRow.transaction_id)
+                    .where((ranked.c.rn - 1) % stride == 0)
+                    .order_by(ranked.c.rn)
+                    .limit(limit)
+                )
+            return [
+                {
+                    "tx_datetime": row.tx_datetime,
+                    "score": row.score,
+                    "model_version": row.model_version,
+                    "features": row.features or {},
+                }
+                for row in session.execute(query)
             ]
 
 

@@ -5,6 +5,10 @@ aegis.deadletter. Decisions are upserted in batches, and offsets are committed o
 the database write: at-least-once delivery plus an idempotent upsert by transaction id
 gives exactly one row per transaction, through redeliveries, replays and restarts.
 Alerts and dead letters are only counted (alerts are decisions the sink already stores).
+
+It also reads aegis.labels: chargeback and replayed labels go into the labels table, where
+retraining finds them (models/retraining.py). Analyst labels are skipped here: the API
+stores each one itself when it publishes it.
 """
 
 from __future__ import annotations
@@ -14,18 +18,27 @@ import json
 import logging
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
+from aegis_app import labels as label_records
 from aegis_app.broker import ensure_topics_async
-from aegis_app.settings import ALERTS_TOPIC, DEADLETTER_TOPIC, DECISIONS_TOPIC, broker_host_port
+from aegis_app.records import InvalidRecord, parse_datetime
+from aegis_app.settings import (
+    ALERTS_TOPIC,
+    DEADLETTER_TOPIC,
+    DECISIONS_TOPIC,
+    LABELS_TOPIC,
+    broker_host_port,
+)
 from aegis_app.store.repository import Store, StoreError, parse_decided_at
 
 log = logging.getLogger(__name__)
 GROUP_ID = "aegis-sink"
-TOPICS = (DECISIONS_TOPIC, ALERTS_TOPIC, DEADLETTER_TOPIC)
+TOPICS = (DECISIONS_TOPIC, ALERTS_TOPIC, DEADLETTER_TOPIC, LABELS_TOPIC)
 
 
 class DecisionSink:
@@ -114,9 +127,15 @@ class DecisionSink:
     # ------------------------------------------------------------------ records
 
     async def handle(self, records: list) -> int:
-        """Store the decisions among `records`; count alerts and dead letters."""
-        decisions = []
+        """Store the decisions and stream labels among `records`; count alerts and dead
+        letters."""
+        decisions, labels = [], []
         for record in records:
+            if record.topic == LABELS_TOPIC:
+                label = self._label(record)
+                if label is not None:
+                    labels.append(label)
+                continue
             if record.topic == DEADLETTER_TOPIC:
                 self.counts["dead_letters"] += 1
                 if self.metrics is not None:
@@ -134,6 +153,8 @@ class DecisionSink:
                 log.warning("sink: unreadable decision at %s/%s", record.partition, record.offset)
                 continue
             decisions.append(decision)
+        if labels:
+            self.counts["labels"] += await asyncio.to_thread(self.store.add_stream_labels, labels)
         if not decisions:
             return 0
         stored = await asyncio.to_thread(self._store, decisions)
@@ -152,6 +173,24 @@ class DecisionSink:
                 latency = decided.timestamp() - ingested / 1000
                 self.metrics.decision_latency.observe(max(latency, 0.0))
         return stored
+
+    def _label(self, record: Any) -> dict | None:
+        """A stream label as the store keeps it, or None (analyst label, unreadable)."""
+        try:
+            label = label_records.parse(record.value)
+        except InvalidRecord:
+            # The worker dead-letters it with the reason; here it is only counted.
+            self.counts["unreadable_labels"] += 1
+            return None
+        if label.source == "analyst":
+            return None
+        return {
+            "transaction_id": label.transaction_id,
+            "label": label.label,
+            "source": label.source,
+            "known_at": datetime.fromtimestamp(parse_datetime(label.known_at), UTC),
+            "note": label.note,
+        }
 
     def _store(self, decisions: list[dict]) -> int:
         try:

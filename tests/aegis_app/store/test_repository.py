@@ -151,3 +151,28 @@ def test_in_memory_sqlite_works_across_threads():
         assert s.count_decisions() == 20
     finally:
         s.close()
+
+
+def test_stream_labels_are_stored_once_and_read_by_event_window(store: Store):
+    early = decision(1, tx_datetime="2018-04-01 10:00:00")
+    late = decision(2, tx_datetime="2018-04-03 10:00:00")
+    store.upsert_decisions([early, late, decision(3, tx_datetime="2018-04-05 00:00:00")])
+    known = datetime(2018, 4, 8, 10, 0, tzinfo=UTC)
+    labels = [
+        {"transaction_id": 1, "label": 1, "source": "chargeback", "known_at": known},
+        {"transaction_id": 2, "label": 0, "source": "replay", "known_at": known},
+    ]
+    assert store.add_stream_labels(labels) == 2
+    assert store.add_stream_labels(labels) == 0  # the topic read again after a restart
+    assert store.latest_tx_datetime() == "2018-04-05 00:00:00"
+    rows = store.training_rows("2018-04-01 00:00:00", "2018-04-05 00:00:00")
+    assert [r["transaction_id"] for r in rows] == [1, 2]  # the end is exclusive
+    assert rows[0]["features"] == {"TX_AMOUNT": 12.5} and rows[0]["model_version"] == "v1"
+    window = ("2018-04-01 00:00:00", "2018-04-05 00:00:00")
+    assert store.labels_known(*window) == {1: 1, 2: 0}
+    assert store.labels_known(*window, known_by=known - timedelta(seconds=1)) == {}
+    # a later verdict on the same transaction wins
+    later = {**labels[0], "label": 0, "source": "analyst", "known_at": known + timedelta(days=1)}
+    store.add_stream_labels([later])
+    assert store.labels_known(*window) == {1: 0, 2: 0}
+    assert store.labels_known(*window, known_by=known) == {1: 1, 2: 0}

@@ -10,7 +10,8 @@ import uuid
 
 from aiokafka import AIOKafkaProducer
 
-from aegis_app.settings import ALERTS_TOPIC, DEADLETTER_TOPIC, DECISIONS_TOPIC
+from aegis_app.labels import Label
+from aegis_app.settings import ALERTS_TOPIC, DEADLETTER_TOPIC, DECISIONS_TOPIC, LABELS_TOPIC
 from aegis_app.store import Store
 from aegis_app.store.sink import DecisionSink
 from tests.aegis_app.store.test_repository import decision
@@ -56,14 +57,36 @@ def test_sink_stores_exactly_one_row_per_transaction(broker, tmp_path):
     messages.append((DECISIONS_TOPIC, b"x", b"{not json"))
     messages.append((DEADLETTER_TOPIC, b"t/0/1", json.dumps({"reason": "test"}).encode()))
 
+    # Stream labels: a chargeback is stored (twice on the topic, once in the store); an
+    # analyst label is the API's to store; an unreadable one is counted.
+    def label(tx_id: int, source: str) -> bytes:
+        known = "2018-04-08 00:00:31"
+        return Label(tx_id, 1, source, known, 7, "2018-04-01 00:00:31", tx_id % 3).to_json()
+
+    messages.append((LABELS_TOPIC, str(BASE).encode(), label(BASE, "chargeback")))
+    messages.append((LABELS_TOPIC, str(BASE).encode(), label(BASE, "chargeback")))
+    messages.append((LABELS_TOPIC, str(BASE + 1).encode(), label(BASE + 1, "analyst")))
+    messages.append((LABELS_TOPIC, b"bad", b"{not json"))
+
     def mine() -> int:
         return sum(1 for tx_id in store.transaction_ids() if BASE <= tx_id < BASE + 1000)
 
     try:
         asyncio.run(_produce(broker.bootstrap, messages))
         sink = DecisionSink(broker.url, store, group_id=group)
-        asyncio.run(_sink_until(sink, lambda: mine() == len(ids) and sink.counts["dead_letters"]))
+        asyncio.run(
+            _sink_until(
+                sink,
+                lambda: (
+                    mine() == len(ids)
+                    and sink.counts["dead_letters"]
+                    and sink.counts["unreadable_labels"]
+                ),
+            )
+        )
         assert sink.counts["unreadable"] >= 1
+        window = ("2018-04-01 00:00:00", "2018-04-02 00:00:00")
+        assert {t: v for t, v in store.labels_known(*window).items() if t in ids} == {BASE: 1}
         assert store.get_decision(BASE)["status"] == "open"
         assert store.get_decision(BASE + 1)["status"] is None
         # Replayed again and a restart of the same group: still one row per transaction.
