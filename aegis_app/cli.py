@@ -62,6 +62,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         start_date=args.start_date,
         progress=not args.quiet,
     )
+    if args.card_testing_from is not None:
+        from aegis_app.scenarios import add_card_testing
+
+        frame = add_card_testing(frame, args.card_testing_from, seed=args.seed)
     summary = {
         "transactions": len(frame),
         "frauds": int(frame["TX_FRAUD"].sum()),
@@ -196,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=183)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--start-date", default="2018-04-01")
+    p.add_argument(
+        "--card-testing-from",
+        type=int,
+        metavar="DAY",
+        help="add fraud scenario 4 (card testing, aegis_app/scenarios.py) from this day on",
+    )
     p.add_argument("--out", type=Path, help="write a .csv or .parquet file")
     p.add_argument("--topic", action="store_true", help="produce onto aegis.transactions")
     p.add_argument("--rate", type=float, help="transactions per second when producing")

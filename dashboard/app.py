@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import config, shaping
-from dashboard.views import common, detail, filters, model, monitoring, queue
+from dashboard.views import common, detail, drift, filters, model, monitoring, queue
 
 st.set_page_config(
     page_title="Aegis · fraud alerts",
@@ -77,6 +77,8 @@ def live_monitoring() -> None:
         monitoring.score_chart(recent or [])
     with bottom_right:
         monitoring.precision_chart(labelled or [])
+    st.divider()
+    drift.render(client)
     st.divider()
     model.render(models_body, cfg.model_dir)
 

@@ -35,6 +35,10 @@ class ApiNotFound(ApiError):
     """The alert, card or model asked for does not exist."""
 
 
+class DriftUnavailable(ApiError):
+    """The API cannot measure drift (no active model, or one trained without a reference)."""
+
+
 class AegisClient:
     """Thin synchronous client for the /v1 API. Reads and writes carry the bearer token."""
 
@@ -104,6 +108,23 @@ class AegisClient:
     def models(self) -> dict[str, Any]:
         return self._get("/v1/models", what="model registry")
 
+    def drift(self, hours: int = 24, windows: int = 7) -> dict[str, Any]:
+        """PSI per event-time window against the active model's training data (GET /v1/drift).
+
+        Raises DriftUnavailable, carrying the API's reason, when there is nothing to
+        compare with (no model, or a model trained before drift monitoring).
+        """
+        response = self._request(
+            "GET",
+            "/v1/drift",
+            params={"hours": hours, "windows": windows},
+            what="drift",
+            passthrough=(503,),
+        )
+        if response.status_code == 503:
+            raise DriftUnavailable(_detail(response), status=503)
+        return _json(response)
+
     def metrics_text(self) -> str:
         """The Prometheus exposition text of /metrics."""
         response = self._request("GET", "/metrics")
@@ -135,7 +156,16 @@ class AegisClient:
     def _get(self, path: str, params: dict | None = None, what: str = "data") -> Any:
         return _json(self._request("GET", path, params=params, what=what))
 
-    def _request(self, method: str, path: str, what: str = "data", **kwargs: Any):
+    def _request(
+        self,
+        method: str,
+        path: str,
+        what: str = "data",
+        passthrough: tuple[int, ...] = (),
+        **kwargs: Any,
+    ):
+        """The response, or an ApiError; statuses in `passthrough` are returned as they are
+        (for callers that explain them themselves)."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
@@ -150,6 +180,8 @@ class AegisClient:
                 "it; the page retries on its own."
             ) from None
         status = response.status_code
+        if status in passthrough:
+            return response
         if status in (401, 403):
             hint = (
                 "The token given to the page was refused"

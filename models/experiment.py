@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from models import registry
+from models.drift import reference_profile
 from models.evaluation import Split, score_columns_to_metrics, split_masks, test_set_mask
 from models.training import Window, fit_bundle, history_start, known_labels
 from tables.batch import compute_features
@@ -131,7 +132,15 @@ def train(
         "rows": int(in_window.sum()),
         "frauds": int(np.nansum(labels[in_window])),
     }
-    return registry.save(bundle, model_dir, training_window=info, activate=activate)
+    # The drift reference: the training window's features and the bundle's scores on them.
+    drift_reference = reference_profile(X, list(bundle.feature_names), bundle.score(X)["ensemble"])
+    return registry.save(
+        bundle,
+        model_dir,
+        training_window=info,
+        activate=activate,
+        drift_reference=drift_reference,
+    )
 
 
 def dumps(result: dict) -> str:

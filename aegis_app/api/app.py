@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from aegis_app.api import drift
 from aegis_app.api.config import ApiSettings
 from aegis_app.api.metrics import Metrics, RequestTimer
 from aegis_app.api.schemas import (
@@ -26,6 +27,7 @@ from aegis_app.api.schemas import (
     AlertOut,
     AlertPage,
     CardOut,
+    DriftOut,
     ErrorOut,
     HealthOut,
     LabelIn,
@@ -61,6 +63,8 @@ E401 = {401: {"model": ErrorOut, "description": "missing or wrong bearer token"}
 E422 = {422: {"model": ErrorOut, "description": "invalid input; `field` names it"}}
 E404 = {404: {"model": ErrorOut, "description": "no such alert"}}
 E503 = {503: {"model": ErrorOut, "description": "worker, model, broker or store unavailable"}}
+# Seconds between refreshes of the aegis_drift_* gauges (one window, read in a thread).
+DRIFT_REFRESH_S = 30.0
 
 
 def _error(status: int, detail: str, field: str | None = None) -> JSONResponse:
@@ -81,10 +85,12 @@ def create_app(
     state: Any = None,
     run_sink: bool = True,
     metrics: Metrics | None = None,
+    drift_refresh_s: float | None = DRIFT_REFRESH_S,
 ) -> FastAPI:
     """The API. Components not given are built from settings when the app starts:
     `store` (settings.db_url), `publisher` (KafkaPublisher on settings.kafka_broker),
-    `state` (WorkerState on api.worker_url); `run_sink` runs the decision sink inside."""
+    `state` (WorkerState on api.worker_url); `run_sink` runs the decision sink inside;
+    the drift gauges are refreshed every `drift_refresh_s` seconds (None: never)."""
     api = api or ApiSettings.from_env(settings)
     metrics = metrics or Metrics()
     scorer = ApiScorer(
@@ -120,9 +126,15 @@ def create_app(
             )
             sink.start()
         app.state.sink = sink
+        drift_task = None
+        if drift_refresh_s is not None:
+            drift_task = asyncio.create_task(_refresh_drift(drift_refresh_s))
         try:
             yield
         finally:
+            if drift_task is not None:
+                drift_task.cancel()
+                await asyncio.gather(drift_task, return_exceptions=True)
             if sink is not None:
                 await sink.stop()
             await scorer.stop()
@@ -130,6 +142,21 @@ def create_app(
                 result = close()
                 if asyncio.iscoroutine(result):
                     await result
+
+    async def _refresh_drift(every_s: float) -> None:
+        """Keep the aegis_drift_* gauges current; a failed round is logged and retried."""
+        last_error = None
+        while True:
+            try:
+                await run_in_threadpool(
+                    drift.refresh_gauges, metrics, parts["store"], settings.model_dir
+                )
+                last_error = None
+            except Exception as exc:  # noqa: BLE001 - the store may be down for a while
+                if str(exc) != last_error:  # once per distinct failure, not every round
+                    log.warning("drift gauges not refreshed: %s", exc)
+                last_error = str(exc)
+            await asyncio.sleep(every_s)
 
     app = FastAPI(
         title="Aegis API",
@@ -372,6 +399,26 @@ def create_app(
             for m in manifests
         ]
         return {"active_version": active, "versions": versions}
+
+    @app.get(
+        "/v1/drift",
+        response_model=DriftOut,
+        dependencies=Reader,
+        responses={**E401, **E422, **E503},
+        summary="Population stability (PSI) of features and score vs the training data, "
+        "per event-time window",
+    )
+    async def get_drift(
+        hours: Annotated[int, Query(ge=1, le=24 * 31, description="window length")] = 24,
+        windows: Annotated[int, Query(ge=1, le=90, description="number of windows")] = 7,
+    ):
+        try:
+            reference = await run_in_threadpool(drift.active_reference, settings.model_dir)
+        except drift.DriftUnavailable as exc:
+            return _error(503, str(exc))
+        return await run_in_threadpool(
+            lambda: drift.compute(parts["store"], reference, hours=hours, windows=windows)
+        )
 
     # ------------------------------------------------------------------ operations
 

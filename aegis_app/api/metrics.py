@@ -54,6 +54,27 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        # Drift of the latest event-time window (aegis_app.api.drift sets them).
+        self.drift_score_psi = Gauge(
+            "aegis_drift_score_psi",
+            "PSI of the ensemble score, latest window vs training (NaN: not measured)",
+            registry=r,
+        )
+        self.drift_score_psi.set(float("nan"))
+        self.drift_feature_psi = Gauge(
+            "aegis_drift_feature_psi",
+            "PSI of each feature, latest window vs training",
+            ["feature"],
+            registry=r,
+        )
+        self.drift_alert = Gauge(
+            "aegis_drift_alert",
+            "1 when the latest window's score or feature PSI passes the drift threshold",
+            registry=r,
+        )
+        self.drift_window_rows = Gauge(
+            "aegis_drift_window_rows", "Decisions in the latest drift window", registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

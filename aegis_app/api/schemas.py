@@ -122,3 +122,38 @@ class ReadyOut(BaseModel):
     checks: dict[str, bool]
     failed: list[str]
     detail: dict[str, str]
+
+
+class FeatureDriftOut(BaseModel):
+    feature: str
+    psi: float
+
+
+class DriftWindowOut(BaseModel):
+    start: str | None = Field(
+        description="first event time in the window, 'YYYY-MM-DD HH:MM:SS' UTC (inclusive)"
+    )
+    end: str = Field(description="end of the window (exclusive)")
+    n: int = Field(description="decisions in the window (up to the sample cap)")
+    n_scores: int = Field(description="of which scored by the active model (score PSI)")
+    sampled: bool = Field(description="the window held more decisions; the newest were used")
+    score_psi: float | None = Field(description="PSI of the ensemble score; null if none")
+    feature_psi: dict[str, float] = Field(description="PSI per feature")
+    max_feature: str | None
+    max_feature_psi: float | None
+    top_features: list[FeatureDriftOut] = Field(description="largest feature PSI first")
+    threshold: float
+    level: Literal["stable", "moderate", "significant", "unknown"]
+    enough_data: bool = Field(description="enough decisions for the window to alert")
+    alert: bool = Field(description="score PSI or the largest feature PSI >= threshold")
+
+
+class DriftOut(BaseModel):
+    model_version: str = Field(description="the active model, whose training data is the reference")
+    threshold: float = Field(description="PSI at which a window alerts (significant shift)")
+    moderate: float = Field(description="PSI of a moderate shift")
+    hours: int = Field(description="length of each window")
+    latest_tx_datetime: str | None = Field(description="latest stored event time; null if none")
+    reference_rows: int = Field(description="training rows behind the reference")
+    alert: bool = Field(description="the newest window alerts")
+    windows: list[DriftWindowOut] = Field(description="oldest first; the last ends at the latest")

@@ -14,6 +14,7 @@ from aegis_app.api import ApiSettings, create_app
 from aegis_app.settings import Settings
 from aegis_app.store import Store
 from models import registry
+from models.drift import reference_profile
 from models.isolation_forest import IsolationForestDetector
 from models.logistic import LogisticRegressionDetector
 from models.training import fit_bundle
@@ -38,7 +39,9 @@ def model_dir(tmp_path_factory) -> Path:
     bundle = fit_bundle(
         X, y, version="vtest1", detectors=detectors, feature_names=list(ALL_FEATURES)
     )
-    registry.save(bundle, root, {"start": "2018-04-01", "days": 7}, {"auc": 0.5})
+    reference = reference_profile(X, list(ALL_FEATURES), bundle.score(X)["ensemble"])
+    window = {"start": "2018-04-01", "days": 7}
+    registry.save(bundle, root, window, {"auc": 0.5}, drift_reference=reference)
     return root
 
 
