@@ -62,10 +62,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         start_date=args.start_date,
         progress=not args.quiet,
     )
-    if args.card_testing_from is not None:
-        from aegis_app.scenarios import add_card_testing
+    if args.bursts_from is not None:
+        from aegis_app.scenarios import add_spending_bursts
 
-        frame = add_card_testing(frame, args.card_testing_from, seed=args.seed)
+        frame = add_spending_bursts(frame, args.bursts_from, seed=args.seed)
     summary = {
         "transactions": len(frame),
         "frauds": int(frame["TX_FRAUD"].sum()),
@@ -201,10 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--start-date", default="2018-04-01")
     p.add_argument(
-        "--card-testing-from",
+        "--bursts-from",
         type=int,
         metavar="DAY",
-        help="add fraud scenario 4 (card testing, aegis_app/scenarios.py) from this day on",
+        help="add fraud scenario 4 (spending bursts, aegis_app/scenarios.py) from this day on",
     )
     p.add_argument("--out", type=Path, help="write a .csv or .parquet file")
     p.add_argument("--topic", action="store_true", help="produce onto aegis.transactions")

@@ -3,7 +3,10 @@
 Starts the embedded broker, generates data and trains a model if there is none yet,
 starts a worker (and the API and analyst page), streams transactions with their delayed
 labels plus the odd malformed record, and prints a live line of throughput and alerts.
-Ctrl-C stops everything it started.
+A retraining job (`aegis retrain --every 120`) trains challengers from the store as labels
+arrive; the data carries a new fraud pattern (spending bursts) from day 30 that the first
+model never saw, and a promoted version shows up in the live line when the worker
+switches to it. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from aegis_app import files, simulator
 from aegis_app.broker import EmbeddedBroker, free_port, port_in_use
+from aegis_app.scenarios import add_spending_bursts
 from aegis_app.settings import TRANSACTIONS_TOPIC
 from aegis_app.stack import ManagedProcess, aegis_command, start_worker, wait_http_ok
 from models import registry
@@ -35,11 +39,12 @@ def _port(preferred: int) -> int:
     return preferred if not port_in_use(preferred) else free_port()
 
 
-def _ensure_data(path: Path, customers: int, terminals: int, days: int) -> None:
+def _ensure_data(path: Path, customers: int, terminals: int, days: int, bursts_from: int) -> None:
     if path.exists():
         return
     print(f"generating {customers} cards x {days} days of transactions -> {path}")
     frame = simulator.generate(customers=customers, terminals=terminals, days=days, seed=0)
+    frame = add_spending_bursts(frame, bursts_from)
     files.write_transactions(frame, path)
 
 
@@ -47,12 +52,15 @@ def _ensure_model(data: Path, model_dir: Path) -> None:
     if registry.active_version(model_dir):
         return
     print("training a first model (features + detectors; about a minute)...")
+    import pandas as pd
+
     from models.experiment import train
-    from models.training import default_train_window
+    from models.training import Window
 
     frame = files.read_transactions(data)
-    window = default_train_window(frame["TX_DATETIME"], 7, 7)
-    manifest = train(frame, model_dir, window, delay_days=7, progress=True)
+    # The data's first two weeks: the stream then runs past what this model has seen.
+    origin = pd.Timestamp(frame["TX_DATETIME"].min()).normalize()
+    manifest = train(frame, model_dir, Window(origin, 14), delay_days=7, progress=True)
     print(f"model {manifest.version} trained on {manifest.training_window}")
 
 
@@ -79,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--terminals", type=int, default=4000)
     parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--bursts-from", type=int, default=30, help="new fraud pattern")
+    parser.add_argument("--retrain-every", type=float, default=120.0, help="seconds")
     args = parser.parse_args(argv)
 
     ROOT.mkdir(parents=True, exist_ok=True)
@@ -86,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     data = ROOT / "transactions.parquet"
     model_dir = ROOT / "models"
     started = time.monotonic()
-    _ensure_data(data, args.customers, args.terminals, args.days)
+    _ensure_data(data, args.customers, args.terminals, args.days, args.bursts_from)
     _ensure_model(data, model_dir)
 
     broker = EmbeddedBroker(port=_port(9092), log_path=logs / "broker.log")
@@ -130,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
             env,
         )
         processes += [p for p in (api, page) if p is not None]
+        if api is not None:  # the API's sink fills the store retraining learns from
+            retrainer = ManagedProcess(
+                "retrain",
+                aegis_command("retrain", "--every", str(args.retrain_every)),
+                logs / "retrain.log",
+                env,
+            ).start()
+            processes.append(retrainer)
         wait_http_ok(f"http://127.0.0.1:{web_port}/health/", 180, worker)
         replayer = ManagedProcess(
             "replay",
@@ -147,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  REST API         http://127.0.0.1:{api_port}/docs   (token: {token})")
         if page:
             print(f"  analyst page     http://127.0.0.1:{page_port}/")
+        if api:
+            print(f"  retraining       every {args.retrain_every:.0f} s, log {logs}/retrain.log")
         print(f"  broker           {broker.url}   logs in {logs}/")
         print("Ctrl-C stops everything.\n")
 
@@ -162,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 def _live_line(web_port: int, started: float, bootstrap: str, stopped) -> None:
     previous, previous_at = 0, time.monotonic()
     first_alert_after = None
+    model = None
     malformed_sent, last_malformed = 0, time.monotonic()
     while not stopped():
         time.sleep(2.0)
@@ -171,6 +192,9 @@ def _live_line(web_port: int, started: float, bootstrap: str, stopped) -> None:
             print("\rworker not answering...", end="", flush=True)
             continue
         counts = health.get("counts", {})
+        if model is not None and health.get("model_version") not in (None, model):
+            print(f"\nthe worker switched model {model} -> {health['model_version']}")
+        model = health.get("model_version") or model
         decided = sum(v for k, v in counts.items() if k.startswith("decisions_"))
         alerts = counts.get("decisions_review", 0) + counts.get("decisions_block", 0)
         if alerts and first_alert_after is None:

@@ -1,12 +1,12 @@
 """Fraud patterns beyond the Handbook's three, to start mid-stream (drift experiments).
 
-Scenario 4, card testing: from a given day on, a few cards a day are "tested" by a
-fraudster: a burst of small purchases minutes apart, at terminals anywhere on the grid
-(not the cardholder's own), before the card is used for real. Nothing in the Handbook's
-scenarios looks like it (they are about large amounts and compromised terminals), so a
-model trained before it starts has not seen it; the card's velocity features (1-day
-count, amount against its own norm, distinct terminals, time since the previous
-transaction) do describe it, so a model retrained on its labels can learn it.
+Scenario 4, spending bursts: from a given day on, a few stolen cards a day are spent in
+a burst, purchases minutes apart at terminals anywhere on the grid (not the cardholder's
+own), each for an amount typical of that cardholder, so the amount gives nothing away.
+The Handbook's scenarios are about amounts and compromised terminals, so a model trained
+before the bursts start has not learnt that velocity means fraud; the card's velocity
+features (1-day count, time since the previous transaction, distinct terminals in a day)
+do describe a burst, so a model retrained on its labels can learn it.
 """
 
 from __future__ import annotations
@@ -16,20 +16,19 @@ import pandas as pd
 
 from aegis_app.simulator import COLUMNS, DAY
 
-CARD_TESTING = 4
+SPENDING_BURST = 4
 CARDS_PER_DAY = 2
 BURST_SIZE = (5, 11)  # purchases per burst, [low, high)
 BURST_GAP_MEAN_S = 180.0  # mean seconds between purchases of a burst
-AMOUNT_RANGE = (1.0, 8.0)
 
 
-def add_card_testing(
+def add_spending_bursts(
     data: pd.DataFrame,
     from_day: int,
     cards_per_day: int = CARDS_PER_DAY,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """`data` (simulator schema) with card-testing bursts from `from_day` (0 = first day).
+    """`data` (simulator schema) with spending bursts from `from_day` (0 = first day).
 
     Returns a new frame in time order, transaction ids renumbered 0..n-1 in that order
     (as the simulator numbers them), bursts labelled fraud with TX_FRAUD_SCENARIO 4.
@@ -39,7 +38,9 @@ def add_card_testing(
     rng = np.random.default_rng([seed, 4])
     start = pd.Timestamp(data["TX_DATETIME"].min()).normalize()
     days = int(data["TX_TIME_DAYS"].max()) + 1
-    customers = np.unique(data["CUSTOMER_ID"].to_numpy())
+    genuine = data[data["TX_FRAUD"] == 0].groupby("CUSTOMER_ID")["TX_AMOUNT"]
+    typical = pd.DataFrame({"mean": genuine.mean(), "std": genuine.std().fillna(0.0)})
+    customers = typical.index.to_numpy()
     terminals = np.unique(data["TERMINAL_ID"].to_numpy())
     seconds, cards, places, amounts = [], [], [], []
     for day in range(max(from_day, 0), days):
@@ -52,7 +53,8 @@ def add_card_testing(
             seconds.append(times)
             cards.append(np.full(n, card))
             places.append(rng.choice(terminals, n))
-            amounts.append(np.round(rng.uniform(*AMOUNT_RANGE, n), 2))
+            mean, std = typical.loc[card, "mean"], typical.loc[card, "std"]
+            amounts.append(np.round(np.abs(rng.normal(mean, std, n)), 2))
     if not seconds:
         return data.copy()
     burst_seconds = np.concatenate(seconds)
@@ -66,7 +68,7 @@ def add_card_testing(
             "TX_TIME_SECONDS": burst_seconds,
             "TX_TIME_DAYS": burst_seconds // DAY,
             "TX_FRAUD": 1,
-            "TX_FRAUD_SCENARIO": CARD_TESTING,
+            "TX_FRAUD_SCENARIO": SPENDING_BURST,
         }
     )
     merged = pd.concat([data[list(COLUMNS)], bursts], ignore_index=True)

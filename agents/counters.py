@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections import Counter, deque
 
+# Model counters (agents/scoring.py): model_loads, model_refusals, model_announcements
+# (model-update announcements heard), model_swaps and model_swaps_on_announcement /
+# model_swaps_on_poll (what made the worker switch versions).
 counts: Counter[str] = Counter()
 # The latest alerts this worker raised, newest last, for the web view.
 recent_alerts: deque[dict] = deque(maxlen=200)

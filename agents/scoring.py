@@ -1,6 +1,12 @@
 """Micro-batch scoring: events wait at most `score_batch_ms` for their batch, models
 run vectorised in a worker thread (never on the event loop), then each transaction gets
 exactly one decision on aegis.decisions (and aegis.alerts unless allowed).
+
+Model updates: a promotion or rollback announced on aegis.model-updates wakes the scorer
+(aegis_app/model_updates.py), which re-reads ACTIVE and swaps the bundle between two
+batches, so every batch is scored wholly by one version and no queued transaction is
+dropped or scored twice. ACTIVE is also polled every MODEL_POLL_SECONDS, the fallback for
+a missed announcement.
 """
 
 from __future__ import annotations
@@ -9,9 +15,11 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aegis_app.app import app, settings
+from aegis_app.model_updates import WORKER_POLL_SECONDS, ModelUpdatesListener
 from agents import topics
 from agents.counters import counts, recent_alerts
 from models import registry
@@ -20,49 +28,105 @@ from models.decision import build_decisions
 from models.policy import ALLOW, Rules
 
 log = logging.getLogger(__name__)
-MODEL_POLL_SECONDS = 5.0
+# Announcements make swaps prompt; the poll only bounds how stale a worker can get.
+MODEL_POLL_SECONDS = WORKER_POLL_SECONDS
+# How often an idle scorer looks for a pending announcement (no batch to wait for).
+IDLE_CHECK_SECONDS = 0.5
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class MicroBatchScorer:
-    def __init__(self, model_dir: Path, batch_size: int, max_wait_s: float) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        batch_size: int,
+        max_wait_s: float,
+        poll_seconds: float = MODEL_POLL_SECONDS,
+    ) -> None:
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         self.max_wait_s = max_wait_s
+        self.poll_seconds = poll_seconds
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=batch_size * 4)
         self.bundle: ModelBundle | None = None
+        self.loaded_at: str | None = None
+        self.last_swap: dict | None = None
         self.rules = Rules.from_file(settings.rules_file)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-score")
+        self._woken = asyncio.Event()
+        self._last_poll = float("-inf")
 
     async def submit(self, stream, event, tx: dict, features: dict, ingested_ms) -> None:
         # A full queue blocks the agent: back-pressure instead of unbounded memory.
         await self.queue.put((stream, event, tx, features, ingested_ms))
 
-    def maybe_reload(self) -> None:
+    def wake(self, announcement: dict | None) -> None:
+        """A model update was announced (None: just check): re-read ACTIVE before the next
+        batch. Called on the event loop by the model-updates listener."""
+        if announcement is not None:
+            counts["model_announcements"] += 1
+            log.info(
+                "model update announced: %s -> %s (%s)",
+                announcement.get("previous"),
+                announcement.get("version"),
+                announcement.get("reason"),
+            )
+        self._woken.set()
+
+    def reload_due(self) -> bool:
+        return (
+            self.bundle is None
+            or self._woken.is_set()
+            or time.monotonic() - self._last_poll >= self.poll_seconds
+        )
+
+    async def reload(self) -> None:
+        """Re-read ACTIVE (off the event loop) and swap if it changed. Only ever called
+        between batches, so a batch never sees two versions."""
+        trigger = "announcement" if self._woken.is_set() else "poll"
+        self._woken.clear()  # a wake arriving during the load triggers another check
+        self._last_poll = time.monotonic()
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.maybe_reload, trigger)
+
+    def maybe_reload(self, trigger: str = "poll") -> None:
         """Load the active model version if it changed; a refused one leaves the old."""
         version = registry.active_version(self.model_dir)
         if version is None or (self.bundle is not None and self.bundle.version == version):
             return
+        old = self.bundle.version if self.bundle else None
         try:
-            self.bundle = registry.load(self.model_dir, version)
-            counts["model_loads"] += 1
-            log.info("scoring with model version %s", version)
+            bundle = registry.load(self.model_dir, version)
         except registry.ModelRefused as exc:
             counts["model_refusals"] += 1
-            log.error(
-                "model refused, keeping %s: %s", self.bundle.version if self.bundle else "none", exc
-            )
+            log.error("model refused, keeping %s: %s", old or "none", exc)
+            return
+        self.bundle = bundle
+        self.loaded_at = _now()
+        counts["model_loads"] += 1
+        if old is None:
+            log.info("scoring with model version %s", version)
+            return
+        counts["model_swaps"] += 1
+        counts[f"model_swaps_on_{trigger}"] += 1
+        self.last_swap = {"from": old, "to": version, "at": self.loaded_at, "trigger": trigger}
+        log.info("model swap %s -> %s (on %s)", old, version, trigger)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        last_poll = 0.0
         while True:
-            if time.monotonic() - last_poll > MODEL_POLL_SECONDS or self.bundle is None:
-                await loop.run_in_executor(self._executor, self.maybe_reload)
-                last_poll = time.monotonic()
-                if self.bundle is None:
-                    await asyncio.sleep(1.0)  # no model yet: events wait, none is lost
-                    continue
-            batch = [await self.queue.get()]
+            if self.reload_due():
+                await self.reload()
+            if self.bundle is None:
+                await asyncio.sleep(1.0)  # no model yet: events wait, none is lost
+                continue
+            try:
+                # Bounded wait, so an idle worker still acts on an announcement promptly.
+                batch = [await asyncio.wait_for(self.queue.get(), IDLE_CHECK_SECONDS)]
+            except TimeoutError:
+                continue
             deadline = loop.time() + self.max_wait_s
             while len(batch) < self.batch_size:
                 timeout = deadline - loop.time()
@@ -72,6 +136,8 @@ class MicroBatchScorer:
                     batch.append(await asyncio.wait_for(self.queue.get(), timeout))
                 except TimeoutError:
                     break
+            if self._woken.is_set():
+                await self.reload()  # announced while this batch formed: score it with the new
             bundle = self.bundle
             results = await loop.run_in_executor(self._executor, self._score, bundle, batch)
             for (stream, event, tx, _features, _ingested), decision in zip(batch, results):
@@ -93,12 +159,29 @@ class MicroBatchScorer:
         counts["score_us_total"] += int((time.perf_counter() - started) * 1e6)
         return decisions
 
+    def model_status(self) -> dict:
+        """The model part of the worker's /health/."""
+        return {
+            "version": self.bundle.version if self.bundle else None,
+            "loaded_at": self.loaded_at,
+            "last_swap": self.last_swap,
+            "poll_seconds": self.poll_seconds,
+            "updates_listener": model_updates.status,
+        }
+
 
 scorer = MicroBatchScorer(
     settings.model_dir, settings.score_batch_size, settings.score_batch_ms / 1000
 )
+# Every worker hears every announcement (no consumer group), see aegis_app/model_updates.py.
+model_updates = ModelUpdatesListener(settings.kafka_broker, scorer.wake)
 
 
 @app.task
 async def run_scorer() -> None:
     await scorer.run()
+
+
+@app.task
+async def listen_for_model_updates() -> None:
+    await model_updates.run()

@@ -73,6 +73,9 @@ async def health_view(web, request):
         {
             "status": "ok" if bundle is not None else "waiting_for_model",
             "model_version": bundle.version if bundle else None,
+            # When it was loaded, the last swap (old -> new, on announcement or poll), and
+            # whether this worker hears model-update announcements.
+            "model": scorer.model_status(),
             "counts": dict(counts),
             "scoring_queue": scorer.queue.qsize(),
             "event_time_skew_seconds": event_time_skew_seconds(),

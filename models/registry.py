@@ -197,7 +197,10 @@ def _append_jsonl(path: Path, entry: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as handle:
         # After a torn last line (crash mid-append) start a fresh line, not a longer torn one.
-        torn = handle.tell() > 0 and (handle.seek(-1, os.SEEK_END) or handle.read(1) != b"\n")
+        torn = False
+        if handle.seek(0, os.SEEK_END) > 0:
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"
         handle.seek(0, os.SEEK_END)
         line = json.dumps(entry, allow_nan=False) + "\n"
         handle.write((("\n" if torn else "") + line).encode())

@@ -406,6 +406,22 @@ class Store:
             )
         return len(new)
 
+    def count_labels(self) -> int:
+        with self._read() as session:
+            return int(session.scalar(select(func.count()).select_from(LabelRow)) or 0)
+
+    def actions(self, transaction_ids: Sequence[int]) -> dict[int, str]:
+        """The stored action of each of these transactions."""
+        out: dict[int, str] = {}
+        ids = list(transaction_ids)
+        with self._read() as session:
+            for start in range(0, len(ids), UPSERT_CHUNK):
+                query = select(DecisionRow.transaction_id, DecisionRow.action).where(
+                    DecisionRow.transaction_id.in_(ids[start : start + UPSERT_CHUNK])
+                )
+                out.update((int(t), a) for t, a in session.execute(query))
+        return out
+
     def latest_tx_datetime(self) -> str | None:
         """The newest stored transaction's event time ('YYYY-MM-DD HH:MM:SS')."""
         with self._read() as session:

@@ -126,3 +126,5 @@ def test_runs_are_recorded_and_a_torn_line_is_skipped(tmp_path):
     assert registry.list_runs(tmp_path) == [{"run": "r1", "decision": "promoted", "ap": 0.5}]
     registry.record_run(tmp_path, {"run": "r3"})
     assert [r["run"] for r in registry.list_runs(tmp_path)] == ["r1", "r3"]
+    registry.record_run(tmp_path, {"run": "r4"})
+    assert (tmp_path / "runs.jsonl").read_text().count("\n\n") == 0  # no blank lines
