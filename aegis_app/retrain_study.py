@@ -55,7 +55,7 @@ class StudyConfig:
     terminals: int = 2000
     days: int = 84
     seed: int = 0
-    drift_day: int = 49  # spending bursts starts here
+    drift_day: int = 42  # spending bursts start here
     cards_per_day: int = 4
     first_week_day: int = 28  # weekly evaluation and retraining from this day on
     initial_train_days: int = 14

@@ -3,12 +3,12 @@ this worker's recent alerts, and health."""
 
 from __future__ import annotations
 
-from aegis_app.app import app
+from aegis_app.app import app, settings
 from aegis_app.records import format_datetime
 from agents.counters import counts, event_time_skew_seconds, recent_alerts
 from agents.scoring import scorer
 from tables.definitions import card_state, terminal_state
-from tables.features import DAY, WINDOWS_DAYS, CardState
+from tables.features import DAY, WINDOWS_DAYS, CardState, TerminalState
 
 
 @app.page("/cards/{card_id}/")
@@ -57,6 +57,42 @@ async def card_raw_state(web, request, card_id: str):
 async def terminal_raw_state(web, request, terminal_id: str):
     """Raw TerminalState value."""
     return web.json({"terminal_id": terminal_id, "state": terminal_state.get(terminal_id)})
+
+
+def _int_query(request, name: str) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        raise ValueError(f"{name}: missing")
+    return int(raw)
+
+
+@app.page("/features/cards/{card_id}/")
+@app.table_route(table=card_state, match_info="card_id")
+async def card_features_view(web, request, card_id: str):
+    """Card features of a transaction that is not in the stream yet (?tx=&ts=&amount=
+    &terminal=), from this card's state; nothing is written back. The API's synchronous
+    scoring uses it: a few numbers cross the wire instead of the whole state."""
+    try:
+        tx, ts = _int_query(request, "tx"), _int_query(request, "ts")
+        terminal, amount = _int_query(request, "terminal"), float(request.query["amount"])
+    except (KeyError, ValueError) as exc:
+        return web.json({"error": f"bad query: {exc}"}, status=400)
+    # A fresh deserialised value per get: observing it leaves the table untouched.
+    features = CardState.from_value(card_state.get(card_id)).observe(tx, ts, amount, terminal)
+    return web.json({"card_id": card_id, "features": features})
+
+
+@app.page("/features/terminals/{terminal_id}/")
+@app.table_route(table=terminal_state, match_info="terminal_id")
+async def terminal_features_view(web, request, terminal_id: str):
+    """Terminal features of a transaction not in the stream yet (?tx=&ts=)."""
+    try:
+        tx, ts = _int_query(request, "tx"), _int_query(request, "ts")
+    except ValueError as exc:
+        return web.json({"error": f"bad query: {exc}"}, status=400)
+    state = TerminalState.from_value(terminal_state.get(terminal_id))
+    features = state.observe(tx, ts, settings.label_delay_days)
+    return web.json({"terminal_id": terminal_id, "features": features})
 
 
 @app.page("/alerts/")

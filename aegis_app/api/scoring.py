@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
+import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from aegis_app.labels import Label
@@ -40,27 +41,58 @@ class Unavailable(RuntimeError):
     """A dependency (worker, model, broker) cannot serve the request; the API answers 503."""
 
 
-class WorkerState:
-    """The worker web view's raw table state (GET /state/cards/{id}/, /state/terminals/{id}/)."""
+class RawStateSource:
+    """A source of the stream's raw table values (`card`, `terminal`); the features of a
+    new transaction are computed here from copies of them."""
+
+    async def card(self, card_id: int) -> list | None:
+        raise NotImplementedError
+
+    async def terminal(self, terminal_id: int) -> list | None:
+        raise NotImplementedError
+
+    async def features(self, tx: Transaction, delay_days: int) -> dict[str, float]:
+        card_value, terminal_value = await asyncio.gather(
+            self.card(tx.customer_id), self.terminal(tx.terminal_id)
+        )
+        return features_from_state(tx, card_value, terminal_value, delay_days)
+
+
+class WorkerState(RawStateSource):
+    """The worker web view: the features of a new transaction computed by the workers that
+    own its card and its terminal (GET /features/cards/{id}/, /features/terminals/{id}/),
+    and raw table state (GET /state/cards/{id}/, /state/terminals/{id}/).
+
+    aiohttp rather than httpx here: these calls sit on every POST /v1/transactions, and
+    aiohttp's client costs a fraction of httpx's CPU per request.
+    """
 
     def __init__(self, worker_url: str, timeout: float = 2.0) -> None:
         self.worker_url = worker_url.rstrip("/")
-        self.client = httpx.AsyncClient(
-            base_url=self.worker_url,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-        )
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
 
-    async def _get(self, path: str) -> list | None:
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the server's event loop.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                base_url=self.worker_url,
+                timeout=self.timeout,
+                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30),
+            )
+        return self._session
+
+    async def _get(self, path: str, key: str = "state", params: dict | None = None):
         try:
-            response = await self.client.get(path)
-        except httpx.HTTPError as exc:
+            async with self._client().get(path, params=params) as response:
+                if response.status != 200:
+                    raise Unavailable(f"worker answered HTTP {response.status} for {path}")
+                body = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise Unavailable(f"worker at {self.worker_url} unreachable: {exc!r}") from None
-        if response.status_code != 200:
-            raise Unavailable(f"worker answered HTTP {response.status_code} for {path}")
         try:
-            return response.json().get("state")
-        except (ValueError, AttributeError):
+            return json.loads(body)[key]
+        except (ValueError, AttributeError, KeyError, TypeError):
             raise Unavailable(f"worker answered unreadable state for {path}") from None
 
     async def card(self, card_id: int) -> list | None:
@@ -69,14 +101,35 @@ class WorkerState:
     async def terminal(self, terminal_id: int) -> list | None:
         return await self._get(f"/state/terminals/{terminal_id}/")
 
+    async def features(self, tx: Transaction, delay_days: int) -> dict[str, float]:
+        """Computed where the state lives: a few numbers cross the wire, not the state.
+        The workers use their own label delay (the stream's)."""
+        card_query = {
+            "tx": tx.transaction_id,
+            "ts": tx.ts,
+            "amount": repr(tx.tx_amount),
+            "terminal": tx.terminal_id,
+        }
+        card, terminal = await asyncio.gather(
+            self._get(f"/features/cards/{tx.customer_id}/", "features", card_query),
+            self._get(
+                f"/features/terminals/{tx.terminal_id}/",
+                "features",
+                {"tx": tx.transaction_id, "ts": tx.ts},
+            ),
+        )
+        return assemble(tx.tx_amount, tx.ts, card, terminal)
+
     async def healthy(self) -> bool:
         try:
-            return (await self.client.get("/health/")).status_code == 200
-        except httpx.HTTPError:
+            async with self._client().get("/health/") as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
             return False
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 def features_from_state(

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--terminals", type=int, default=2000)
     p.add_argument("--days", type=int, default=84)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--drift-day", type=int, default=49, help="spending bursts starts on this day")
+    p.add_argument("--drift-day", type=int, default=42, help="spending bursts start on this day")
     p.add_argument("--cards-per-day", type=int, default=4, help="cards tested per day")
     p.add_argument("--first-week-day", type=int, default=28)
     p.add_argument("--margin", type=float, default=0.01)

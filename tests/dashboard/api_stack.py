@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aegis_app.api.scoring import RawStateSource
 from tests.dashboard.sample_data import decisions, models_body
 
 
@@ -34,7 +35,7 @@ class RecordingPublisher:
         self.published.append(("label", label))
 
 
-class StubWorkerState:
+class StubWorkerState(RawStateSource):
     """Stands in for the worker's state view: card state built from the seeded decisions."""
 
     def __init__(self, rows: list[dict]) -> None:

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from aegis_app.api import ApiSettings, create_app
+from aegis_app.api.scoring import RawStateSource
 from aegis_app.settings import Settings
 from aegis_app.store import Store
 from models import registry
@@ -45,7 +46,7 @@ def model_dir(tmp_path_factory) -> Path:
     return root
 
 
-class FakeState:
+class FakeState(RawStateSource):
     """The worker's raw table values, by id."""
 
     def __init__(self) -> None:

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# POST /v1/transactions latency on loopback, as BENCHMARKS.md reports it.
+#
+#   scripts/api_bench.sh [RATE ...]          (default: 50 200; 30 s each)
+#
+# Starts an embedded broker, one worker, `aegis api --no-sink` and `aegis sink` (the sink in
+# its own process, as a latency-sensitive deployment runs it), replays 40 days of history
+# for 500 cards so their state has its real size, then sends an open-loop load at each
+# rate with scripts/api_load.py (cards from the same population, days after the history).
+# Prints one JSON line per rate. Everything it starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+RATES=("${@:-50 200}")
+WORK=$(mktemp -d /tmp/aegis-apibench.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+port() { $BIN/python -c "from aegis_app.broker import free_port; print(free_port())"; }
+BP=$(port); WP=$(port); AP=$(port)
+BROKER=kafka://127.0.0.1:$BP
+DB=sqlite:///$WORK/store/aegis.db
+
+$BIN/aegis generate --customers 500 --terminals 1000 --days 40 --seed 3 \
+  --out "$WORK/history.csv" --quiet >/dev/null
+$BIN/aegis train --data "$WORK/history.csv" --model-dir "$WORK/models" --quiet >/dev/null
+
+$BIN/aegis broker --port "$BP" >"$WORK/broker.log" 2>&1 & PIDS+=($!)
+sleep 2
+$BIN/aegis worker --broker "$BROKER" --data-dir "$WORK/state" --web-port "$WP" \
+  --model-dir "$WORK/models" --rebalance-timeout 6 >"$WORK/worker.log" 2>&1 & PIDS+=($!)
+$BIN/aegis api --broker "$BROKER" --port "$AP" --db-url "$DB" --token bench-token \
+  --model-dir "$WORK/models" --worker-url "http://127.0.0.1:$WP" --no-sink \
+  >"$WORK/api.log" 2>&1 & PIDS+=($!)
+$BIN/aegis sink --broker "$BROKER" --db-url "$DB" >"$WORK/sink.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 120); do
+  curl -sf "http://127.0.0.1:$AP/readyz" >/dev/null && curl -sf "http://127.0.0.1:$WP/health/" >/dev/null && break
+  sleep 1
+done
+
+# History: every card and terminal gets its real state size before the load.
+$BIN/aegis replay "$WORK/history.csv" --broker "$BROKER" --quiet >/dev/null
+ROWS=$(($(wc -l <"$WORK/history.csv") - 1))
+for _ in $(seq 300); do
+  SCORED=$(curl -sf "http://127.0.0.1:$WP/health/" | $BIN/python -c "import json,sys; print(json.load(sys.stdin)['counts'].get('scored', 0))")
+  [ "$SCORED" -ge "$ROWS" ] && break
+  sleep 1
+done
+
+BASE=900000000000
+SEED=11
+for rate in ${RATES[*]}; do
+  $BIN/python scripts/api_load.py --url "http://127.0.0.1:$AP" --token bench-token \
+    --rate "$rate" --seconds 30 --customers 500 --terminals 1000 --start-date 2018-05-11 \
+    --id-base "$BASE" --seed "$SEED" 2>/dev/null
+  BASE=$((BASE + 1000000000))
+  SEED=$((SEED + 1))
+  sleep 5  # let the stream and the sink catch up between rates
+done
