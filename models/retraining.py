@@ -13,7 +13,9 @@ Time layout, backwards from the reference time R (the newest stored transaction,
 
 A transaction older than R - delay has had its delay to be labelled, so an unlabelled one
 counts as genuine. Champion and challengers score the same holdout; the best challenger
-is promoted when its metric beats the champion's by `margin`. Every run, promoted or not,
+is promoted when its metric beats the champion's by `margin` and it wins in at least
+`confidence` of paired bootstrap resamples of the holdout (a gain within the noise of one
+week's holdout is not a better model). Every run, promoted or not,
 is appended to MODEL_DIR/runs.jsonl, and each challenger stays in the registry (inactive
 unless promoted) with its lineage.
 """
@@ -53,6 +55,11 @@ class RetrainConfig:
     # Promotion rule: challenger[metric] >= champion[metric] + margin.
     metric: str = "average_precision"
     margin: float = 0.01
+    # ... and the challenger must win in at least this share of paired bootstrap resamples
+    # of the holdout (average precision and AUC): a week's holdout is small, and a gain
+    # below its noise is luck, not a better model. 0 turns the check off.
+    confidence: float = 0.9
+    bootstrap_samples: int = 200
     # Fewer frauds than this in the holdout (or a training window): nothing is decided.
     min_frauds: int = 10
     seed: int = 0
@@ -64,6 +71,8 @@ class RetrainConfig:
             raise ValueError("train_days and holdout_days must be at least 1 day")
         if self.delay_days < 0:
             raise ValueError("delay_days must not be negative")
+        if not 0.0 <= self.confidence < 1.0:
+            raise ValueError("confidence must be in [0, 1)")
 
 
 @dataclass
@@ -119,10 +128,44 @@ def load_window(store, window: Window, known_by: datetime | None) -> LabelledRow
     return LabelledRows(frame, [r["features"] for r in rows], y)
 
 
+def ensemble_scores(bundle: ModelBundle, rows: LabelledRows) -> np.ndarray:
+    return bundle.score(rows.matrix(list(bundle.feature_names)))["ensemble"]
+
+
 def evaluate_bundle(bundle: ModelBundle, rows: LabelledRows) -> dict[str, float]:
     """The metrics of evaluation.md for `bundle` on `rows` (its features, re-scored)."""
-    scores = bundle.score(rows.matrix(list(bundle.feature_names)))["ensemble"]
+    return _metrics(rows, ensemble_scores(bundle, rows))
+
+
+def _metrics(rows: LabelledRows, scores: np.ndarray) -> dict[str, float | None]:
     return {k: _finite(v) for k, v in metrics(rows.y, scores, rows.frame).items()}
+
+
+def win_rate(
+    y: np.ndarray,
+    champion: np.ndarray,
+    challenger: np.ndarray,
+    metric: str,
+    samples: int = 200,
+    seed: int = 0,
+) -> float | None:
+    """Share of paired bootstrap resamples (rows drawn with replacement, both models on the
+    same draw) in which the challenger's metric is higher; None if the metric has no
+    row-level bootstrap here (CP@100 is a per-day card ranking)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    score = {"average_precision": average_precision_score, "auc_roc": roc_auc_score}.get(metric)
+    if score is None:
+        return None
+    rng = np.random.default_rng(seed)
+    wins = counted = 0
+    for _ in range(samples):
+        rows = rng.integers(0, len(y), len(y))
+        if y[rows].min() == y[rows].max():
+            continue  # one class only: the metric is undefined on this draw
+        counted += 1
+        wins += score(y[rows], challenger[rows]) > score(y[rows], champion[rows])
+    return wins / counted if counted else None
 
 
 @contextmanager
@@ -204,10 +247,12 @@ def retrain(
 
     champion_version = registry.active_version(model_dir)
     champion_score = -math.inf
+    champion_scores: np.ndarray | None = None
     if champion_version is not None:
         try:
             champion = registry.load(model_dir, champion_version)
-            result = evaluate_bundle(champion, holdout)
+            champion_scores = ensemble_scores(champion, holdout)
+            result = _metrics(holdout, champion_scores)
             champion_score = _comparable(result[config.metric])
             run["champion"] = {"version": champion_version, "metrics": result}
             trained = registry.read_manifest(registry.version_dir(model_dir, champion_version))
@@ -234,8 +279,18 @@ def retrain(
             f"  training a challenger on {window.days} d ({len(rows.y)} rows, {rows.frauds} frauds)"
         )
         bundle = _fit(rows, model_dir, config, quiet)
-        result = evaluate_bundle(bundle, holdout)
+        scores = ensemble_scores(bundle, holdout)
+        result = _metrics(holdout, scores)
         entry.update(version=bundle.version, metrics=result)
+        if champion_scores is not None and config.confidence > 0:
+            entry["win_rate"] = win_rate(
+                holdout.y,
+                champion_scores,
+                scores,
+                config.metric,
+                config.bootstrap_samples,
+                config.seed,
+            )
         X = rows.matrix(list(bundle.feature_names))
         registry.save(
             bundle,
@@ -269,6 +324,14 @@ def retrain(
             f"best challenger {best['version']} {config.metric} {best_score:.4f} does not beat "
             f"champion {champion_score:.4f} by {config.margin}",
         )
+    wins = best.get("win_rate")
+    if wins is not None and wins < config.confidence:
+        return finish(
+            "kept",
+            f"best challenger {best['version']} {config.metric} {best_score:.4f} vs champion "
+            f"{champion_score:.4f}: wins only {wins:.0%} of bootstrap resamples of the holdout "
+            f"(needs {config.confidence:.0%}); the gain is within the holdout's noise",
+        )
     activation = registry.activate_version(
         model_dir, best["version"], reason="promoted", run=run["run"], champion=champion_version
     )
@@ -276,9 +339,11 @@ def retrain(
     if on_promote is not None:
         on_promote(activation)
     beaten = "no usable champion" if champion_score == -math.inf else f"{champion_score:.4f}"
+    confident = "" if wins is None else f", winning {wins:.0%} of bootstrap resamples"
     return finish(
         "promoted",
-        f"{best['version']} {config.metric} {best_score:.4f} beats {beaten} by >= {config.margin}",
+        f"{best['version']} {config.metric} {best_score:.4f} beats {beaten} by >= "
+        f"{config.margin}{confident}",
     )
 
 

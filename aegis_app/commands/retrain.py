@@ -38,6 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="metric the promotion compares (default: average_precision)",
     )
     p.add_argument("--margin", type=float, default=0.01, help="required gain (default: 0.01)")
+    p.add_argument(
+        "--confidence",
+        type=float,
+        default=0.9,
+        help="share of bootstrap resamples of the holdout the challenger must win (default: "
+        "0.9; 0 turns the check off)",
+    )
     p.add_argument("--min-frauds", type=int, default=10, help="fewer frauds: decide nothing")
     p.add_argument("--as-of", help="event time to decide at (labels known by then only)")
     p.add_argument("--every", type=float, help="run on a schedule, every this many seconds")
@@ -67,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             delay_days=settings.label_delay_days,
             metric=args.metric,
             margin=args.margin,
+            confidence=args.confidence,
             min_frauds=args.min_frauds,
         )
         as_of = pd.Timestamp(args.as_of) if args.as_of else None

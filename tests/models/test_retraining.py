@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -119,6 +120,7 @@ def test_a_better_challenger_is_promoted_and_announced(history, store, tmp_path)
     assert run["promoted"] == challenger["version"] == registry.active_version(tmp_path)
     ap = challenger["metrics"]["average_precision"]
     assert ap >= run["champion"]["metrics"]["average_precision"] + CONFIG.margin
+    assert challenger["win_rate"] >= CONFIG.confidence
     assert [(a["version"], a["previous"]) for a in announced] == [(run["promoted"], champion)]
     # the holdout is the latest settled window, and its frauds come from the stored labels
     assert run["holdout"]["end_exclusive"] == "2018-05-03"
@@ -179,6 +181,18 @@ def test_too_few_labelled_frauds_decides_nothing(store, tmp_path):
     assert registry.active_version(tmp_path) is None
 
 
+def test_win_rate_tells_a_real_gain_from_noise():
+    rng = np.random.default_rng(0)
+    y = (rng.random(4000) < 0.05).astype(int)
+    champion = y * 0.5 + rng.random(4000)  # some signal
+    better = y * 2.0 + rng.random(4000)  # much more
+    twin = y * 0.5 + rng.random(4000)  # as good as the champion, other noise
+    assert retraining.win_rate(y, champion, better, "average_precision", 100) > 0.99
+    # an equally good model often looks better on one holdout, but not confidently so
+    assert 0.1 < retraining.win_rate(y, champion, twin, "average_precision", 100) < 0.9
+    assert retraining.win_rate(y, champion, better, "card_precision_at_100") is None
+
+
 def test_one_retraining_at_a_time(tmp_path):
     with retraining.exclusive(tmp_path) as first:
         with retraining.exclusive(tmp_path) as second:
@@ -192,3 +206,5 @@ def test_config_is_checked():
         RetrainConfig(metric="accuracy")
     with pytest.raises(ValueError, match="at least 1 day"):
         RetrainConfig(train_days=())
+    with pytest.raises(ValueError, match="confidence"):
+        RetrainConfig(confidence=1.0)
