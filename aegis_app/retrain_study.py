@@ -188,7 +188,7 @@ def plot(result: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(loc="lower left")
     fig.suptitle(
-        "Static model vs retraining (red: spending bursts starts; green: a challenger promoted)"
+        "Static model vs retraining (red: spending bursts start; green: a challenger promoted)"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
