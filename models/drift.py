@@ -150,6 +150,12 @@ def _feature_columns(
     return columns
 
 
+# Calendar flags: their mix in a window depends on which days it covers (a one-day window is
+# all weekend or all weekdays), not on how cards and terminals behave. Reported, ranked
+# last, never the cause of an alert.
+CALENDAR_FEATURES = frozenset({"TX_DURING_WEEKEND"})
+
+
 def drift_report(
     reference: Mapping[str, Any],
     rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
@@ -173,8 +179,13 @@ def drift_report(
     score_values = np.asarray([] if scores is None else scores, dtype=np.float64).ravel()
     n_scores = int(score_values.size)
     score_psi = psi(reference[SCORE], score_values) if n_scores and SCORE in reference else None
-    ranked = sorted(feature_psi.items(), key=lambda item: item[1], reverse=True)
-    max_feature, max_psi = ranked[0] if ranked else (None, None)
+    ranked = sorted(
+        feature_psi.items(),
+        key=lambda item: (item[0] not in CALENDAR_FEATURES, item[1]),
+        reverse=True,
+    )
+    behavioural = [item for item in ranked if item[0] not in CALENDAR_FEATURES]
+    max_feature, max_psi = behavioural[0] if behavioural else (None, None)
     feature_alert = max_psi is not None and n >= min_rows and max_psi >= threshold
     score_alert = score_psi is not None and n_scores >= min_rows and score_psi >= threshold
     worst = max((v for v in (score_psi, max_psi) if v is not None), default=None)

@@ -251,3 +251,14 @@ def test_training_writes_the_reference_into_the_manifest(tmp_path, monkeypatch):
     assert report["n"] == profile["n"]
     assert report["max_feature_psi"] == pytest.approx(0.0, abs=1e-9)
     assert report["score_psi"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_weekend_flag_never_raises_an_alert():
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.normal(size=5000), (rng.random(5000) < 2 / 7).astype(float)])
+    reference = reference_profile(X, ["TX_AMOUNT", "TX_DURING_WEEKEND"], rng.random(5000))
+    saturday = [{"TX_AMOUNT": v, "TX_DURING_WEEKEND": 1.0} for v in rng.normal(size=500)]
+    report = drift_report(reference, saturday, None)
+    assert report["feature_psi"]["TX_DURING_WEEKEND"] > 1.0  # reported ...
+    assert not report["alert"] and report["max_feature"] == "TX_AMOUNT"  # ... never the cause
+    assert report["top_features"][-1]["feature"] == "TX_DURING_WEEKEND"
