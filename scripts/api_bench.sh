@@ -7,7 +7,8 @@
 # its own process, as a latency-sensitive deployment runs it), replays 40 days of history
 # for 500 cards so their state has its real size, then sends an open-loop load at each
 # rate with scripts/api_load.py (cards from the same population, days after the history).
-# Prints one JSON line per rate. Everything it starts is stopped on exit.
+# Prints two JSON lines per rate: the load's latencies, then where the API spent that time
+# (scripts/api_stages.py). Everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -55,9 +56,14 @@ done
 BASE=900000000000
 SEED=11
 for rate in ${RATES[*]}; do
+  $BIN/python scripts/api_stages.py --url "http://127.0.0.1:$AP" --token bench-token \
+    --save "$WORK/stages.json"
   $BIN/python scripts/api_load.py --url "http://127.0.0.1:$AP" --token bench-token \
     --rate "$rate" --seconds 30 --customers 500 --terminals 1000 --start-date 2018-05-11 \
     --id-base "$BASE" --seed "$SEED" 2>/dev/null
+  # where that rate's time went (features, score, publish), from the API's /metrics
+  $BIN/python scripts/api_stages.py --url "http://127.0.0.1:$AP" --token bench-token \
+    --since "$WORK/stages.json"
   BASE=$((BASE + 1000000000))
   SEED=$((SEED + 1))
   sleep 5  # let the stream and the sink catch up between rates

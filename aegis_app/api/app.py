@@ -248,15 +248,26 @@ def create_app(
         for name in ("transaction_id", "customer_id", "terminal_id"):
             if getattr(tx, name) > MAX_ID:
                 return _error(422, f"{name}: larger than {MAX_ID}", name)
+        stage = metrics.scoring_stage
+        started = time.perf_counter()
         features = await parts["state"].features(tx, settings.label_delay_days)
+        stage.labels(stage="features").observe(time.perf_counter() - started)
         wire = {**tx.to_wire(), "ts": tx.ts}
         if scorer.bundle is None:
             await run_in_threadpool(scorer.maybe_reload, True)
             if scorer.bundle is None:
                 raise Unavailable(f"no model loaded: {scorer.last_error}")
+
+        async def timed(name: str, work):
+            begun = time.perf_counter()
+            try:
+                return await work
+            finally:
+                stage.labels(stage=name).observe(time.perf_counter() - begun)
+
         decision, _ = await asyncio.gather(
-            scorer.decide(wire, features, ingested_ms),
-            parts["publisher"].publish_transaction(tx),
+            timed("score", scorer.decide(wire, features, ingested_ms)),
+            timed("publish", parts["publisher"].publish_transaction(tx)),
         )
         metrics.api_decisions.labels(action=decision["action"]).inc()
         # Built by the code the stream shares (models.decision), so it already has the

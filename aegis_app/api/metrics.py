@@ -47,6 +47,15 @@ class Metrics:
             ["action"],
             registry=r,
         )
+        # Where POST /v1/transactions spends its time: the workers' feature calls, the
+        # model (queue wait included), the broker's ack of the transaction.
+        self.scoring_stage = Histogram(
+            "aegis_api_scoring_stage_seconds",
+            "POST /v1/transactions time per stage (features, score, publish)",
+            ["stage"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
         self.request_latency = Histogram(
             "aegis_api_request_duration_seconds",
             "API request latency",

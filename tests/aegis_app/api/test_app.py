@@ -127,6 +127,10 @@ def test_decision_uses_the_stream_state_and_is_published(make_client, model_dir)
     # The worker's state was not written to (the API works on copies).
     assert CardState.from_value(state.cards[5]).ids == [40, 41]
     assert [t.transaction_id for t in publisher.transactions] == [42]
+    # and the time went somewhere the operator can see
+    metrics = client.get("/metrics", headers=AUTH).text
+    for stage in ("features", "score", "publish"):
+        assert f'aegis_api_scoring_stage_seconds_count{{stage="{stage}"}} 1.0' in metrics
 
 
 def test_unavailable_worker_is_503(make_client):
