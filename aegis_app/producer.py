@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
 from aegis_app import codec
@@ -22,18 +23,65 @@ from aegis_app.settings import LABELS_TOPIC, TRANSACTIONS_TOPIC, broker_host_por
 from tables.features import DAY
 
 
+class DeliveryFailed(RuntimeError):
+    """A record the broker would not take after every attempt."""
+
+
+class Deliveries:
+    """Sends whose broker acknowledgement is still to be checked.
+
+    `producer.flush()` waits for every batch but does not fail when one was refused, so a
+    sender that never looks at its futures loses records silently. A failed send is sent
+    again (up to `attempts` times): at-least-once delivery, which the workers' idempotent
+    state and the store's upsert by transaction id absorb.
+    """
+
+    def __init__(self, attempts: int = 5) -> None:
+        self.attempts = attempts
+        self.resent = 0
+        self._pending: list[tuple[asyncio.Future, Callable[[], Awaitable], int]] = []
+
+    def add(self, future: asyncio.Future, resend: Callable[[], Awaitable]) -> None:
+        self._pending.append((future, resend, 1))
+
+    async def check(self, wait: bool = False) -> None:
+        """Forget acknowledged sends and resend failed ones; with `wait`, until none is left."""
+        while self._pending:
+            still: list[tuple[asyncio.Future, Callable[[], Awaitable], int]] = []
+            for future, resend, attempt in self._pending:
+                if not future.done():
+                    if not wait:
+                        still.append((future, resend, attempt))
+                        continue
+                    try:
+                        await future
+                    except KafkaError:
+                        pass
+                if future.cancelled() or future.exception() is not None:
+                    error = "cancelled" if future.cancelled() else repr(future.exception())
+                    if attempt >= self.attempts:
+                        raise DeliveryFailed(f"not delivered after {attempt} attempts: {error}")
+                    self.resent += 1
+                    still.append((await resend(), resend, attempt + 1))
+            self._pending = still
+            if not wait:
+                return
+
+
 @dataclass
 class ReplaySummary:
     sent: int = 0
     labels_sent: int = 0
     bad_rows: list[tuple[int, str]] = field(default_factory=list)
     seconds: float = 0.0
+    resent: int = 0  # sends the broker refused at first (then delivered)
 
     def as_dict(self) -> dict:
         return {
             "transactions_sent": self.sent,
             "labels_sent": self.labels_sent,
             "bad_rows": len(self.bad_rows),
+            "resent": self.resent,
             "seconds": round(self.seconds, 2),
             "rate_per_s": round(self.sent / self.seconds, 1) if self.seconds else None,
         }
@@ -115,12 +163,16 @@ async def replay(
     summary = ReplaySummary()
     producer = make_producer(broker_url)
     await producer.start()
+    deliveries = Deliveries()
     started = time.monotonic()
     bar = tqdm(total=total, desc="replay", unit="tx", disable=not progress, mininterval=0.5)
     try:
         for kind, item in publication_order(rows, label_delay_days):
             if kind == "label":
-                await send_label(producer, item)
+                deliveries.add(
+                    await send_label(producer, item),
+                    lambda item=item: send_label(producer, item),
+                )
                 summary.labels_sent += 1
                 continue
             bar.update(1)
@@ -129,15 +181,22 @@ async def replay(
                 if on_bad_row:
                     on_bad_row(*item)
                 continue
-            await send_transaction(producer, item)
+            deliveries.add(
+                await send_transaction(producer, item),
+                lambda item=item: send_transaction(producer, item),
+            )
             summary.sent += 1
+            if summary.sent % 5000 == 0:
+                await deliveries.check()  # keeps the list of pending sends short
             if rate:
                 ahead = started + summary.sent / rate - time.monotonic()
                 if ahead > 0:
                     await asyncio.sleep(ahead)
         await producer.flush()
+        await deliveries.check(wait=True)
     finally:
         bar.close()
         await producer.stop()
+    summary.resent = deliveries.resent
     summary.seconds = time.monotonic() - started
     return summary

@@ -35,7 +35,13 @@ from aegis_app import simulator
 from aegis_app.broker import EmbeddedBroker, free_port
 from aegis_app.files import iter_frame
 from aegis_app.model_updates import announce
-from aegis_app.producer import make_producer, publication_order, send_label, send_transaction
+from aegis_app.producer import (
+    Deliveries,
+    make_producer,
+    publication_order,
+    send_label,
+    send_transaction,
+)
 from aegis_app.records import parse_datetime
 from aegis_app.scenarios import SPENDING_BURST, add_spending_bursts
 from aegis_app.stack import ManagedProcess, aegis_command, start_worker, wait_http_ok
@@ -87,16 +93,21 @@ def _items_by_week(data: pd.DataFrame, config: StudyConfig) -> list[list[tuple[s
 async def _send(broker_url: str, items: list[tuple[str, object]]) -> tuple[int, int]:
     producer = make_producer(broker_url)
     await producer.start()
+    deliveries = Deliveries()
     sent = labels = 0
     try:
         for kind, item in items:
             if kind == "tx":
-                await send_transaction(producer, item)
+                send = send_transaction
                 sent += 1
             else:
-                await send_label(producer, item)
+                send = send_label
                 labels += 1
+            deliveries.add(
+                await send(producer, item), lambda send=send, item=item: send(producer, item)
+            )
         await producer.flush()
+        await deliveries.check(wait=True)
     finally:
         await producer.stop()
     return sent, labels
