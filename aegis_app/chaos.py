@@ -561,6 +561,20 @@ async def _stream(
     return sent
 
 
+def _lost_by_partition(transactions: list, lost: set[int], partitions: int = 4) -> dict:
+    """Count of lost transactions per aegis.transactions partition (keyed by card, as the
+    producer partitions them)."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    choose = DefaultPartitioner()
+    every = list(range(partitions))
+    counts: Counter[int] = Counter()
+    for tx in transactions:
+        if tx.transaction_id in lost:
+            counts[choose(str(tx.customer_id).encode(), every, every)] += 1
+    return {str(p): n for p, n in sorted(counts.items())}
+
+
 def interleave(txs: list, poison: list[Poison], seed: int = 0) -> list[tuple[str, object]]:
     """Transactions in order with the poison records scattered among them at random."""
     rng = random.Random(seed + 1)
@@ -808,6 +822,11 @@ def summarize(
         "source_resends": sent.resent,
         "decided": len(decided),
         "lost": len(valid_ids - decided),
+        # Where the lost ones were: their aegis.transactions partitions and first ids.
+        "lost_by_partition": _lost_by_partition(
+            sent.transactions, valid_ids - decided, stack.partitions
+        ),
+        "lost_ids_sample": sorted(valid_ids - decided)[:20],
         "doubled_after_dedup": 0,  # by construction on the topic view; the store's own below
         "topic_duplicates": len(decisions) - len(per_id),
         "conflicting_duplicates": conflicting,
