@@ -99,6 +99,12 @@ def reference_profile(
     }
 
 
+def bundle_reference(bundle, X: np.ndarray) -> dict[str, Any]:
+    """The reference of a fitted bundle: its training rows `X` (in the bundle's feature
+    order) and its ensemble scores on them."""
+    return reference_profile(X, list(bundle.feature_names), bundle.score(X)["ensemble"])
+
+
 def psi(reference_entry: Mapping[str, Any], values: np.ndarray | Sequence[float]) -> float:
     """Population stability index of `values` against one reference entry.
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from models import registry
-from models.drift import reference_profile
+from models.drift import bundle_reference
 from models.evaluation import Split, score_columns_to_metrics, split_masks, test_set_mask
 from models.training import Window, fit_bundle, history_start, known_labels
 from tables.batch import compute_features
@@ -133,7 +133,7 @@ def train(
         "frauds": int(np.nansum(labels[in_window])),
     }
     # The drift reference: the training window's features and the bundle's scores on them.
-    drift_reference = reference_profile(X, list(bundle.feature_names), bundle.score(X)["ensemble"])
+    drift_reference = bundle_reference(bundle, X)
     return registry.save(
         bundle,
         model_dir,

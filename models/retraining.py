@@ -97,16 +97,24 @@ class LabelledRows:
     frame: pd.DataFrame  # TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, score, ...
     features: list[dict]
     y: np.ndarray
+    # Built once per feature order: the holdout is scored by the champion and by every
+    # challenger, a training window is fitted on and profiled for drift.
+    _matrices: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def frauds(self) -> int:
         return int(self.y.sum())
 
     def matrix(self, names: list[str]) -> np.ndarray:
-        missing = sorted({n for row in self.features[:1] for n in names if n not in row})
-        if missing:
-            raise registry.ModelRefused(f"stored decisions lack features {missing}")
-        return np.array([[row[n] for n in names] for row in self.features], dtype=np.float64)
+        key = tuple(names)
+        if key not in self._matrices:
+            missing = sorted({n for row in self.features[:1] for n in names if n not in row})
+            if missing:
+                raise registry.ModelRefused(f"stored decisions lack features {missing}")
+            self._matrices[key] = np.array(
+                [[row[n] for n in names] for row in self.features], dtype=np.float64
+            )
+        return self._matrices[key]
 
 
 def load_window(store, window: Window, known_by: datetime | None) -> LabelledRows:
@@ -130,11 +138,6 @@ def load_window(store, window: Window, known_by: datetime | None) -> LabelledRow
 
 def ensemble_scores(bundle: ModelBundle, rows: LabelledRows) -> np.ndarray:
     return bundle.score(rows.matrix(list(bundle.feature_names)))["ensemble"]
-
-
-def evaluate_bundle(bundle: ModelBundle, rows: LabelledRows) -> dict[str, float]:
-    """The metrics of evaluation.md for `bundle` on `rows` (its features, re-scored)."""
-    return _metrics(rows, ensemble_scores(bundle, rows))
 
 
 def _metrics(rows: LabelledRows, scores: np.ndarray) -> dict[str, float | None]:
@@ -291,15 +294,12 @@ def retrain(
                 config.bootstrap_samples,
                 config.seed,
             )
-        X = rows.matrix(list(bundle.feature_names))
         registry.save(
             bundle,
             model_dir,
             training_window=entry["training_window"],
             activate=False,
-            drift_reference=drift.reference_profile(
-                X, list(bundle.feature_names), bundle.score(X)["ensemble"]
-            ),
+            drift_reference=drift.bundle_reference(bundle, rows.matrix(list(bundle.feature_names))),
             lineage={
                 "source": "retrain",
                 "run": run["run"],
