@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,6 +82,22 @@ def announce(
 ) -> None:
     """Synchronous `announce_async`, for the command line."""
     asyncio.run(announce_async(broker_url, entry, model_dir, timeout))
+
+
+def announce_or_warn(broker_url: str, entry: dict, model_dir: Path | str, who: str) -> bool:
+    """Announce an activation from a command; if the broker cannot take it, say on stderr
+    that ACTIVE has changed anyway and workers switch at their next poll. True if announced."""
+    try:
+        announce(broker_url, entry, model_dir)
+        return True
+    except Exception as exc:  # noqa: BLE001 - any broker failure: ACTIVE still changed
+        print(
+            f"{who}: warning: could not announce on {MODEL_UPDATES_TOPIC} via {broker_url} "
+            f"({exc!r}); {entry['version']} is active in {model_dir} and workers pick it up on "
+            f"their next poll (within {WORKER_POLL_SECONDS:.0f} s)",
+            file=sys.stderr,
+        )
+        return False
 
 
 class ModelUpdatesListener:

@@ -81,18 +81,10 @@ def _activate(conf: Settings, version: str, reason: str, command: str) -> int:
         print(f"aegis {command}: error: {exc}; {current or 'none'} stays active", file=sys.stderr)
         return 1
     entry = registry.activate_version(conf.model_dir, version, reason=reason)
-    summary = {**entry, "model_dir": str(conf.model_dir), "announced": True}
-    try:
-        model_updates.announce(conf.kafka_broker, entry, conf.model_dir)
-    except Exception as exc:  # noqa: BLE001 - any broker failure: ACTIVE still changed
-        summary["announced"] = False
-        print(
-            f"aegis {command}: warning: could not announce on {model_updates.MODEL_UPDATES_TOPIC}"
-            f" via {conf.kafka_broker} ({exc!r}); {version} is active in {conf.model_dir} and "
-            f"workers pick it up on their next poll (within {model_updates.WORKER_POLL_SECONDS:.0f}"
-            " s)",
-            file=sys.stderr,
-        )
+    announced = model_updates.announce_or_warn(
+        conf.kafka_broker, entry, conf.model_dir, f"aegis {command}"
+    )
+    summary = {**entry, "model_dir": str(conf.model_dir), "announced": announced}
     print(json.dumps(summary))
     return 0
 

@@ -88,17 +88,10 @@ def run(args: argparse.Namespace) -> int:
     def announce(entry: dict) -> None:
         if args.no_announce:
             return
-        from aegis_app.model_updates import announce as publish
+        from aegis_app.model_updates import announce_or_warn
 
-        try:
-            publish(settings.kafka_broker, entry, settings.model_dir)
+        if announce_or_warn(settings.kafka_broker, entry, settings.model_dir, "aegis retrain"):
             print(f"announced {entry['version']} on aegis.model-updates", file=sys.stderr)
-        except Exception as exc:  # noqa: BLE001 - ACTIVE is changed; workers poll it too
-            print(
-                f"warning: could not announce on {settings.kafka_broker} ({exc!r}); workers "
-                "pick up the new version when they next read ACTIVE",
-                file=sys.stderr,
-            )
 
     def report(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
