@@ -66,6 +66,15 @@ E503 = {503: {"model": ErrorOut, "description": "worker, model, broker or store 
 DRIFT_REFRESH_S = 30.0
 
 
+async def _timed(histogram: Any, stage: str, work: Any) -> Any:
+    """Await `work`, recording its duration under `stage` (whether it succeeds or not)."""
+    started = time.perf_counter()
+    try:
+        return await work
+    finally:
+        histogram.labels(stage=stage).observe(time.perf_counter() - started)
+
+
 def _error(status: int, detail: str, field: str | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail, "field": field})
 
@@ -249,25 +258,17 @@ def create_app(
             if getattr(tx, name) > MAX_ID:
                 return _error(422, f"{name}: larger than {MAX_ID}", name)
         stage = metrics.scoring_stage
-        started = time.perf_counter()
-        features = await parts["state"].features(tx, settings.label_delay_days)
-        stage.labels(stage="features").observe(time.perf_counter() - started)
+        features = await _timed(
+            stage, "features", parts["state"].features(tx, settings.label_delay_days)
+        )
         wire = {**tx.to_wire(), "ts": tx.ts}
         if scorer.bundle is None:
             await run_in_threadpool(scorer.maybe_reload, True)
             if scorer.bundle is None:
                 raise Unavailable(f"no model loaded: {scorer.last_error}")
-
-        async def timed(name: str, work):
-            begun = time.perf_counter()
-            try:
-                return await work
-            finally:
-                stage.labels(stage=name).observe(time.perf_counter() - begun)
-
         decision, _ = await asyncio.gather(
-            timed("score", scorer.decide(wire, features, ingested_ms)),
-            timed("publish", parts["publisher"].publish_transaction(tx)),
+            _timed(stage, "score", scorer.decide(wire, features, ingested_ms)),
+            _timed(stage, "publish", parts["publisher"].publish_transaction(tx)),
         )
         metrics.api_decisions.labels(action=decision["action"]).inc()
         # Built by the code the stream shares (models.decision), so it already has the

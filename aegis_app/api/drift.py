@@ -101,8 +101,7 @@ def compute(
     sample: int = SAMPLE_PER_WINDOW,
 ) -> dict[str, Any]:
     """The /v1/drift body: one report per window, oldest first."""
-    latest_rows = store.decisions_between(limit=1)
-    latest = latest_rows[0]["tx_datetime"] if latest_rows else None
+    latest = store.latest_tx_datetime()
     reports: list[dict[str, Any]] = []
     if latest is not None:
         bounds = _bounds(_parse(latest), hours, windows)
