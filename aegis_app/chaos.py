@@ -523,16 +523,10 @@ async def _stream(
     try:
         for i, (kind, item) in enumerate(items):
             if kind == "tx":
-                deliveries.add(
-                    await send_transaction(producer, item),
-                    lambda item=item: send_transaction(producer, item),
-                )
+                await deliveries.send(lambda item=item: send_transaction(producer, item))
                 sent.transactions.append(item)
             elif kind == "label":
-                deliveries.add(
-                    await send_label(producer, item),
-                    lambda item=item: send_label(producer, item),
-                )
+                await deliveries.send(lambda item=item: send_label(producer, item))
                 sent.labels += 1
             else:
                 future = await producer.send(TRANSACTIONS_TOPIC, value=item.payload, key=item.key)

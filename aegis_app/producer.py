@@ -41,8 +41,10 @@ class Deliveries:
         self.resent = 0
         self._pending: list[tuple[asyncio.Future, Callable[[], Awaitable], int]] = []
 
-    def add(self, future: asyncio.Future, resend: Callable[[], Awaitable]) -> None:
-        self._pending.append((future, resend, 1))
+    async def send(self, send: Callable[[], Awaitable[asyncio.Future]]) -> None:
+        """Send a record (`send` queues it and returns its delivery future) and track it;
+        the same `send` is called again if the broker refuses it."""
+        self._pending.append((await send(), send, 1))
 
     async def check(self, wait: bool = False) -> None:
         """Forget acknowledged sends and resend failed ones; with `wait`, until none is left."""
@@ -169,10 +171,7 @@ async def replay(
     try:
         for kind, item in publication_order(rows, label_delay_days):
             if kind == "label":
-                deliveries.add(
-                    await send_label(producer, item),
-                    lambda item=item: send_label(producer, item),
-                )
+                await deliveries.send(lambda item=item: send_label(producer, item))
                 summary.labels_sent += 1
                 continue
             bar.update(1)
@@ -181,10 +180,7 @@ async def replay(
                 if on_bad_row:
                     on_bad_row(*item)
                 continue
-            deliveries.add(
-                await send_transaction(producer, item),
-                lambda item=item: send_transaction(producer, item),
-            )
+            await deliveries.send(lambda item=item: send_transaction(producer, item))
             summary.sent += 1
             if summary.sent % 5000 == 0:
                 await deliveries.check()  # keeps the list of pending sends short

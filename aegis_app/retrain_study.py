@@ -103,9 +103,7 @@ async def _send(broker_url: str, items: list[tuple[str, object]]) -> tuple[int, 
             else:
                 send = send_label
                 labels += 1
-            deliveries.add(
-                await send(producer, item), lambda send=send, item=item: send(producer, item)
-            )
+            await deliveries.send(lambda send=send, item=item: send(producer, item))
         await producer.flush()
         await deliveries.check(wait=True)
     finally:

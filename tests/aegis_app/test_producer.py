@@ -71,15 +71,15 @@ def test_a_refused_send_is_sent_again_until_delivered():
             return outcome("fine", fail=False)
 
         deliveries = Deliveries(attempts=3)
-        deliveries.add(await flaky(), flaky)
-        deliveries.add(await fine(), fine)
+        await deliveries.send(flaky)
+        await deliveries.send(fine)
         await deliveries.check(wait=True)
 
         async def dead() -> asyncio.Future:  # never taken: a clear error, not a silent loss
             return outcome("dead", fail=True)
 
         stubborn = Deliveries(attempts=3)
-        stubborn.add(await dead(), dead)
+        await stubborn.send(dead)
         try:
             await stubborn.check(wait=True)
         except DeliveryFailed as exc:
