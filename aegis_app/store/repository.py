@@ -226,8 +226,8 @@ class Store:
         now = datetime.now(UTC)
         values = [{**row, "stored_at": now} for row in rows.values()]
         with self._write() as session:
-            for start in range(0, len(values), UPSERT_CHUNK):
-                self._upsert(session, values[start : start + UPSERT_CHUNK])
+            for chunk in _chunks(values):
+                self._upsert(session, chunk)
         return len(rows)
 
     def _upsert(self, session: Session, values: list[dict]) -> None:
@@ -388,9 +388,9 @@ class Store:
         ids = sorted({key[0] for key in wanted})
         with self._write() as session:
             existing: set[tuple[int, str, datetime]] = set()
-            for start in range(0, len(ids), UPSERT_CHUNK):
+            for chunk in _chunks(ids):
                 query = select(LabelRow.transaction_id, LabelRow.source, LabelRow.known_at).where(
-                    LabelRow.transaction_id.in_(ids[start : start + UPSERT_CHUNK])
+                    LabelRow.transaction_id.in_(chunk)
                 )
                 existing.update((t, s, k.astimezone(UTC)) for t, s, k in session.execute(query))
             new = [key for key in wanted if key not in existing]
@@ -415,9 +415,9 @@ class Store:
         out: dict[int, str] = {}
         ids = list(transaction_ids)
         with self._read() as session:
-            for start in range(0, len(ids), UPSERT_CHUNK):
+            for chunk in _chunks(ids):
                 query = select(DecisionRow.transaction_id, DecisionRow.action).where(
-                    DecisionRow.transaction_id.in_(ids[start : start + UPSERT_CHUNK])
+                    DecisionRow.transaction_id.in_(chunk)
                 )
                 out.update((int(t), a) for t, a in session.execute(query))
         return out
@@ -539,6 +539,12 @@ class Store:
                 }
                 for row in session.execute(query)
             ]
+
+
+def _chunks(items: Sequence, size: int = UPSERT_CHUNK) -> Iterator[Sequence]:
+    """`items` in slices of `size`: bounded statements (SQLite caps bound parameters)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def to_dict(row: DecisionRow) -> dict:
