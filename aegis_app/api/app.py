@@ -75,6 +75,12 @@ async def _timed(histogram: Any, stage: str, work: Any) -> Any:
         histogram.labels(stage=stage).observe(time.perf_counter() - started)
 
 
+def _settle(task: asyncio.Future) -> None:
+    """Retrieve a background task's outcome (it was already reported another way)."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _error(status: int, detail: str, field: str | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail, "field": field})
 
@@ -236,7 +242,14 @@ def create_app(
                 "content": {"application/json": {"schema": TransactionIn.model_json_schema()}},
             }
         },
-        summary="Score a transaction now, then hand it to the stream",
+        summary="Score a transaction now and hand it to the stream",
+        description=(
+            "Scores the transaction with the stream's own state and model and, at the same "
+            "time, puts it on aegis.transactions (answered once the broker acknowledged "
+            "it), where the stream records the official decision. A 503 can leave the "
+            "transaction handed to the stream; retrying with the same transaction_id is "
+            "safe: every transaction is recorded and decided once."
+        ),
     )
     async def post_transaction(request: Request):
         ingested_ms = int(time.time() * 1000)
@@ -258,18 +271,29 @@ def create_app(
             if getattr(tx, name) > MAX_ID:
                 return _error(422, f"{name}: larger than {MAX_ID}", name)
         stage = metrics.scoring_stage
-        features = await _timed(
-            stage, "features", parts["state"].features(tx, settings.label_delay_days)
+        # The broker's ack does not depend on the decision, so it is awaited alongside the
+        # features and the score rather than after them. Publishing first is safe for the
+        # score: the stream answers a transaction it has already seen as the first time
+        # (CardState/TerminalState.observe), so the features are the same either way.
+        publishing = asyncio.ensure_future(
+            _timed(stage, "publish", parts["publisher"].publish_transaction(tx))
         )
-        wire = {**tx.to_wire(), "ts": tx.ts}
-        if scorer.bundle is None:
-            await run_in_threadpool(scorer.maybe_reload, True)
+        try:
+            features = await _timed(
+                stage, "features", parts["state"].features(tx, settings.label_delay_days)
+            )
+            wire = {**tx.to_wire(), "ts": tx.ts}
             if scorer.bundle is None:
-                raise Unavailable(f"no model loaded: {scorer.last_error}")
-        decision, _ = await asyncio.gather(
-            _timed(stage, "score", scorer.decide(wire, features, ingested_ms)),
-            _timed(stage, "publish", parts["publisher"].publish_transaction(tx)),
-        )
+                await run_in_threadpool(scorer.maybe_reload, True)
+                if scorer.bundle is None:
+                    raise Unavailable(f"no model loaded: {scorer.last_error}")
+            decision = await _timed(stage, "score", scorer.decide(wire, features, ingested_ms))
+        except BaseException:
+            # Answered 503: the transaction may still reach the stream, which decides it
+            # once; a retry with the same transaction_id is recorded once too.
+            publishing.add_done_callback(_settle)
+            raise
+        await publishing
         metrics.api_decisions.labels(action=decision["action"]).inc()
         # Built by the code the stream shares (models.decision), so it already has the
         # response's shape; skipping FastAPI's re-validation saves a good part of the

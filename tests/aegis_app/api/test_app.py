@@ -144,7 +144,23 @@ def test_unavailable_worker_is_503(make_client):
     state.card = broken
     response = client.post("/v1/transactions", json=TX, headers=AUTH)
     assert response.status_code == 503 and "worker down" in response.json()["detail"]
-    assert not publisher.transactions
+    # The hand-off to the stream runs alongside the scoring, so the stream still gets the
+    # transaction and decides it once (a retry with the same id is recorded once too).
+    assert [t.transaction_id for t in publisher.transactions] == [TX["transaction_id"]]
+
+
+def test_unavailable_broker_is_503_even_with_a_decision(make_client):
+    from aegis_app.api.scoring import Unavailable
+
+    class DownPublisher:
+        transactions: list = []
+
+        async def publish_transaction(self, tx) -> None:
+            raise Unavailable("broker down")
+
+    client, _, _ = make_client(publisher=DownPublisher())
+    response = client.post("/v1/transactions", json=TX, headers=AUTH)
+    assert response.status_code == 503 and "broker down" in response.json()["detail"]
 
 
 def _seed(store, n: int = 30):
