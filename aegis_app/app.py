@@ -42,7 +42,7 @@ def make_app(conf: Settings) -> faust.App:
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
         web_in_thread=False,
-        producer_linger_ms=5,
+        producer_linger_ms=conf.producer_linger_ms,
         # Bounded per-partition fetches keep the card partitions close in event time when
         # catching up on a backlog: terminal features are exact while that skew stays
         # below the label delay (docs/FEATURES.md).
