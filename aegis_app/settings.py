@@ -64,7 +64,7 @@ class Settings:
     fetch_max_wait_ms: int = 50
     # How long a worker's producer gathers records into one request: longer means fewer,
     # larger requests (less broker CPU) and that much more latency per hop.
-    producer_linger_ms: int = 5
+    producer_linger_ms: int = 50
     # RocksDB per partition database (Faust's defaults are 64 MB x 3 memtables and a 2 GB
     # block cache per database; a worker holds 2 tables x its active + standby partitions).
     # Small memtables flush often, so old versions of a card's value leave memory and the
