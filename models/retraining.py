@@ -41,6 +41,8 @@ from models.evaluation import metrics
 from models.training import Window, fit_bundle
 
 log = logging.getLogger(__name__)
+# How the store writes tx_datetime (aegis_app.records.DATETIME_FORMAT; models/ does not
+# import the application layer, so the text is repeated here).
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 METRICS = ("average_precision", "auc_roc", "card_precision_at_100")
 
