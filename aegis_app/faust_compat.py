@@ -1,7 +1,12 @@
-"""Compatibility shim: Faust's changelog "highwater" from a broker whose ListOffsets lies.
+"""Patches to Faust (faust-streaming 0.15.3) that Aegis's delivery guarantees depend on:
 
-Why
----
+1. the changelog "highwater" from a broker whose ListOffsets lies (failover);
+2. no ack for a message Faust skipped unprocessed during a rebalance;
+3. no read-offset guesses (gaps, "already read" drops) on stream topics (the fast-rejoin
+   loss).
+
+First patch: the changelog highwater
+------------------------------------
 Faust (faust-streaming 0.15.3, aiokafka driver) learns where a changelog partition ends
 with ListOffsets(LATEST) (``AIOKafkaConsumer.end_offsets``). The embedded Tansu broker
 answers that with *the base offset of the last record batch + 1*, not the offset after the
@@ -26,7 +31,7 @@ correct broker (Apache Kafka) both are equal, so the result is unchanged; the co
 small Fetch per recovery, not per message. Any failure of the extra Fetch falls back to
 Faust's own answer. Transactional mode (``last_stable_offset``) is left alone.
 
-Remove this module when Tansu answers ListOffsets(LATEST) with the log end offset.
+Remove this first patch when Tansu answers ListOffsets(LATEST) with the log end offset.
 
 Second patch: no ack for a message Faust skipped unprocessed
 -------------------------------------------------------------
