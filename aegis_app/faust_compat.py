@@ -1,9 +1,7 @@
 """Patches to Faust (faust-streaming 0.15.3) that Aegis's delivery guarantees depend on:
 
 1. the changelog "highwater" from a broker whose ListOffsets lies (failover);
-2. no ack for a message Faust skipped unprocessed during a rebalance;
-3. no read-offset guesses (gaps, "already read" drops) on stream topics (the fast-rejoin
-   loss).
+2. no ack for a message Faust skipped unprocessed during a rebalance.
 
 First patch: the changelog highwater
 ------------------------------------
@@ -40,40 +38,20 @@ generation (or reads one while flow control is paused). Faust's stream skips suc
 without processing it, but acks it (``Stream._py_aiter``: "ack the filtered out message,
 otherwise the lag would increase"). The ack lets the next commit move the partition's
 offset past it, and since the partition is read again from the committed offset after the
-rebalance, the message would never be processed. ``install()`` wraps ``Consumer.ack`` to
-refuse the ack of a message that was skipped that way (never tracked, and from an older
-generation or seen while flow control was paused); it is fetched again after the rebalance
-and processed then. Acks of processed (tracked) messages pass untouched, so Faust's wait
-for in-flight messages during a rebalance is not affected.
-
-Third patch: no read-offset guesses on stream topics (the fast-rejoin loss)
---------------------------------------------------------------------------
-Faust's fetch loop (``Consumer._drain_messages``) remembers the last offset it handed to a
-stream per partition (``_read_offset``) and uses it twice: a fetched message below it is
-dropped as already read, and a jump of more than one above it is recorded as a *gap*, offsets
-taken not to exist and counted as acknowledged when the next commit is computed. After a
-rebalance, ``perform_seek`` resets ``_read_offset`` to the committed offsets while the fetch
-loop is still handing out a batch fetched before the seek, so the two race: seen on the
-surviving worker (``DEVLOG=1``) right after the rebalance in which a killed worker rejoined,
-a "gap" of 6-19 offsets recorded over messages that do exist, and hundreds of re-fetched
-messages dropped. A gap is merged into the acknowledged offsets as soon as any acked offset
-lies past its start, so a commit can cover gap messages the stream has not processed yet;
-when the next rebalance follows quickly (the killed worker's old membership expiring, or it
-rejoining), those queued messages are discarded as stale and the partition resumes after
-them: the contiguous block of 9-25 transactions without a decision the chaos test saw in
-full-suite runs. Aegis's topics have no real gaps (no compaction, no transactions on the
-stream topics) and every stage is idempotent by transaction id, so ``install()`` gives the
-consumer a ``_read_offset`` that answers "unknown" for acking (stream) topics: nothing is
-dropped or assumed acknowledged; a message fetched twice around a seek is processed twice,
-with the same result, and the store keeps one decision. Changelog topics (table recovery)
-keep Faust's behaviour.
+rebalance, the message is never processed: a transaction without a decision. Seen in the
+chaos test: a contiguous block of 13-25 transactions lost on the survivor's own partitions
+when a killed worker rejoined. ``install()`` also wraps ``Consumer.ack`` to refuse the ack
+of a message that was skipped that way (never tracked, and from an older generation or
+seen while flow control was paused); it is fetched again after the rebalance and processed
+then. Acks of processed (tracked) messages pass untouched, so Faust's wait for in-flight
+messages during a rebalance is not affected.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +136,6 @@ def install() -> bool:
     _highwaters.__wrapped__ = original  # type: ignore[attr-defined]
     AIOKafkaConsumerThread._highwaters = _highwaters
     _guard_stale_acks()
-    _no_read_offset_guesses()
     _INSTALLED = True
     return True
 
@@ -189,37 +166,6 @@ def _guard_stale_acks() -> None:
 
     ack.__wrapped__ = original  # type: ignore[attr-defined]
     Consumer.ack = ack
-
-
-class StreamReadOffsets(dict):
-    """``Consumer._read_offset`` that never answers for a stream (acking) topic.
-
-    Faust's fetch loop then neither drops a re-fetched message as already read nor records
-    a gap (see "Third patch" above); other topics (changelogs) keep the recorded offsets.
-    """
-
-    def __init__(self, is_stream_topic: Callable[[str], bool]) -> None:
-        super().__init__()
-        self._is_stream_topic = is_stream_topic
-
-    def __getitem__(self, tp):
-        if self._is_stream_topic(tp.topic):
-            return None
-        return self.get(tp)  # Faust's own is a defaultdict(lambda: None)
-
-
-def _no_read_offset_guesses() -> None:
-    from faust.transport.consumer import Consumer
-
-    original = Consumer.__init__
-
-    def __init__(self, *args, **kwargs) -> None:
-        original(self, *args, **kwargs)
-        # Looked up per message: the set of acking topics grows as agents start.
-        self._read_offset = StreamReadOffsets(lambda topic: self.app.topics.acks_enabled_for(topic))
-
-    __init__.__wrapped__ = original  # type: ignore[attr-defined]
-    Consumer.__init__ = __init__
 
 
 def set_fetch_max_wait(wait_ms: int) -> None:
