@@ -1,7 +1,9 @@
 """Patches to Faust (faust-streaming 0.15.3) that Aegis's delivery guarantees depend on:
 
 1. the changelog "highwater" from a broker whose ListOffsets lies (failover);
-2. no ack for a message Faust skipped unprocessed during a rebalance.
+2. no ack for a message Faust skipped unprocessed during a rebalance;
+3. no stream message from a stale fetch position after a rebalance (its own module,
+   ``aegis_app.seek_gate``, installed from here).
 
 First patch: the changelog highwater
 ------------------------------------
@@ -52,6 +54,8 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
+
+from aegis_app import seek_gate
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +140,7 @@ def install() -> bool:
     _highwaters.__wrapped__ = original  # type: ignore[attr-defined]
     AIOKafkaConsumerThread._highwaters = _highwaters
     _guard_stale_acks()
+    seek_gate.install()
     _INSTALLED = True
     return True
 

@@ -3,7 +3,7 @@ this worker's recent alerts, and health."""
 
 from __future__ import annotations
 
-from aegis_app import faust_compat
+from aegis_app import faust_compat, seek_gate
 from aegis_app.app import app, settings
 from aegis_app.records import format_datetime
 from agents.counters import counts, event_time_skew_seconds, recent_alerts
@@ -113,7 +113,11 @@ async def health_view(web, request):
             # When it was loaded, the last swap (old -> new, on announcement or poll), and
             # whether this worker hears model-update announcements.
             "model": scorer.model_status(),
-            "counts": {**counts, "refused_stale_acks": faust_compat.refused_stale_acks},
+            "counts": {
+                **counts,
+                "refused_stale_acks": faust_compat.refused_stale_acks,
+                "stale_fetches_dropped": seek_gate.gate_of(app.consumer).dropped,
+            },
             "scoring_queue": scorer.queue.qsize(),
             "event_time_skew_seconds": event_time_skew_seconds(),
             "assigned_partitions": assigned,
