@@ -58,6 +58,8 @@ class SeekGate:
         # The rebalance (app.rebalancing_count) whose last seek is in flight, if any.
         self._final_seek_for: int | None = None
         self.dropped = 0
+        # The epoch the batch Faust's fetch loop is iterating was fetched in.
+        self.batch_epoch: int | None = None
 
     def rebalance_started(self) -> None:
         self.open_at = math.inf
@@ -171,7 +173,7 @@ def _patch_consumer(Consumer) -> None:
 
     async def _wait_next_records(self, timeout):
         records, active_partitions = await wait_next_records(self, timeout)
-        self._aegis_batch_epoch = getattr(records, "seek_epoch", None)
+        gate_of(self).batch_epoch = getattr(records, "seek_epoch", None)
         return records, active_partitions
 
     async def getmany_(self, timeout):
@@ -179,7 +181,9 @@ def _patch_consumer(Consumer) -> None:
         dropped: dict = {}  # tp -> [first, last, count] of this batch's dropped offsets
         try:
             async for tp, message in getmany(self, timeout):
-                if self._is_changelog_tp(tp) or gate.admits(self._aegis_batch_epoch):
+                # admits() first: it is cheap, and Faust builds a new set of changelog
+                # topics on every _is_changelog_tp call.
+                if gate.admits(gate.batch_epoch) or self._is_changelog_tp(tp):
                     yield tp, message
                     continue
                 gate.dropped += 1
@@ -196,7 +200,7 @@ def _patch_consumer(Consumer) -> None:
                     tp.partition,
                     first,
                     last,
-                    self._aegis_batch_epoch,
+                    gate.batch_epoch,
                     gate.epoch,
                     gate.open_at,
                 )
