@@ -73,12 +73,8 @@ def _served_here(table, key: str) -> bool:
         owner = app.router.key_store(table.name, key)
     except KeyError:  # no assignment yet
         return False
-    return _host_port(owner) == _host_port(app.conf.canonical_url)
-
-
-def _host_port(url) -> tuple[str, int]:
-    # As Faust's router compares worker URLs (a URL without a scheme keeps its host in path).
-    return ((url.host if url.scheme else url.path) or "", int(url.port or 80))
+    # Compared as Faust's router compares worker URLs when it decides to forward.
+    return app.router._urlident(owner) == app.router._urlident(app.conf.canonical_url)
 
 
 def _terminal_features(terminal_id: str, tx: int, ts: int) -> dict[str, float]:
