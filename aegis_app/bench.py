@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -137,16 +138,28 @@ def run(
         for proc, port in zip(procs, ports):
             wait_http_ok(f"http://127.0.0.1:{port}/health/", 180, proc)
         _wait_all_assigned(ports, partitions, 120)
+        cpu_before = sum(process_cpu_seconds(proc.proc.pid) for proc in procs)
         produce_seconds, records = asyncio.run(_run(broker_url, txs, rate, timeout))
         counts = [
             httpx.get(f"http://127.0.0.1:{p}/health/", timeout=5).json()["counts"] for p in ports
         ]
+        cpu_seconds = sum(process_cpu_seconds(proc.proc.pid) for proc in procs) - cpu_before
     finally:
         for proc in procs:
             proc.stop()
         if broker is not None:
             broker.stop()
-    return summarize(txs, records, produce_seconds, counts, workers, rate)
+    summary = summarize(txs, records, produce_seconds, counts, workers, rate)
+    # CPU the workers spent on this load (start-up excluded): steadier than wall-clock
+    # throughput on a shared 2-core machine, so it is what to compare between changes.
+    summary["worker_cpu_ms_per_tx"] = round(1000 * cpu_seconds / max(len(txs), 1), 3)
+    return summary
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summarize(txs, records, produce_seconds, counts, workers, rate) -> dict:

@@ -7,7 +7,7 @@ in one place is bad in all of them, with the same reason.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,9 +50,12 @@ class Transaction:
 
     def to_wire(self) -> dict[str, Any]:
         """Fields as they travel on aegis.transactions (ts is derived, not sent)."""
-        data = asdict(self)
-        data.pop("ts")
-        return data
+        # Field by field: dataclasses.asdict deep-copies, and this runs for every record.
+        return {name: getattr(self, name) for name in WIRE_FIELDS}
+
+
+# The fields of a Transaction that travel on the wire, in declaration order (not ts).
+WIRE_FIELDS = tuple(f.name for f in fields(Transaction) if f.name != "ts")
 
 
 def parse_datetime(value: object) -> int:
@@ -62,10 +65,12 @@ def parse_datetime(value: object) -> int:
     elif isinstance(value, str):
         text = value.strip()
         try:
-            moment = datetime.strptime(text, DATETIME_FORMAT)
+            # fromisoformat (C, fast) reads the usual 'YYYY-MM-DD HH:MM:SS' and ISO 8601;
+            # strptime still takes the unpadded forms it always accepted.
+            moment = datetime.fromisoformat(text)
         except ValueError:
             try:
-                moment = datetime.fromisoformat(text)
+                moment = datetime.strptime(text, DATETIME_FORMAT)
             except ValueError:
                 raise InvalidRecord(f"tx_datetime: cannot parse {value!r}") from None
     else:
@@ -76,7 +81,8 @@ def parse_datetime(value: object) -> int:
 
 
 def format_datetime(ts: int) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime(DATETIME_FORMAT)
+    """'YYYY-MM-DD HH:MM:SS' (UTC) of epoch seconds."""
+    return datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None).isoformat(" ")
 
 
 def _int_field(data: dict[str, Any], name: str, *, required: bool = True) -> int | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from aegis_app import codec
+from aegis_app import codec, raw_producer
 from aegis_app.app import app, settings
 from aegis_app.records import InvalidRecord
 from agents import topics
@@ -18,6 +18,7 @@ from tables.definitions import card_state
 from tables.features import CardState
 
 log = logging.getLogger(__name__)
+BY_TERMINAL = topics.by_terminal.get_topic_name()
 
 
 @app.agent(topics.transactions)
@@ -39,7 +40,7 @@ async def card_stage(stream):
             await topics.transactions.send(key=card_key.encode(), value=payload)
             continue
         try:
-            state = CardState.from_value(card_state.get(card_key))
+            state = CardState.from_value(card_state.lookup(card_key))
             card_features = state.observe(tx.transaction_id, tx.ts, tx.tx_amount, tx.terminal_id)
         except Exception as exc:  # corrupt state must not stop the stream for every card
             log.exception("card %s: state update failed", card_key)
@@ -47,14 +48,18 @@ async def card_stage(stream):
                 payload, f"card state error: {exc!r}", topics.transactions.get_topic_name(), event
             )
             continue
-        card_state[card_key] = state.to_value()
-        await topics.by_terminal.send(
-            key=str(tx.terminal_id).encode(),
-            value={
-                "kind": "tx",
-                "tx": {**tx.to_wire(), "ts": tx.ts},
-                "card": card_features,
-                "ingested_ms": int(event.message.timestamp * 1000),
-                "source_partition": event.message.partition,
-            },
+        await card_state.put(card_key, state.to_value())
+        await raw_producer.send(
+            app,
+            BY_TERMINAL,
+            str(tx.terminal_id).encode(),
+            raw_producer.dumps(
+                {
+                    "kind": "tx",
+                    "tx": {**tx.to_wire(), "ts": tx.ts},
+                    "card": card_features,
+                    "ingested_ms": int(event.message.timestamp * 1000),
+                    "source_partition": event.message.partition,
+                }
+            ),
         )

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aegis_app import raw_producer
 from aegis_app.app import app, settings
 from aegis_app.model_updates import WORKER_POLL_SECONDS, ModelUpdatesListener
 from agents import topics
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 MODEL_POLL_SECONDS = WORKER_POLL_SECONDS
 # How often an idle scorer looks for a pending announcement (no batch to wait for).
 IDLE_CHECK_SECONDS = 0.5
+DECISIONS = topics.decisions.get_topic_name()
+ALERTS = topics.alerts.get_topic_name()
 
 
 def _now() -> str:
@@ -140,24 +143,28 @@ class MicroBatchScorer:
                 await self.reload()  # announced while this batch formed: score it with the new
             bundle = self.bundle
             results = await loop.run_in_executor(self._executor, self._score, bundle, batch)
-            for (stream, event, tx, _features, _ingested), decision in zip(batch, results):
+            for (stream, event, tx, _features, _ingested), (decision, record) in zip(
+                batch, results
+            ):
                 key = str(tx["transaction_id"]).encode()
-                await topics.decisions.send(key=key, value=decision)
+                await raw_producer.send(app, DECISIONS, key, record)
                 counts[f"decisions_{decision['action']}"] += 1
                 if decision["action"] != ALLOW:
-                    await topics.alerts.send(key=key, value=decision)
+                    await raw_producer.send(app, ALERTS, key, record)
                     recent_alerts.append(decision)
                 await stream.ack(event)
 
-    def _score(self, bundle: ModelBundle, batch: list) -> list[dict]:
+    def _score(self, bundle: ModelBundle, batch: list) -> list[tuple[dict, bytes]]:
+        """Decisions and their record bytes (encoded here, in the thread, not on the loop)."""
         started = time.perf_counter()
         decisions = build_decisions(
             bundle, self.rules, [(tx, features, ingested) for _, _, tx, features, ingested in batch]
         )
+        encoded = [(decision, raw_producer.dumps(decision)) for decision in decisions]
         counts["scored"] += len(batch)
         counts["score_batches"] += 1
         counts["score_us_total"] += int((time.perf_counter() - started) * 1e6)
-        return decisions
+        return encoded
 
     def model_status(self) -> dict:
         """The model part of the worker's /health/."""

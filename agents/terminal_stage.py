@@ -29,7 +29,7 @@ async def terminal_stage(stream):
         counts["terminal_stage_in"] += 1
         key = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
         try:
-            state = TerminalState.from_value(terminal_state.get(key))
+            state = TerminalState.from_value(terminal_state.lookup(key))
             if message.get("kind") == "label":
                 label = message["label"]
                 state.add_label(
@@ -59,7 +59,7 @@ async def terminal_stage(stream):
             )
             await manual.ack(event)
             continue
-        terminal_state[key] = state.to_value()
+        await terminal_state.put(key, state.to_value())
         if message.get("kind") == "label":
             await manual.ack(event)
         else:

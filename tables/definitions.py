@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from aegis_app.app import app, settings
+from tables.lean_table import LeanTable
+
+
+def _lean_table(name: str) -> LeanTable:
+    # What app.Table(name, ...) does, with the LeanTable class (hot-path writes: put()).
+    # `options` is a fresh dict per table: Faust's RocksDB store mutates the one it is given.
+    table = LeanTable(
+        app, name=name, key_type=str, beacon=app.tables.beacon, options=settings.rocksdb_options()
+    )
+    return app.tables.add(table)
+
 
 # Key: card id as a string. Value (JSON, the app default): CardState.to_value().
-# `options` is a fresh dict per table: Faust's RocksDB store mutates the one it is given.
-card_state = app.Table("card_state", key_type=str, options=settings.rocksdb_options())
+card_state = _lean_table("card_state")
 # Key: terminal id as a string. Value (JSON): TerminalState.to_value().
-terminal_state = app.Table("terminal_state", key_type=str, options=settings.rocksdb_options())
+terminal_state = _lean_table("terminal_state")

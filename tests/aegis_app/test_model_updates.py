@@ -176,16 +176,12 @@ def test_an_announcement_swaps_the_scorer_between_batches(model_dir, monkeypatch
 
     sent: list[dict] = []
 
-    async def send(key: bytes, value: dict) -> None:
-        sent.append(value)
+    async def send(app, topic: str, key: bytes, value: bytes, partition=None) -> None:
+        if topic == scoring.DECISIONS:
+            sent.append(json.loads(value))
 
-    async def alert(key: bytes, value: dict) -> None:
-        pass
-
-    fake_topics = SimpleNamespace(
-        decisions=SimpleNamespace(send=send), alerts=SimpleNamespace(send=alert)
-    )
-    monkeypatch.setattr(scoring, "topics", fake_topics)
+    fake_producer = SimpleNamespace(send=send, dumps=scoring.raw_producer.dumps)
+    monkeypatch.setattr(scoring, "raw_producer", fake_producer)
     features = dict.fromkeys(ALL_FEATURES, 0.0)
 
     async def scenario():
