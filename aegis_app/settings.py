@@ -65,6 +65,9 @@ class Settings:
     # How long a worker's producer gathers records into one request: longer means fewer,
     # larger requests (less broker CPU) and that much more latency per hop.
     producer_linger_ms: int = 50
+    # How long a thread may hold the GIL while another waits (CPython: 5 ms). Shorter
+    # hand-offs between the event loop and the scoring thread (aegis_app/gil.py).
+    thread_switch_interval_ms: float = 0.5
     # RocksDB per partition database (Faust's defaults are 64 MB x 3 memtables and a 2 GB
     # block cache per database; a worker holds 2 tables x its active + standby partitions).
     # Small memtables flush often, so old versions of a card's value leave memory and the

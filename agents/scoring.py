@@ -132,6 +132,9 @@ class MicroBatchScorer:
                 continue
             deadline = loop.time() + self.max_wait_s
             while len(batch) < self.batch_size:
+                if not self.queue.empty():  # take what is waiting without a timer per event
+                    batch.append(self.queue.get_nowait())
+                    continue
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break

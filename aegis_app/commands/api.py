@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     import uvicorn
 
+    from aegis_app import gil
     from aegis_app.api import ApiSettings, create_app
     from aegis_app.settings import Settings
 
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         api = api.with_(token=secrets.token_urlsafe(24))
         print(f"aegis api: demo token (Authorization: Bearer ...): {api.token}", flush=True)
+    gil.set_switch_interval(settings.thread_switch_interval_ms)
     app = create_app(settings, api, run_sink=not args.no_sink)
     sink = "off" if args.no_sink else "on"
     print(
