@@ -5,7 +5,8 @@
   the features with tables.features, exactly as the card and terminal stages do.
 * `ApiScorer` scores with the active ModelBundle (reloaded when ACTIVE changes) through
   models.decision.build_decisions, the function shared with the stream. Concurrent
-  requests are scored together (one model call per batch, in a worker thread).
+  requests are scored together (one model call per batch: on the loop for a few rows,
+  in a worker thread for more, or when a model may have to be loaded).
 * `KafkaPublisher` puts the transaction on aegis.transactions (keyed by card), so the
   stream updates its state and records the official decision, and labels on aegis.labels.
 """
@@ -36,6 +37,11 @@ from tables.features import CardState, TerminalState, assemble
 
 log = logging.getLogger(__name__)
 MODEL_POLL_SECONDS = 1.0
+# A batch this small is scored on the event loop: the packed numpy models take ~0.3 ms for
+# it, less than a hand-off to the scoring thread costs under load (GIL waits; the score
+# stage's mean was 4.7-9.5 ms at 200 requests/s, BENCHMARKS.md). Larger batches, and any
+# batch that may load a model, still go to the thread.
+INLINE_BATCH_MAX = 4
 
 
 class Unavailable(RuntimeError):
@@ -254,7 +260,10 @@ class ApiScorer:
             if not batch:
                 continue
             try:
-                decisions = await loop.run_in_executor(self._executor, self._score, batch)
+                if len(batch) <= INLINE_BATCH_MAX and not self._reload_due():
+                    decisions = self._score(batch)
+                else:
+                    decisions = await loop.run_in_executor(self._executor, self._score, batch)
             except Exception as exc:  # noqa: BLE001 - each waiting request gets the error
                 for *_rest, future in batch:
                     if not future.done():
@@ -263,6 +272,10 @@ class ApiScorer:
             for (*_rest, future), decision in zip(batch, decisions):
                 if not future.done():
                     future.set_result(decision)
+
+    def _reload_due(self) -> bool:
+        """Would _score look at ACTIVE (and maybe load a model)? Never on the event loop."""
+        return self.bundle is None or time.monotonic() - self._checked >= MODEL_POLL_SECONDS
 
     def _score(self, batch: list) -> list[dict]:
         bundle = self.maybe_reload()
