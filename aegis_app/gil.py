@@ -4,8 +4,7 @@ Why: the worker and the API score micro-batches in a thread, off the event loop.
 load both threads want the GIL, and CPython lets the holder keep it for the switch
 interval (5 ms by default) before the waiter gets it, so each hand-off can add up to 5 ms
 to a transaction's latency. Measured on this project's machine (BENCHMARKS.md):
-`aegis bench --rate 1000` p99 930 -> 465 ms and the API's p99 at 200 requests/s
-62 -> 40 ms on a fresh stack, with 0.5 ms.
+`aegis bench --rate 1000` p99 930 ms before, 344 and 535 ms in two runs with 0.5 ms.
 """
 
 from __future__ import annotations

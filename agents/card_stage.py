@@ -11,6 +11,7 @@ import logging
 from aegis_app import codec, raw_producer
 from aegis_app.app import app, settings
 from aegis_app.records import InvalidRecord
+from aegis_app.settings import BY_TERMINAL_TOPIC
 from agents import topics
 from agents.counters import counts
 from agents.deadletter import dead_letter
@@ -18,7 +19,6 @@ from tables.definitions import card_state
 from tables.features import CardState
 
 log = logging.getLogger(__name__)
-BY_TERMINAL = topics.by_terminal.get_topic_name()
 
 
 @app.agent(topics.transactions)
@@ -51,7 +51,7 @@ async def card_stage(stream):
         await card_state.put(card_key, state.to_value())
         await raw_producer.send(
             app,
-            BY_TERMINAL,
+            BY_TERMINAL_TOPIC,
             str(tx.terminal_id).encode(),
             raw_producer.dumps(
                 {

@@ -21,7 +21,7 @@ from pathlib import Path
 from aegis_app import raw_producer
 from aegis_app.app import app, settings
 from aegis_app.model_updates import WORKER_POLL_SECONDS, ModelUpdatesListener
-from agents import topics
+from aegis_app.settings import ALERTS_TOPIC, DECISIONS_TOPIC
 from agents.counters import counts, recent_alerts
 from models import registry
 from models.bundle import ModelBundle
@@ -33,8 +33,6 @@ log = logging.getLogger(__name__)
 MODEL_POLL_SECONDS = WORKER_POLL_SECONDS
 # How often an idle scorer looks for a pending announcement (no batch to wait for).
 IDLE_CHECK_SECONDS = 0.5
-DECISIONS = topics.decisions.get_topic_name()
-ALERTS = topics.alerts.get_topic_name()
 
 
 def _now() -> str:
@@ -150,10 +148,10 @@ class MicroBatchScorer:
                 batch, results
             ):
                 key = str(tx["transaction_id"]).encode()
-                await raw_producer.send(app, DECISIONS, key, record)
+                await raw_producer.send(app, DECISIONS_TOPIC, key, record)
                 counts[f"decisions_{decision['action']}"] += 1
                 if decision["action"] != ALLOW:
-                    await raw_producer.send(app, ALERTS, key, record)
+                    await raw_producer.send(app, ALERTS_TOPIC, key, record)
                     recent_alerts.append(decision)
                 await stream.ack(event)
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import faust
 from faust.streams import current_event
-from faust.types import TP
 
 from aegis_app import raw_producer
 
@@ -56,5 +55,6 @@ class LeanTable(faust.Table):
             # Not acknowledged: the offset stays where it was, so a restart replays from
             # there; Faust's own changelog sends behave the same.
             return
-        metadata = ack.result()
-        self.data.set_persisted_offset(TP(metadata.topic, metadata.partition), metadata.offset)
+        # Faust's own callback: it records the persisted offset (or defers it to the commit
+        # in exactly-once mode); aiokafka's RecordMetadata has the topic_partition it reads.
+        self._on_changelog_sent(ack)

@@ -209,10 +209,9 @@ class ApiScorer:
 
     def maybe_reload(self, force: bool = False) -> ModelBundle | None:
         """Load the active version if it changed; a refused version keeps the old one."""
-        now = time.monotonic()
-        if not force and self.bundle is not None and now - self._checked < MODEL_POLL_SECONDS:
+        if not force and not self._reload_due():
             return self.bundle
-        self._checked = now
+        self._checked = time.monotonic()
         version = registry.active_version(self.model_dir)
         if version is None or (self.bundle is not None and self.bundle.version == version):
             if version is None and self.bundle is None:

@@ -177,7 +177,7 @@ def test_an_announcement_swaps_the_scorer_between_batches(model_dir, monkeypatch
     sent: list[dict] = []
 
     async def send(app, topic: str, key: bytes, value: bytes, partition=None) -> None:
-        if topic == scoring.DECISIONS:
+        if topic == scoring.DECISIONS_TOPIC:
             sent.append(json.loads(value))
 
     fake_producer = SimpleNamespace(send=send, dumps=scoring.raw_producer.dumps)

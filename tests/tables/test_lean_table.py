@@ -42,6 +42,7 @@ def fake_table() -> SimpleNamespace:
         value_serializer="json",
     )
     table._on_lean_changelog_sent = lambda ack: LeanTable._on_lean_changelog_sent(table, ack)
+    table._on_changelog_sent = lambda ack: LeanTable._on_changelog_sent(table, ack)
     return table
 
 
@@ -72,7 +73,8 @@ def test_put_writes_the_store_and_the_changelog_of_the_event_partition(sent):
         assert table.data["42"] == [1, 2]
         assert records == [("app-card_state-changelog", b"k:42:raw", b"v:[1, 2]:json", 3)]
         assert table.data.persisted == {}  # not before the broker's ack
-        metadata = SimpleNamespace(topic="app-card_state-changelog", partition=3, offset=17)
+        tp = SimpleNamespace(topic="app-card_state-changelog", partition=3)
+        metadata = SimpleNamespace(topic_partition=tp, offset=17)
         acks[0].set_result(metadata)
         await asyncio.sleep(0)
 
