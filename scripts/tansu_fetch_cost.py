@@ -1,0 +1,129 @@
+"""What a tailing consumer costs the embedded broker as a partition fills with record batches.
+
+    .venv/bin/python scripts/tansu_fetch_cost.py --batches 10000 --partitions 4
+
+Starts its own Tansu on a free loopback port, creates topic ``t``, writes ``--batches``
+one-record batches spread over the partitions (or all into partition 0 with
+``--preload-one``), then for ``--seconds`` sends 200 one-record produces per second
+round-robin (or only to ``--target``) while one consumer tails every partition.
+Prints one JSON line: the broker's CPU (share of one core), produce ack p50/p99 and how
+many fetch requests the consumer sent. Stops the broker on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import time
+
+import aiokafka.consumer.fetcher as fetcher
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from aegis_app.broker import free_port, tansu_binary, wait_for_broker_async
+
+FETCHES = [0]
+_proc_fetch = fetcher.Fetcher._proc_fetch_request
+
+
+async def _counted(self, *args, **kwargs):  # counts the consumer's fetch requests
+    FETCHES[0] += 1
+    return await _proc_fetch(self, *args, **kwargs)
+
+
+fetcher.Fetcher._proc_fetch_request = _counted
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(args: argparse.Namespace) -> dict:
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    broker = subprocess.Popen(
+        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    bootstrap = f"127.0.0.1:{port}"
+    try:
+        await wait_for_broker_async(bootstrap, timeout=20)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic("t", args.partitions, 1)])
+        await admin.close()
+        # max_batch_size below two records: every record becomes its own batch, as the
+        # API's linger_ms=1 producer writes them at 200 requests/s.
+        loader = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, max_batch_size=300)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+        await loader.start()
+        await producer.start()
+        for start in range(0, args.batches, 500):
+            sends = []
+            for i in range(start, min(start + 500, args.batches)):
+                partition = 0 if args.preload_one else i % args.partitions
+                sends.append(await loader.send("t", b"x" * 200, partition=partition))
+            await asyncio.gather(*sends)
+        await loader.stop()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, fetch_max_wait_ms=args.fetch_max_wait_ms
+        )
+        await consumer.start()
+        partitions = [TopicPartition("t", p) for p in range(args.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        consumed = 0
+
+        async def tail() -> None:
+            nonlocal consumed
+            while True:
+                records = await consumer.getmany(timeout_ms=1000)
+                consumed += sum(len(batch) for batch in records.values())
+
+        tailing = asyncio.create_task(tail())
+        await asyncio.sleep(2)
+        cpu0, t0, fetches0, acks = cpu_seconds(broker.pid), time.time(), FETCHES[0], []
+        for i in range(200 * args.seconds):
+            sent = time.perf_counter()
+            partition = args.target if args.target is not None else i % args.partitions
+            await (await producer.send("t", b"y" * 200, partition=partition))
+            acks.append(time.perf_counter() - sent)
+            await asyncio.sleep(max(0.0, t0 + (i + 1) / 200 - time.time()))
+        elapsed = time.time() - t0
+        result = {
+            "batches": args.batches,
+            "partitions": args.partitions,
+            "broker_cpu_pct": round(100 * (cpu_seconds(broker.pid) - cpu0) / elapsed),
+            "ack_p50_ms": round(1000 * sorted(acks)[len(acks) // 2], 1),
+            "ack_p99_ms": round(1000 * sorted(acks)[int(len(acks) * 0.99)], 1),
+            "fetch_requests": FETCHES[0] - fetches0,
+            "consumed": consumed,
+        }
+        tailing.cancel()
+        await consumer.stop()
+        await producer.stop()
+        return result
+    finally:
+        broker.kill()
+        broker.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=10_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--preload-one", action="store_true", help="all batches in partition 0")
+    parser.add_argument("--target", type=int, help="produce only to this partition")
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=500)
+    print(json.dumps(asyncio.run(measure(parser.parse_args()))))
+
+
+if __name__ == "__main__":
+    main()
