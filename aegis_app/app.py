@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import faust
 
-from aegis_app import faust_compat, gil
+from aegis_app import faust_compat, fetch_pacing, gil
 from aegis_app.settings import Settings
 
 # Changelog end offsets from the Fetch high watermark too: the embedded Tansu broker's
@@ -17,6 +17,7 @@ faust_compat.install()
 
 settings = Settings.from_env()
 faust_compat.set_fetch_max_wait(settings.fetch_max_wait_ms)
+fetch_pacing.install(settings.fetch_interval_ms)
 gil.set_switch_interval(settings.thread_switch_interval_ms)
 
 

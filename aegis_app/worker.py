@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from aegis_app import broker
+from aegis_app import broker, heap
 from aegis_app import settings as names
 from aegis_app.settings import Settings, broker_host_port
 
@@ -77,4 +77,5 @@ def run(conf: Settings, loglevel: str = "info") -> None:
     from aegis_app.app import app  # imported late: it reads settings from the environment
 
     sys.argv = ["aegis", "worker", "--loglevel", loglevel]
+    heap.freeze_startup_heap()  # everything is imported: spare it the full GC passes
     app.main()

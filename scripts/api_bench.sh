@@ -8,7 +8,9 @@
 # for 500 cards so their state has its real size, then sends an open-loop load at each
 # rate with scripts/api_load.py (cards from the same population, days after the history).
 # Prints two JSON lines per rate: the load's latencies, then where the API spent that time
-# (scripts/api_stages.py). Everything it starts is stopped on exit.
+# (scripts/api_stages.py). With PROBE=1, scripts/broker_probe.py runs beside each load and
+# prints a third line: the broker's ack latency for a producer of its own. Everything it
+# starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -52,15 +54,28 @@ for _ in $(seq 300); do
   [ "$SCORED" -ge "$ROWS" ] && break
   sleep 1
 done
+# ... and until the sink has stored those decisions: the load starts from a quiet stack,
+# not while the sink still writes the history's decisions.
+for _ in $(seq 300); do
+  STORED=$($BIN/python -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from decisions').fetchone()[0])" "$WORK/store/aegis.db" 2>/dev/null || echo 0)
+  [ "$STORED" -ge "$ROWS" ] && break
+  sleep 1
+done
 
 BASE=900000000000
 SEED=11
 for rate in ${RATES[*]}; do
   $BIN/python scripts/api_stages.py --url "http://127.0.0.1:$AP" --token bench-token \
     --save "$WORK/stages.json"
+  PROBING=""
+  if [ -n "${PROBE:-}" ]; then  # the broker's own ack latency under this load, on the side
+    $BIN/python scripts/broker_probe.py --bootstrap "127.0.0.1:$BP" --seconds 28 \
+      >"$WORK/probe.json" 2>/dev/null & PROBING=$!; PIDS+=($PROBING)
+  fi
   $BIN/python scripts/api_load.py --url "http://127.0.0.1:$AP" --token bench-token \
     --rate "$rate" --seconds 30 --customers 500 --terminals 1000 --start-date 2018-05-11 \
     --id-base "$BASE" --seed "$SEED" 2>/dev/null
+  if [ -n "$PROBING" ]; then wait "$PROBING" && cat "$WORK/probe.json"; fi
   # where that rate's time went (features, score, publish), from the API's /metrics
   $BIN/python scripts/api_stages.py --url "http://127.0.0.1:$AP" --token bench-token \
     --since "$WORK/stages.json"

@@ -7,7 +7,10 @@ one-record batches spread over the partitions (or all into partition 0 with
 ``--preload-one``), then for ``--seconds`` sends 200 one-record produces per second
 round-robin (or only to ``--target``) while one consumer tails every partition.
 Prints one JSON line: the broker's CPU (share of one core), produce ack p50/p99 and how
-many fetch requests the consumer sent. Stops the broker on exit.
+many fetch requests the consumer sent. ``--fetch-gap-ms`` pauses before each fetch (as
+``AEGIS_FETCH_INTERVAL_MS`` does, aegis_app/fetch_pacing.py), ``--no-consumer`` only
+produces, and ``--single-reads N`` instead times N lone fetches of partition 0's newest
+record (broker CPU per read). Stops the broker on exit.
 """
 
 from __future__ import annotations
@@ -29,8 +32,13 @@ FETCHES = [0]
 _proc_fetch = fetcher.Fetcher._proc_fetch_request
 
 
+GAP_S = [0.0]
+
+
 async def _counted(self, *args, **kwargs):  # counts the consumer's fetch requests
     FETCHES[0] += 1
+    if GAP_S[0]:
+        await asyncio.sleep(GAP_S[0])  # --fetch-gap-ms: no fetch parked at the broker meanwhile
     return await _proc_fetch(self, *args, **kwargs)
 
 
@@ -71,22 +79,28 @@ async def measure(args: argparse.Namespace) -> dict:
                 sends.append(await loader.send("t", b"x" * 200, partition=partition))
             await asyncio.gather(*sends)
         await loader.stop()
+        if args.single_reads:
+            await producer.stop()
+            return await single_reads(bootstrap, broker.pid, args)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, fetch_max_wait_ms=args.fetch_max_wait_ms
+            bootstrap_servers=bootstrap,
+            fetch_max_wait_ms=args.fetch_max_wait_ms,
+            fetch_min_bytes=args.fetch_min_bytes,
         )
-        await consumer.start()
-        partitions = [TopicPartition("t", p) for p in range(args.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
+        GAP_S[0] = args.fetch_gap_ms / 1000
         consumed = 0
 
         async def tail() -> None:
             nonlocal consumed
+            await consumer.start()
+            partitions = [TopicPartition("t", p) for p in range(args.partitions)]
+            consumer.assign(partitions)
+            await consumer.seek_to_end(*partitions)
             while True:
                 records = await consumer.getmany(timeout_ms=1000)
                 consumed += sum(len(batch) for batch in records.values())
 
-        tailing = asyncio.create_task(tail())
+        tailing = asyncio.create_task(asyncio.sleep(0) if args.no_consumer else tail())
         await asyncio.sleep(2)
         cpu0, t0, fetches0, acks = cpu_seconds(broker.pid), time.time(), FETCHES[0], []
         for i in range(200 * args.seconds):
@@ -106,12 +120,37 @@ async def measure(args: argparse.Namespace) -> dict:
             "consumed": consumed,
         }
         tailing.cancel()
-        await consumer.stop()
+        if not args.no_consumer:
+            await consumer.stop()
         await producer.stop()
         return result
     finally:
         broker.kill()
         broker.wait()
+
+
+async def single_reads(bootstrap: str, broker_pid: int, args: argparse.Namespace) -> dict:
+    """Broker CPU and time for one fetch of a partition's newest records, nothing else
+    running: what one read of new data costs at this partition size."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    tp = TopicPartition("t", 0)
+    consumer.assign([tp])
+    end = (await consumer.end_offsets([tp]))[tp]
+    cpu0, t0 = cpu_seconds(broker_pid), time.time()
+    for i in range(args.single_reads):
+        consumer.seek(tp, max(0, end - 1 - i))
+        await consumer.getmany(tp, timeout_ms=5000)
+    elapsed = time.time() - t0
+    await consumer.stop()
+    return {
+        "batches_in_partition_0": args.batches if args.preload_one else None,
+        "reads": args.single_reads,
+        "ms_per_read": round(1000 * elapsed / args.single_reads, 1),
+        "broker_cpu_ms_per_read": round(
+            1000 * (cpu_seconds(broker_pid) - cpu0) / args.single_reads, 1
+        ),
+    }
 
 
 def main() -> None:
@@ -122,6 +161,12 @@ def main() -> None:
     parser.add_argument("--target", type=int, help="produce only to this partition")
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--fetch-max-wait-ms", type=int, default=500)
+    parser.add_argument("--fetch-min-bytes", type=int, default=1)
+    parser.add_argument("--fetch-gap-ms", type=int, default=0, help="pause before each fetch")
+    parser.add_argument(
+        "--single-reads", type=int, default=0, help="only time N single fetches of partition 0"
+    )
+    parser.add_argument("--no-consumer", action="store_true", help="produce only, nobody tails")
     print(json.dumps(asyncio.run(measure(parser.parse_args()))))
 
 

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     import uvicorn
 
-    from aegis_app import gil
+    from aegis_app import fetch_pacing, gil, heap
     from aegis_app.api import ApiSettings, create_app
     from aegis_app.settings import Settings
 
@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         api = api.with_(token=secrets.token_urlsafe(24))
         print(f"aegis api: demo token (Authorization: Bearer ...): {api.token}", flush=True)
     gil.set_switch_interval(settings.thread_switch_interval_ms)
+    fetch_pacing.install(settings.fetch_interval_ms)  # its in-process sink and model watcher
     app = create_app(settings, api, run_sink=not args.no_sink)
     sink = "off" if args.no_sink else "on"
     print(
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         f"worker {api.worker_url}, store {settings.db_url}, sink {sink})",
         flush=True,
     )
+    heap.freeze_startup_heap()  # everything is imported: spare it the full GC passes
     uvicorn.run(
         app,
         host=args.host,

@@ -15,13 +15,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from aegis_app import fetch_pacing, heap
     from aegis_app.settings import Settings
     from aegis_app.store import Store
     from aegis_app.store.sink import run_forever
 
     settings = Settings.from_env(kafka_broker=args.broker, db_url=args.db_url)
+    fetch_pacing.install(settings.fetch_interval_ms)
     store = Store(settings.db_url)
     try:
+        heap.freeze_startup_heap()
         return run_forever(settings.kafka_broker, store, settings.partitions)
     finally:
         store.close()

@@ -1,0 +1,24 @@
+"""Keep the garbage collector's full passes off what a process loaded at start.
+
+Why: a worker starts with some 160,000 long-lived objects from Faust, scikit-learn, NumPy
+and Aegis itself, and CPython's oldest-generation collection walks all of them (and the
+state made since) each time, mostly finding nothing to free. Measured under
+`scripts/api_bench.sh` at 200 requests/s (scripts/gc_pauses): before, the worker paused
+142-159 ms for such a pass about every 10 s and the sink 56-134 ms every 3-5 s; with the
+start-up heap frozen, the worker made no full pass during the load and the sink's took
+3-14 ms (BENCHMARKS.md, 2026-12-03). `gc.freeze()` moves what is alive once start-up is
+done into a permanent generation the collector no longer scans; objects made later are
+collected as before, and reference counting still frees frozen objects.
+"""
+
+from __future__ import annotations
+
+import gc
+
+
+def freeze_startup_heap() -> int:
+    """Collect once, then exempt every object alive now from later collections.
+    Returns how many objects were frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
