@@ -34,7 +34,12 @@ def install(interval_ms: float) -> None:
         started: dict = self.__dict__.setdefault("_aegis_fetch_started", {})
         wait = started.get(node_id, float("-inf")) + interval_s - time.monotonic()
         if wait > 0:
-            await asyncio.sleep(wait)
+            try:
+                await asyncio.sleep(wait)
+            except asyncio.CancelledError:
+                # Cancelled by close() or an assignment change, as aiokafka cancels a fetch
+                # in flight: the original answers that with False, and close() relies on it.
+                return False
         started[node_id] = time.monotonic()
         return await original(self, assignment, node_id, request)
 

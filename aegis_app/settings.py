@@ -62,7 +62,7 @@ class Settings:
     fetch_max_bytes: int = 256 * 1024
     # How long a worker's fetch may wait for data (Faust's own 1.5 s adds latency per hop).
     fetch_max_wait_ms: int = 50
-    # Least time between two fetches of one consumer from one broker (worker and sink).
+    # Least time between two fetches of one consumer from one broker (worker, sink, API).
     # The embedded broker's cost per fetch grows with the partition's stored batches
     # (aegis_app/fetch_pacing.py); 0 on Apache Kafka.
     fetch_interval_ms: int = 0

@@ -7,8 +7,8 @@ one-record batches spread over the partitions (or all into partition 0 with
 ``--preload-one``), then for ``--seconds`` sends 200 one-record produces per second
 round-robin (or only to ``--target``) while one consumer tails every partition.
 Prints one JSON line: the broker's CPU (share of one core), produce ack p50/p99 and how
-many fetch requests the consumer sent. ``--fetch-gap-ms`` pauses before each fetch (as
-``AEGIS_FETCH_INTERVAL_MS`` does, aegis_app/fetch_pacing.py), ``--no-consumer`` only
+many fetch requests the consumer sent. ``--fetch-interval-ms`` spaces the consumer's fetches
+with aegis_app/fetch_pacing.py (``AEGIS_FETCH_INTERVAL_MS``), ``--no-consumer`` only
 produces, and ``--single-reads N`` instead times N lone fetches of partition 0's newest
 record (broker CPU per read). Stops the broker on exit.
 """
@@ -26,19 +26,15 @@ import aiokafka.consumer.fetcher as fetcher
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from aegis_app import fetch_pacing
 from aegis_app.broker import free_port, tansu_binary, wait_for_broker_async
 
 FETCHES = [0]
 _proc_fetch = fetcher.Fetcher._proc_fetch_request
 
 
-GAP_S = [0.0]
-
-
 async def _counted(self, *args, **kwargs):  # counts the consumer's fetch requests
     FETCHES[0] += 1
-    if GAP_S[0]:
-        await asyncio.sleep(GAP_S[0])  # --fetch-gap-ms: no fetch parked at the broker meanwhile
     return await _proc_fetch(self, *args, **kwargs)
 
 
@@ -87,7 +83,7 @@ async def measure(args: argparse.Namespace) -> dict:
             fetch_max_wait_ms=args.fetch_max_wait_ms,
             fetch_min_bytes=args.fetch_min_bytes,
         )
-        GAP_S[0] = args.fetch_gap_ms / 1000
+        fetch_pacing.install(args.fetch_interval_ms)  # what AEGIS_FETCH_INTERVAL_MS does
         consumed = 0
 
         async def tail() -> None:
@@ -162,7 +158,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--fetch-max-wait-ms", type=int, default=500)
     parser.add_argument("--fetch-min-bytes", type=int, default=1)
-    parser.add_argument("--fetch-gap-ms", type=int, default=0, help="pause before each fetch")
+    parser.add_argument(
+        "--fetch-interval-ms", type=int, default=0, help="least time between two fetches"
+    )
     parser.add_argument(
         "--single-reads", type=int, default=0, help="only time N single fetches of partition 0"
     )

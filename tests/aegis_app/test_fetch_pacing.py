@@ -45,3 +45,23 @@ def test_zero_removes_the_pacing(monkeypatch):
     assert Fetcher._proc_fetch_request is not recording
     fetch_pacing.install(0)
     assert Fetcher._proc_fetch_request is recording
+
+
+def test_a_fetch_cancelled_during_its_pause_ends_as_aiokafka_expects(monkeypatch):
+    # aiokafka's Fetcher.close() cancels the fetch tasks and awaits them: a cancelled fetch
+    # must return False (as the original does), not raise CancelledError into close().
+    starts: list = []
+    monkeypatch.setattr(Fetcher, "_proc_fetch_request", _recording_fetch(starts))
+    fetch_pacing.install(10_000)
+    fetcher = SimpleNamespace()
+
+    async def scenario() -> object:
+        fetch = Fetcher._proc_fetch_request
+        await fetch(fetcher, None, 1, None)
+        paused = asyncio.ensure_future(fetch(fetcher, None, 1, None))
+        await asyncio.sleep(0.05)
+        paused.cancel()
+        return await paused
+
+    assert asyncio.run(scenario()) is False
+    assert len(starts) == 1  # the cancelled fetch was never sent
