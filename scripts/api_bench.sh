@@ -10,11 +10,14 @@
 # Prints two JSON lines per rate: the load's latencies, then where the API spent that time
 # (scripts/api_stages.py). With PROBE=1, scripts/broker_probe.py runs beside each load and
 # prints a third line: the broker's ack latency for a producer of its own. Everything it
-# starts is stopped on exit.
+# starts is stopped on exit. Its consumers (worker, sink) space their fetches by
+# AEGIS_FETCH_INTERVAL_MS, 100 ms unless set: the embedded broker's setting for a stack
+# that runs for minutes (aegis_app/broker.py; AEGIS_FETCH_INTERVAL_MS=0 turns it off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 RATES=("${@:-50 200}")
+export AEGIS_FETCH_INTERVAL_MS=${AEGIS_FETCH_INTERVAL_MS:-$($BIN/python -c "from aegis_app.broker import EMBEDDED_FETCH_INTERVAL_MS as m; print(m)")}
 WORK=$(mktemp -d /tmp/aegis-apibench.XXXXXX)
 PIDS=()
 cleanup() {
