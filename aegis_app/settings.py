@@ -72,6 +72,9 @@ class Settings:
     # How long a thread may hold the GIL while another waits (CPython: 5 ms). Shorter
     # hand-offs between the event loop and the scoring thread (aegis_app/gil.py).
     thread_switch_interval_ms: float = 0.5
+    # BLAS threads in the processes that score (worker, API); 0 keeps the library's own
+    # (one per core). Scoring's matrix products are small (aegis_app/blas_threads.py).
+    scoring_blas_threads: int = 1
     # RocksDB per partition database (Faust's defaults are 64 MB x 3 memtables and a 2 GB
     # block cache per database; a worker holds 2 tables x its active + standby partitions).
     # Small memtables flush often, so old versions of a card's value leave memory and the

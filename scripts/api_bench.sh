@@ -11,7 +11,7 @@
 # (scripts/api_stages.py). With PROBE=1, scripts/broker_probe.py runs beside each load and
 # prints a third line: the broker's ack latency for a producer of its own. Everything it
 # starts is stopped on exit. Its consumers (worker, sink) space their fetches by
-# AEGIS_FETCH_INTERVAL_MS, 100 ms unless set: the embedded broker's setting for a stack
+# AEGIS_FETCH_INTERVAL_MS, 200 ms unless set: the embedded broker's setting for a stack
 # that runs for minutes (aegis_app/broker.py; AEGIS_FETCH_INTERVAL_MS=0 turns it off).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     import uvicorn
 
-    from aegis_app import fetch_pacing, gil, heap
+    from aegis_app import blas_threads, fetch_pacing, gil, heap
     from aegis_app.api import ApiSettings, create_app
     from aegis_app.settings import Settings
 
@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     gil.set_switch_interval(settings.thread_switch_interval_ms)
     fetch_pacing.install(settings.fetch_interval_ms)  # its in-process sink and model watcher
     app = create_app(settings, api, run_sink=not args.no_sink)
+    blas_threads.limit(settings.scoring_blas_threads)  # the scorer's models are imported
     sink = "off" if args.no_sink else "on"
     print(
         f"aegis api on http://{args.host}:{settings.api_port} (broker {settings.kafka_broker}, "
