@@ -15,7 +15,7 @@ $(STAMP): setup.cfg pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m aegis_app.demo
+	$(BIN)/python -m aegis_app.harness.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

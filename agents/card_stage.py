@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 
-from aegis_app import codec, raw_producer
-from aegis_app.app import app, settings
-from aegis_app.records import InvalidRecord
-from aegis_app.settings import BY_TERMINAL_TOPIC
+from aegis_app.core import codec
+from aegis_app.core.records import InvalidRecord
+from aegis_app.core.settings import BY_TERMINAL_TOPIC
+from aegis_app.kafka import raw_producer
+from aegis_app.worker.app import app, settings
 from agents import topics
 from agents.counters import counts
 from agents.deadletter import dead_letter
-from tables.definitions import card_state
+from agents.state import card_state
 from tables.features import CardState
 
 log = logging.getLogger(__name__)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from aegis_app import labels as label_records
-from aegis_app.app import app
-from aegis_app.records import InvalidRecord, parse_datetime
+from aegis_app.core import labels as label_records
+from aegis_app.core.records import InvalidRecord, parse_datetime
+from aegis_app.worker.app import app
 from agents import topics
 from agents.counters import counts
 from agents.deadletter import dead_letter

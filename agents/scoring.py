@@ -18,15 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aegis_app import raw_producer
-from aegis_app.app import app, settings
-from aegis_app.model_updates import WORKER_POLL_SECONDS, ModelUpdatesListener
-from aegis_app.settings import ALERTS_TOPIC, DECISIONS_TOPIC
+from aegis_app.core.settings import ALERTS_TOPIC, DECISIONS_TOPIC
+from aegis_app.kafka import raw_producer
+from aegis_app.kafka.model_updates import WORKER_POLL_SECONDS, ModelUpdatesListener
+from aegis_app.worker.app import app, settings
 from agents.counters import counts, recent_alerts
-from models import registry
-from models.bundle import ModelBundle
-from models.decision import build_decisions
-from models.policy import ALLOW, Rules
+from models.decisions.decision import build_decisions
+from models.decisions.policy import ALLOW, Rules
+from models.detectors.bundle import ModelBundle
+from models.lifecycle import registry
 
 log = logging.getLogger(__name__)
 # Announcements make swaps prompt; the poll only bounds how stale a worker can get.

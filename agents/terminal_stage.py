@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 
-from aegis_app.app import app, settings
+from aegis_app.worker.app import app, settings
 from agents import topics
 from agents.counters import counts, event_time_skew_seconds, source_watermarks
 from agents.deadletter import dead_letter
 from agents.scoring import scorer
-from tables.definitions import terminal_state
+from agents.state import terminal_state
 from tables.features import DAY, TerminalState, assemble
 
 log = logging.getLogger(__name__)

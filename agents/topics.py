@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from aegis_app import settings as names
-from aegis_app.app import app
+from aegis_app.core import settings as names
+from aegis_app.worker.app import app
 
 # Avro bytes, decoded by the card stage itself so bad records can be dead-lettered raw.
 transactions = app.topic(names.TRANSACTIONS_TOPIC, value_serializer="raw", key_serializer="raw")

@@ -3,12 +3,12 @@ this worker's recent alerts, and health."""
 
 from __future__ import annotations
 
-from aegis_app import faust_compat, seek_gate
-from aegis_app.app import app, settings
-from aegis_app.records import format_datetime
+from aegis_app.core.records import format_datetime
+from aegis_app.kafka import faust_compat, seek_gate
+from aegis_app.worker.app import app, settings
 from agents.counters import counts, event_time_skew_seconds, recent_alerts
 from agents.scoring import scorer
-from tables.definitions import card_state, terminal_state
+from agents.state import card_state, terminal_state
 from tables.features import DAY, WINDOWS_DAYS, CardState, TerminalState
 
 

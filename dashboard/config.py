@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aegis_app.settings import Settings
+from aegis_app.core.settings import Settings
 
 # Seconds between automatic refreshes of the alert queue and of the charts.
 QUEUE_REFRESH_S = 5.0

@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 RATES=("${@:-50 200}")
-export AEGIS_FETCH_INTERVAL_MS=${AEGIS_FETCH_INTERVAL_MS:-$($BIN/python -c "from aegis_app.broker import EMBEDDED_FETCH_INTERVAL_MS as m; print(m)")}
+export AEGIS_FETCH_INTERVAL_MS=${AEGIS_FETCH_INTERVAL_MS:-$($BIN/python -c "from aegis_app.harness.embedded_broker import EMBEDDED_FETCH_INTERVAL_MS as m; print(m)")}
 WORK=$(mktemp -d /tmp/aegis-apibench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -27,7 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port() { $BIN/python -c "from aegis_app.broker import free_port; print(free_port())"; }
+port() { $BIN/python -c "from aegis_app.harness.embedded_broker import free_port; print(free_port())"; }
 BP=$(port); WP=$(port); AP=$(port)
 BROKER=kafka://127.0.0.1:$BP
 DB=sqlite:///$WORK/store/aegis.db

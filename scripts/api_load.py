@@ -19,8 +19,8 @@ from collections import Counter
 import aiohttp
 import numpy as np
 
-from aegis_app import simulator
-from aegis_app.files import iter_frame
+from aegis_app.core.files import iter_frame
+from aegis_app.harness import simulator
 
 
 def transactions(

@@ -33,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aegis_app.broker import EmbeddedBroker, ensure_topics, free_port  # noqa: E402
+from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port  # noqa: E402
+from aegis_app.kafka.admin import ensure_topics  # noqa: E402
 
 MODES = ("none", "send", "table", "table_send", "raw_send")
 

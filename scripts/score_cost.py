@@ -19,8 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models import registry  # noqa: E402
-from models.training import fit_bundle  # noqa: E402
+from models.lifecycle import registry  # noqa: E402
+from models.lifecycle.training import fit_bundle  # noqa: E402
 from tables.features import ALL_FEATURES  # noqa: E402
 
 

@@ -26,8 +26,9 @@ import aiokafka.consumer.fetcher as fetcher
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from aegis_app import fetch_pacing
-from aegis_app.broker import free_port, tansu_binary, wait_for_broker_async
+from aegis_app.harness.embedded_broker import free_port, tansu_binary
+from aegis_app.kafka import fetch_pacing
+from aegis_app.kafka.admin import wait_for_broker_async
 
 FETCHES = [0]
 _proc_fetch = fetcher.Fetcher._proc_fetch_request

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from aegis_app.broker import EmbeddedBroker, free_port
+from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
 
 # --------------------------------------------------------------------------- broker
 

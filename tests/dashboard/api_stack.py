@@ -1,4 +1,4 @@
-"""The real REST API application (aegis_app.api.create_app) over a seeded SQLite store,
+"""The real REST API application (aegis_app.serving.api.create_app) over a seeded SQLite store,
 with the broker, the worker and the sink stubbed: for the page's contract and browser tests.
 """
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aegis_app.api.scoring import RawStateSource
+from aegis_app.serving.api.scoring import RawStateSource
 from tests.dashboard.sample_data import decisions, models_body
 
 
@@ -93,11 +93,11 @@ def seed_model_dir(model_dir: Path) -> None:
 
 def build_api(tmp_path: Path, token: str, n: int = 60) -> tuple[Any, Any, Any, list, Path]:
     """(app, store, metrics, published labels, model dir) with `n` alerts, a third labelled."""
-    from aegis_app.api.app import create_app
-    from aegis_app.api.config import ApiSettings
-    from aegis_app.api.metrics import Metrics
-    from aegis_app.settings import Settings
-    from aegis_app.store.repository import Store
+    from aegis_app.core.settings import Settings
+    from aegis_app.serving.api.app import create_app
+    from aegis_app.serving.api.config import ApiSettings
+    from aegis_app.serving.api.metrics import Metrics
+    from aegis_app.serving.store.repository import Store
 
     model_dir = tmp_path / "models"
     seed_model_dir(model_dir)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 
 @pytest.fixture
 def api(tmp_path) -> Iterator[tuple[AegisClient, object, list]]:
-    pytest.importorskip("aegis_app.api.app")
+    pytest.importorskip("aegis_app.serving.api.app")
     from fastapi.testclient import TestClient
 
     from tests.dashboard.api_stack import build_api

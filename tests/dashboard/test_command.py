@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aegis_app.cli import build_parser
-from aegis_app.commands import dashboard
+from aegis_app.cli.commands import dashboard
+from aegis_app.cli.main import build_parser
 
 
 def test_parser_and_environment():

@@ -1,5 +1,5 @@
 """The analyst page's drift panel under Streamlit's AppTest: a fake client for each state,
-then the real API (aegis_app.api) over a seeded SQLite store."""
+then the real API (aegis_app.serving.api) over a seeded SQLite store."""
 
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ def real_api(tmp_path) -> Iterator[tuple[AegisClient, Path]]:
 def add_reference(model_dir: Path) -> None:
     """A drift reference in the seeded manifest: amounts like the sample decisions, terminal
     risk and scores far lower than theirs."""
-    from models.drift import reference_profile
+    from models.lifecycle.drift import reference_profile
 
     rng = np.random.default_rng(0)
     n = 5000

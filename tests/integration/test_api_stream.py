@@ -16,11 +16,11 @@ import httpx
 import numpy as np
 import pytest
 
-from aegis_app import files, simulator
-from aegis_app.broker import EmbeddedBroker, free_port
-from aegis_app.producer import replay
-from aegis_app.settings import DECISIONS_TOPIC
-from aegis_app.stack import (
+from aegis_app.core import files
+from aegis_app.core.settings import DECISIONS_TOPIC
+from aegis_app.harness import simulator
+from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
+from aegis_app.harness.stack import (
     ManagedProcess,
     aegis_command,
     read_topic,
@@ -28,7 +28,8 @@ from aegis_app.stack import (
     start_worker,
     wait_http_ok,
 )
-from aegis_app.store import Store
+from aegis_app.kafka.producer import replay
+from aegis_app.serving.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,7 @@ FLOAT32_AUTOENCODER_TOLERANCE = 1e-7
 
 
 def score_tolerance(model_dir) -> float:
-    from models import registry
+    from models.lifecycle import registry
 
     detector = registry.load(model_dir).detectors.get("autoencoder")
     weights = getattr(detector, "weights_", None) or []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from aegis_app import chaos
+from aegis_app.harness import chaos
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ checked through the API, in the store and on aegis.labels. The tests below it in
 module's first half exercise page behaviour that needs a controlled store:
 
 What runs for real: `aegis dashboard` (Streamlit, as a subprocess), Chromium driven by
-Selenium, and the REST API application (`aegis_app.api.create_app`) over a real SQLite
+Selenium, and the REST API application (`aegis_app.serving.api.create_app`) over a real SQLite
 store, served by uvicorn on a loopback port.
 What the default `api_url` fixture stands in for: the broker, the worker and the sink.
 Decisions are written straight into the store (as the sink would), the worker's card state
@@ -36,11 +36,11 @@ from typing import Any
 import httpx
 import pytest
 
-from aegis_app import files, simulator
-from aegis_app.broker import EmbeddedBroker, free_port
-from aegis_app.producer import replay
-from aegis_app.settings import LABELS_TOPIC
-from aegis_app.stack import (
+from aegis_app.core import files
+from aegis_app.core.settings import LABELS_TOPIC
+from aegis_app.harness import simulator
+from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
+from aegis_app.harness.stack import (
     ManagedProcess,
     aegis_command,
     read_topic,
@@ -48,9 +48,10 @@ from aegis_app.stack import (
     start_worker,
     wait_http_ok,
 )
-from aegis_app.store.repository import Store
-from models.experiment import train
-from models.training import default_train_window
+from aegis_app.kafka.producer import replay
+from aegis_app.serving.store.repository import Store
+from models.lifecycle.experiment import train
+from models.lifecycle.training import default_train_window
 from tests.dashboard.api_stack import build_api
 from tests.dashboard.sample_data import decisions
 

@@ -15,9 +15,9 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from aegis_app import chaos
-from aegis_app.broker import ensure_topics
-from aegis_app.faust_compat import true_end_offsets
+from aegis_app.harness import chaos
+from aegis_app.kafka.admin import ensure_topics
+from aegis_app.kafka.faust_compat import true_end_offsets
 
 pytestmark = pytest.mark.integration
 

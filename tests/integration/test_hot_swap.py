@@ -19,13 +19,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aegis_app import files, simulator
-from aegis_app.broker import EmbeddedBroker, free_port
-from aegis_app.model_updates import WORKER_POLL_SECONDS
-from aegis_app.producer import replay
-from aegis_app.settings import BY_TERMINAL_TOPIC, DECISIONS_TOPIC
-from aegis_app.stack import aegis_command, read_topic, start_worker, wait_http_ok
-from models import registry
+from aegis_app.core import files
+from aegis_app.core.settings import BY_TERMINAL_TOPIC, DECISIONS_TOPIC
+from aegis_app.harness import simulator
+from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
+from aegis_app.harness.stack import aegis_command, read_topic, start_worker, wait_http_ok
+from aegis_app.kafka.model_updates import WORKER_POLL_SECONDS
+from aegis_app.kafka.producer import replay
+from models.lifecycle import registry
 
 pytestmark = pytest.mark.integration
 
@@ -42,9 +43,9 @@ V1, V2 = "v1-live", "v2-candidate"
 def _register_versions(model_dir: Path) -> None:
     """Two small, different bundles: V1 active, V2 registered but not active. Quick
     detectors only (the full set takes far longer to fit, and is tested elsewhere)."""
-    from models.isolation_forest import IsolationForestDetector
-    from models.logistic import LogisticRegressionDetector
-    from models.training import fit_bundle
+    from models.detectors.isolation_forest import IsolationForestDetector
+    from models.detectors.logistic import LogisticRegressionDetector
+    from models.lifecycle.training import fit_bundle
     from tables.batch import compute_features
     from tables.features import ALL_FEATURES
 

@@ -15,19 +15,20 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from aegis_app import codec, files, simulator
-from aegis_app.broker import EmbeddedBroker, free_port
-from aegis_app.producer import label_for, make_producer, replay, send_label
-from aegis_app.settings import (
+from aegis_app.core import codec, files
+from aegis_app.core.settings import (
     ALERTS_TOPIC,
     DEADLETTER_TOPIC,
     DECISIONS_TOPIC,
     LABELS_TOPIC,
     TRANSACTIONS_TOPIC,
 )
-from aegis_app.stack import read_topic, start_worker, wait_http_ok
-from models.experiment import train
-from models.training import default_train_window
+from aegis_app.harness import simulator
+from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
+from aegis_app.harness.stack import read_topic, start_worker, wait_http_ok
+from aegis_app.kafka.producer import label_for, make_producer, replay, send_label
+from models.lifecycle.experiment import train
+from models.lifecycle.training import default_train_window
 from tables.batch import compute_features
 from tables.features import ALL_FEATURES
 

@@ -35,12 +35,12 @@ def data():
 
 @pytest.fixture(scope="session")
 def fitted_bundle(data):
-    from models.autoencoder import AutoencoderDetector
-    from models.gradient_boosting import GradientBoostingDetector
-    from models.isolation_forest import IsolationForestDetector
-    from models.logistic import LogisticRegressionDetector
-    from models.ocsvm import OneClassSVMDetector
-    from models.training import fit_bundle
+    from models.detectors.autoencoder import AutoencoderDetector
+    from models.detectors.gradient_boosting import GradientBoostingDetector
+    from models.detectors.isolation_forest import IsolationForestDetector
+    from models.detectors.logistic import LogisticRegressionDetector
+    from models.detectors.ocsvm import OneClassSVMDetector
+    from models.lifecycle.training import fit_bundle
 
     X, y, times, cards = data
     detectors = [

@@ -1,2 +1,0 @@
-"""Sub-commands that live in their own modules: each module here defines
-`register(subparsers)` and is picked up by aegis_app.cli automatically."""

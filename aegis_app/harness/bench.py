@@ -1,0 +1,193 @@
+"""`aegis bench`: throughput and latency of the full pipeline, measured end to end.
+
+Starts the embedded broker (unless --broker is given) and K worker processes, produces N
+generated transactions (as fast as possible, or at R per second), and reads
+aegis.decisions back. Latency is the decision record's timestamp minus the transaction
+record's (both stamped by their producers on this machine's clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from aegis_app.core.files import iter_frame
+from aegis_app.core.records import Transaction
+from aegis_app.core.settings import DECISIONS_TOPIC, TRANSACTIONS_TOPIC, Settings
+from aegis_app.harness import simulator
+from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
+from aegis_app.harness.stack import ManagedProcess, read_topic_async, start_worker, wait_http_ok
+from aegis_app.kafka.producer import make_producer, send_transaction
+from models.lifecycle import registry
+
+TX_PER_DAY = 9_800  # simulator defaults: ~9.8k transactions a day
+
+
+def bench_transactions(n: int, seed: int = 0) -> list[Transaction]:
+    """N transactions of the default population (5,000 cards), in time order."""
+    days = max(2, math.ceil(n / TX_PER_DAY) + 1)
+    frame = simulator.generate(days=days, seed=seed).head(n)
+    return [record for _, record, _ in iter_frame(frame)]
+
+
+def ensure_bench_model(model_dir: Path) -> None:
+    if registry.active_version(model_dir):
+        return
+    from models.lifecycle.experiment import train
+    from models.lifecycle.training import default_train_window
+
+    frame = simulator.generate(customers=2000, terminals=4000, days=60, seed=1)
+    window = default_train_window(frame["TX_DATETIME"], 7, 7)
+    train(frame, model_dir, window, delay_days=7)
+
+
+async def _produce(broker_url: str, txs: list[Transaction], rate: float | None) -> float:
+    producer = make_producer(broker_url)
+    await producer.start()
+    started = time.monotonic()
+    try:
+        for i, tx in enumerate(txs):
+            await send_transaction(producer, tx)
+            if rate:
+                ahead = started + (i + 1) / rate - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+async def _run(broker_url: str, txs: list[Transaction], rate: float | None, timeout: float):
+    expected = {tx.transaction_id for tx in txs}
+    reader = asyncio.create_task(
+        read_topic_async(
+            broker_url,
+            DECISIONS_TOPIC,
+            lambda recs: len({r.key for r in recs}) >= len(expected),
+            timeout,
+        )
+    )
+    produce_seconds = await _produce(broker_url, txs, rate)
+    return produce_seconds, await reader
+
+
+def _wait_all_assigned(web_ports: list[int], partitions: int, timeout: float) -> None:
+    """Until the workers between them own every input partition (the group has settled)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        owned = set()
+        for port in web_ports:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health/", timeout=2).json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            owned |= {
+                p
+                for p in health.get("assigned_partitions", [])
+                if p.startswith(TRANSACTIONS_TOPIC + "/")
+            }
+        if len(owned) >= partitions:
+            return
+        time.sleep(0.5)
+    raise TimeoutError("workers did not take all partitions")
+
+
+def run(
+    transactions: int,
+    workers: int = 1,
+    rate: float | None = None,
+    broker_url: str | None = None,
+    model_dir: Path | None = None,
+    partitions: int | None = None,
+    timeout: float = 600.0,
+) -> dict:
+    conf = Settings.from_env()
+    partitions = partitions or conf.partitions
+    root = Path(tempfile.mkdtemp(prefix="aegis-bench-"))
+    model_dir = Path(model_dir or root / "models")
+    ensure_bench_model(model_dir)
+    txs = bench_transactions(transactions)
+    broker = None
+    if broker_url is None:
+        broker = EmbeddedBroker(port=free_port(), log_path=root / "broker.log").start()
+        broker_url = broker.url
+    procs: list[ManagedProcess] = []
+    try:
+        ports = [free_port() for _ in range(workers)]
+        env = {"AEGIS_PARTITIONS": str(partitions)}
+        for i, port in enumerate(ports):
+            procs.append(
+                start_worker(
+                    broker_url,
+                    root / f"state-{i}",
+                    port,
+                    model_dir,
+                    root / f"worker-{i}.log",
+                    env=env,
+                )
+            )
+        for proc, port in zip(procs, ports):
+            wait_http_ok(f"http://127.0.0.1:{port}/health/", 180, proc)
+        _wait_all_assigned(ports, partitions, 120)
+        cpu_before = sum(process_cpu_seconds(proc.proc.pid) for proc in procs)
+        produce_seconds, records = asyncio.run(_run(broker_url, txs, rate, timeout))
+        counts = [
+            httpx.get(f"http://127.0.0.1:{p}/health/", timeout=5).json()["counts"] for p in ports
+        ]
+        cpu_seconds = sum(process_cpu_seconds(proc.proc.pid) for proc in procs) - cpu_before
+    finally:
+        for proc in procs:
+            proc.stop()
+        if broker is not None:
+            broker.stop()
+    summary = summarize(txs, records, produce_seconds, counts, workers, rate)
+    # CPU the workers spent on this load (start-up excluded): steadier than wall-clock
+    # throughput on a shared 2-core machine, so it is what to compare between changes.
+    summary["worker_cpu_ms_per_tx"] = round(1000 * cpu_seconds / max(len(txs), 1), 3)
+    return summary
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def summarize(txs, records, produce_seconds, counts, workers, rate) -> dict:
+    first_seen: dict[bytes, object] = {}
+    for record in records:
+        first_seen.setdefault(record.key, record)
+    decisions = [json.loads(r.value) for r in first_seen.values()]
+    latencies = np.array(
+        [r.timestamp - d["ingested_ms"] for r, d in zip(first_seen.values(), decisions)],
+        dtype=float,
+    )
+    start_ms = min(d["ingested_ms"] for d in decisions)
+    end_ms = max(r.timestamp for r in first_seen.values())
+    scored = sum(c.get("scored", 0) for c in counts)
+    score_us = sum(c.get("score_us_total", 0) for c in counts)
+    return {
+        "transactions": len(txs),
+        "decided": len(decisions),
+        "duplicate_decisions": len(records) - len(first_seen),
+        "workers": workers,
+        "rate_offered": rate,
+        "produce_seconds": round(produce_seconds, 2),
+        "throughput_tps": round(len(decisions) / max((end_ms - start_ms) / 1000, 1e-3), 1),
+        "latency_ms": {
+            "p50": round(float(np.percentile(latencies, 50)), 1),
+            "p95": round(float(np.percentile(latencies, 95)), 1),
+            "p99": round(float(np.percentile(latencies, 99)), 1),
+            "max": round(float(latencies.max()), 1),
+        },
+        "score_us_per_event": round(score_us / scored, 1) if scored else None,
+    }

@@ -1,0 +1,237 @@
+"""`make demo`: the whole stack on one machine, with generated traffic.
+
+Starts the embedded broker, generates data and trains a model if there is none yet,
+starts a worker (and the API and analyst page), streams transactions with their delayed
+labels plus the odd malformed record, and prints a live line of throughput and alerts.
+A retraining job (`aegis retrain --every 120`) trains challengers from the store as labels
+arrive; the data carries a new fraud pattern (spending bursts) from day 30 that the first
+model never saw, and a promoted version shows up in the live line when the worker
+switches to it. Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from aegis_app.core import files
+from aegis_app.core.settings import TRANSACTIONS_TOPIC
+from aegis_app.harness import simulator
+from aegis_app.harness.embedded_broker import (
+    EMBEDDED_FETCH_INTERVAL_MS,
+    EmbeddedBroker,
+    free_port,
+    port_in_use,
+)
+from aegis_app.harness.scenarios import add_spending_bursts
+from aegis_app.harness.stack import ManagedProcess, aegis_command, start_worker, wait_http_ok
+from models.lifecycle import registry
+
+ROOT = Path("var/demo")
+MALFORMED_EVERY_S = 15.0
+
+
+def _port(preferred: int) -> int:
+    return preferred if not port_in_use(preferred) else free_port()
+
+
+def _ensure_data(path: Path, customers: int, terminals: int, days: int, bursts_from: int) -> None:
+    if path.exists():
+        return
+    print(f"generating {customers} cards x {days} days of transactions -> {path}")
+    frame = simulator.generate(customers=customers, terminals=terminals, days=days, seed=0)
+    frame = add_spending_bursts(frame, bursts_from)
+    files.write_transactions(frame, path)
+
+
+def _ensure_model(data: Path, model_dir: Path) -> None:
+    if registry.active_version(model_dir):
+        return
+    print("training a first model (features + detectors; about a minute)...")
+    import pandas as pd
+
+    from models.lifecycle.experiment import train
+    from models.lifecycle.training import Window
+
+    frame = files.read_transactions(data)
+    # The data's first two weeks: the stream then runs past what this model has seen.
+    origin = pd.Timestamp(frame["TX_DATETIME"].min()).normalize()
+    manifest = train(frame, model_dir, Window(origin, 14), delay_days=7, progress=True)
+    print(f"model {manifest.version} trained on {manifest.training_window}")
+
+
+async def _send_malformed(bootstrap: str, n: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            TRANSACTIONS_TOPIC, value=b"\x01not-an-avro-record-" + str(n).encode(), key=b"0"
+        )
+    finally:
+        await producer.stop()
+
+
+def _optional_server(name: str, module: str, args: list[str], log: Path, env: dict):
+    if importlib.util.find_spec(module) is None:
+        return None
+    return ManagedProcess(name, aegis_command(*args), log, env).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=300.0, help="transactions per second")
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--terminals", type=int, default=4000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--bursts-from", type=int, default=30, help="new fraud pattern")
+    parser.add_argument("--retrain-every", type=float, default=120.0, help="seconds")
+    args = parser.parse_args(argv)
+
+    ROOT.mkdir(parents=True, exist_ok=True)
+    logs = ROOT / "logs"
+    data = ROOT / "transactions.parquet"
+    model_dir = ROOT / "models"
+    started = time.monotonic()
+    _ensure_data(data, args.customers, args.terminals, args.days, args.bursts_from)
+    _ensure_model(data, model_dir)
+
+    broker = EmbeddedBroker(port=_port(9092), log_path=logs / "broker.log")
+    processes: list[ManagedProcess] = []
+    stop = False
+
+    def on_signal(signum, frame):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        broker.start()
+        web_port, api_port, page_port = _port(6066), _port(8000), _port(8501)
+        # The embedded broker starts empty each run, so the worker starts from empty state.
+        state = ROOT / f"state-{int(time.time())}"
+        # Every consumer spaces its reads: the embedded broker's reads get dearer as the
+        # demo's topics fill (aegis_app.harness.embedded_broker).
+        paced = {
+            "AEGIS_FETCH_INTERVAL_MS": os.environ.get(
+                "AEGIS_FETCH_INTERVAL_MS", str(EMBEDDED_FETCH_INTERVAL_MS)
+            )
+        }
+        worker = start_worker(
+            broker.url, state, web_port, model_dir, logs / "worker.log", env=paced
+        )
+        processes.append(worker)
+        token = os.environ.get("AEGIS_API_TOKEN") or secrets.token_urlsafe(24)
+        env = {
+            **paced,
+            "AEGIS_KAFKA_BROKER": broker.url,
+            "AEGIS_MODEL_DIR": str(model_dir),
+            "AEGIS_API_TOKEN": token,
+            "AEGIS_WEB_PORT": str(web_port),
+            "AEGIS_DB_URL": f"sqlite:///{ROOT / 'aegis.db'}",
+            "AEGIS_API_URL": f"http://127.0.0.1:{api_port}",
+        }
+        api = _optional_server(
+            "api",
+            "aegis_app.serving.api",
+            ["api", "--broker", broker.url, "--port", str(api_port)],
+            logs / "api.log",
+            env,
+        )
+        page = _optional_server(
+            "dashboard",
+            "dashboard.app",
+            ["dashboard", "--port", str(page_port)],
+            logs / "dashboard.log",
+            env,
+        )
+        processes += [p for p in (api, page) if p is not None]
+        if api is not None:  # the API's sink fills the store retraining learns from
+            retrainer = ManagedProcess(
+                "retrain",
+                aegis_command("retrain", "--every", str(args.retrain_every)),
+                logs / "retrain.log",
+                env,
+            ).start()
+            processes.append(retrainer)
+        wait_http_ok(f"http://127.0.0.1:{web_port}/health/", 180, worker)
+        replayer = ManagedProcess(
+            "replay",
+            aegis_command(
+                "replay", str(data), "--broker", broker.url, "--rate", str(args.rate), "--quiet"
+            ),
+            logs / "replay.log",
+        ).start()
+        processes.append(replayer)
+
+        print()
+        print("Aegis demo is running. Where to look:")
+        print(f"  worker web view  http://127.0.0.1:{web_port}/health/  /alerts/  /cards/<id>/")
+        if api:
+            print(f"  REST API         http://127.0.0.1:{api_port}/docs   (token: {token})")
+        if page:
+            print(f"  analyst page     http://127.0.0.1:{page_port}/")
+        if api:
+            print(f"  retraining       every {args.retrain_every:.0f} s, log {logs}/retrain.log")
+        print(f"  broker           {broker.url}   logs in {logs}/")
+        print("Ctrl-C stops everything.\n")
+
+        _live_line(web_port, started, broker.bootstrap, lambda: stop)
+    finally:
+        print("\nstopping...")
+        for process in reversed(processes):
+            process.stop()
+        broker.stop()
+    return 0
+
+
+def _live_line(web_port: int, started: float, bootstrap: str, stopped) -> None:
+    previous, previous_at = 0, time.monotonic()
+    first_alert_after = None
+    model = None
+    malformed_sent, last_malformed = 0, time.monotonic()
+    while not stopped():
+        time.sleep(2.0)
+        try:
+            health = httpx.get(f"http://127.0.0.1:{web_port}/health/", timeout=2).json()
+        except httpx.HTTPError:
+            print("\rworker not answering...", end="", flush=True)
+            continue
+        counts = health.get("counts", {})
+        if model is not None and health.get("model_version") not in (None, model):
+            print(f"\nthe worker switched model {model} -> {health['model_version']}")
+        model = health.get("model_version") or model
+        decided = sum(v for k, v in counts.items() if k.startswith("decisions_"))
+        alerts = counts.get("decisions_review", 0) + counts.get("decisions_block", 0)
+        if alerts and first_alert_after is None:
+            first_alert_after = time.monotonic() - started
+        now = time.monotonic()
+        rate = (decided - previous) / (now - previous_at)
+        previous, previous_at = decided, now
+        if now - last_malformed > MALFORMED_EVERY_S:
+            malformed_sent += 1
+            asyncio.run(_send_malformed(bootstrap, malformed_sent))
+            last_malformed = now
+        line = (
+            f"decided {decided:>9,} ({rate:6.0f}/s) | alerts {alerts:>6,} "
+            f"(review {counts.get('decisions_review', 0):,}, "
+            f"block {counts.get('decisions_block', 0):,}) | "
+            f"dead letters {counts.get('dead_letters', 0)} | model {health.get('model_version')}"
+        )
+        if first_alert_after is not None:
+            line += f" | first alert after {first_alert_after:.0f}s"
+        print("\r" + line, end="", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

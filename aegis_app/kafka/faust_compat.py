@@ -1,0 +1,225 @@
+"""Patches to Faust (faust-streaming 0.15.3) that Aegis's delivery guarantees depend on:
+
+1. the changelog "highwater" from a broker whose ListOffsets lies (failover);
+2. no ack for a message Faust skipped unprocessed during a rebalance;
+3. no stream message from a stale fetch position after a rebalance (its own module,
+   ``aegis_app.kafka.seek_gate``, installed from here).
+
+First patch: the changelog highwater
+------------------------------------
+Faust (faust-streaming 0.15.3, aiokafka driver) learns where a changelog partition ends
+with ListOffsets(LATEST) (``AIOKafkaConsumer.end_offsets``). The embedded Tansu broker
+answers that with *the base offset of the last record batch + 1*, not the offset after the
+last record (a 10-record batch at 0-9 reports 1). A Fetch response's high watermark is
+right. With a too-low end offset, table recovery on the worker that takes over a partition
+either
+
+- stops reading the changelog before its end (state silently misses the last batch), or
+- refuses to start: the offset it already persisted (as a standby replica, or before it was
+  restarted) is above the "highwater" -> ``ConsistencyError`` and the worker crashes.
+
+That is the failover failure of issue 8 (docs/OPERATIONS.md, "Failover: what went wrong
+and why").
+
+What
+----
+``install()`` wraps ``AIOKafkaConsumerThread._highwaters`` (the one place Faust asks for
+end offsets, used for active and standby recovery) so that each non-empty partition's end
+offset is the larger of the ListOffsets answer and the high watermark of a Fetch sent to the
+partition's leader on the consumer's own connection (same credentials, same broker). On a
+correct broker (Apache Kafka) both are equal, so the result is unchanged; the cost is one
+small Fetch per recovery, not per message. Any failure of the extra Fetch falls back to
+Faust's own answer. Transactional mode (``last_stable_offset``) is left alone.
+
+Remove this first patch when Tansu answers ListOffsets(LATEST) with the log end offset.
+
+Second patch: no ack for a message Faust skipped unprocessed
+-------------------------------------------------------------
+After a rebalance, a stream still holds messages fetched in the previous consumer
+generation (or reads one while flow control is paused). Faust's stream skips such a message
+without processing it, but acks it (``Stream._py_aiter``: "ack the filtered out message,
+otherwise the lag would increase"). The ack lets the next commit move the partition's
+offset past it, and since the partition is read again from the committed offset after the
+rebalance, the message is never processed: a transaction without a decision. Seen in the
+chaos test: a contiguous block of 13-25 transactions lost on the survivor's own partitions
+when a killed worker rejoined. ``install()`` also wraps ``Consumer.ack`` to refuse the ack
+of a message that was skipped that way (never tracked, and from an older generation or
+seen while flow control was paused); it is fetched again after the rebalance and processed
+then. Acks of processed (tracked) messages pass untouched, so Faust's wait for in-flight
+messages during a rebalance is not affected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+
+from aegis_app.kafka import seek_gate
+
+log = logging.getLogger(__name__)
+
+_INSTALLED = False
+# Acks refused by the stale-message guard (shown in the worker's /health/ counts).
+refused_stale_acks = 0
+
+
+async def true_end_offsets(client, reported: Mapping) -> dict:
+    """``reported`` end offsets raised to the leader's Fetch high watermark where higher.
+
+    ``client`` is an ``aiokafka.AIOKafkaClient`` (``AIOKafkaConsumer._client``); keys are
+    ``TopicPartition``-like (``.topic``, ``.partition``). Partitions reported empty (0 or
+    None) are left as they are: a non-empty partition always reports at least 1.
+    """
+    from aiokafka.errors import for_code
+    from aiokafka.protocol.fetch import FetchRequest
+
+    result = dict(reported)
+    by_node: dict[int, dict[str, list[tuple[int, int, int]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for tp, end in reported.items():
+        if not end:
+            continue
+        leader = client.cluster.leader_for_partition(tp)
+        if leader is None or leader < 0:
+            continue
+        # Fetch at the reported end - 1: on Tansu the base of the last batch, on Kafka the
+        # last record; both are valid offsets, so the answer carries the high watermark.
+        by_node[leader][tp.topic].append((tp.partition, end - 1, 1))
+    for node_id, topics in by_node.items():
+        # max_wait 100 ms, min_bytes 1: Tansu answers a zero-wait Fetch with no partitions.
+        # Every offset asked for is below the end, so the answer comes at once.
+        request = FetchRequest(100, 1, 1, 0, [(t, parts) for t, parts in topics.items()])
+        response = await client.send(node_id, request)
+        for topic, partitions in response.topics:
+            for partition, error_code, highwater, *_ in partitions:
+                if error_code != 0:
+                    log.debug("fetch for %s/%s: %s", topic, partition, for_code(error_code))
+                    continue
+                for tp in reported:
+                    if tp.topic == topic and tp.partition == partition:
+                        if highwater is not None and highwater > (result[tp] or 0):
+                            log.info(
+                                "end offset of %s/%s: ListOffsets said %s, fetch high "
+                                "watermark %s; using %s",
+                                topic,
+                                partition,
+                                result[tp],
+                                highwater,
+                                highwater,
+                            )
+                            result[tp] = highwater
+    return result
+
+
+def install() -> bool:
+    """Patch Faust's aiokafka consumer thread once; returns True if the patch is active."""
+    global _INSTALLED
+    if _INSTALLED:
+        return True
+    try:
+        from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    except ImportError:  # pragma: no cover - faust is a hard dependency
+        return False
+    original = getattr(AIOKafkaConsumerThread, "_highwaters", None)
+    if original is None:  # a Faust without this hook: leave it alone, say so
+        log.warning("faust_compat: AIOKafkaConsumerThread._highwaters not found; not patched")
+        return False
+
+    async def _highwaters(self, partitions):
+        reported = await original(self, partitions)
+        if self.consumer.in_transaction:
+            return reported
+        try:
+            return await true_end_offsets(self._ensure_consumer()._client, reported)
+        except Exception as exc:  # noqa: BLE001 - never make recovery worse than Faust's own
+            log.warning("faust_compat: end-offset check failed (%r); using ListOffsets", exc)
+            return reported
+
+    _highwaters.__wrapped__ = original  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._highwaters = _highwaters
+    _guard_stale_acks()
+    seek_gate.install()
+    _INSTALLED = True
+    return True
+
+
+def skipped_unprocessed(message, generation_id: int | None, flow_active: bool) -> bool:
+    """True for the ack Faust's stream gives a message it skipped without processing it:
+    the message was never tracked (tracking comes right after the skip test), and it is from
+    an older consumer generation or arrived while flow control was paused (a rebalance)."""
+    if getattr(message, "tracked", True):
+        return False  # processed (or processing): its ack is a real one
+    fetched_in = getattr(message, "generation_id", None)
+    stale = fetched_in is not None and generation_id is not None and fetched_in != generation_id
+    return stale or not flow_active
+
+
+def _guard_stale_acks() -> None:
+    from faust.transport.consumer import Consumer
+
+    original = Consumer.ack
+
+    def ack(self, message) -> bool:
+        global refused_stale_acks
+        app = self.app
+        if skipped_unprocessed(message, app.consumer_generation_id, app.flow_control.is_active()):
+            refused_stale_acks += 1
+            return False
+        return original(self, message)
+
+    ack.__wrapped__ = original  # type: ignore[attr-defined]
+    Consumer.ack = ack
+
+
+def set_fetch_max_wait(wait_ms: int) -> None:
+    """Let the worker's consumer fetches wait at most `wait_ms` for data.
+
+    Faust hard-codes 1,500 ms. The embedded broker holds a fetch for that long when little
+    data is waiting, so at moderate rates every hop (transactions -> by-terminal ->
+    decisions) added up to 1.5 s: measured p50 719 ms at 200 tx/s, 68 ms with 50 ms here.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    original = AIOKafkaConsumerThread._create_worker_consumer
+    original = getattr(original, "__wrapped__", original)
+
+    def _create_worker_consumer(self, transport):
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = wait_ms  # read when the consumer starts its fetcher
+        return consumer
+
+    _create_worker_consumer.__wrapped__ = original  # type: ignore[attr-defined]
+    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+
+
+# --------------------------------------------------------------------------- web routing
+
+
+def _router_base():
+    from faust.app.router import Router
+
+    return Router
+
+
+class SourceKeyRouter(_router_base()):
+    """``app.router`` that finds a table key's partition the way the input was partitioned.
+
+    Faust's ``table_route`` hashes the key *as the changelog serializes it*; a table with
+    ``key_type=str`` serializes with JSON, so card ``"1384"`` is hashed as the 6 bytes
+    ``"1384"`` (quotes included). But the table's rows live in the partition of the *input*
+    message, keyed by the bare bytes ``1384`` (changelog records are sent to the source
+    partition explicitly). The two hashes disagree for most keys, so a web request was
+    forwarded to whichever worker owns the wrong partition, and answered from that worker's
+    standby copy (up to a standby buffer behind) or not at all. Aegis keys every table by the
+    text of its input key (card id, terminal id), so the raw UTF-8 bytes are the right key.
+    """
+
+    @classmethod
+    def _get_serialized_key(cls, table, key) -> bytes:
+        if isinstance(key, str):
+            return key.encode("utf-8")
+        if isinstance(key, bytes):
+            return key
+        return super()._get_serialized_key(table, key)

@@ -1,0 +1,60 @@
+"""A Faust table whose hot-path writes send their changelog record on the raw producer.
+
+``await table.put(key, value)`` does what ``table[key] = value`` does for a plain table
+(no windows, no key expiry): the value goes into the store of the current event's
+partition, the same record goes to the changelog partition of the same number, and once
+the broker acknowledges it the store remembers the changelog offset (Faust's
+"persisted offset", what recovery resumes from). The difference is only the cost: the
+record skips Faust's per-message layers (see aegis_app/raw_producer.py). ``table[key] =
+value`` still works, the Faust way, for anything off the hot path.
+
+The serialization is Faust's own (the changelog topic's ``prepare_key`` and
+``prepare_value``), so recovery and standby replicas read these records unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+from faust.streams import current_event
+
+from aegis_app.kafka import raw_producer
+
+
+class LeanTable(faust.Table):
+    def lookup(self, key: Any, default: Any = None) -> Any:
+        """``self.get(key, default)`` with one store read (``get`` reads twice: ``in``, then
+        the value)."""
+        try:
+            return self.data[key]
+        except KeyError:
+            return default
+
+    async def put(self, key: Any, value: Any) -> None:
+        """``self[key] = value`` inside a stream, with the changelog sent lean."""
+        event = current_event()
+        if event is None:
+            raise RuntimeError("LeanTable.put must run inside a stream (it needs the partition)")
+        if self.app.in_transaction:  # exactly-once bookkeeping is Faust's own
+            self[key] = value
+            return
+        partition = event.message.partition
+        self.data[key] = value  # the store: the RocksDB db of the current event's partition
+        changelog = self.changelog_topic
+        key_bytes, _ = changelog.prepare_key(key, self.key_serializer)
+        value_bytes, _ = changelog.prepare_value(value, self.value_serializer)
+        ack = await raw_producer.send(
+            self.app, changelog.get_topic_name(), key_bytes, value_bytes, partition
+        )
+        ack.add_done_callback(self._on_lean_changelog_sent)
+
+    def _on_lean_changelog_sent(self, ack: asyncio.Future) -> None:
+        if ack.cancelled() or ack.exception() is not None:
+            # Not acknowledged: the offset stays where it was, so a restart replays from
+            # there; Faust's own changelog sends behave the same.
+            return
+        # Faust's own callback: it records the persisted offset (or defers it to the commit
+        # in exactly-once mode); aiokafka's RecordMetadata has the topic_partition it reads.
+        self._on_changelog_sent(ack)

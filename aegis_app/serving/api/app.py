@@ -1,0 +1,514 @@
+"""The FastAPI application: `create_app(settings, api_settings)` builds it (tests too)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, ORJSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from aegis_app.core.labels import Label
+from aegis_app.core.records import InvalidRecord, format_datetime, validate
+from aegis_app.core.settings import Settings
+from aegis_app.serving.api import drift
+from aegis_app.serving.api.config import ApiSettings
+from aegis_app.serving.api.metrics import Metrics, RequestTimer
+from aegis_app.serving.api.schemas import (
+    MAX_ID,
+    Action,
+    AlertOut,
+    AlertPage,
+    CardOut,
+    DriftOut,
+    ErrorOut,
+    HealthOut,
+    LabelIn,
+    LabelOut,
+    ModelsOut,
+    ModelVersionOut,
+    ReadyOut,
+    Status,
+    TransactionDecisionOut,
+    TransactionIn,
+)
+from aegis_app.serving.api.scoring import (
+    ApiScorer,
+    KafkaPublisher,
+    Unavailable,
+    WorkerState,
+)
+from aegis_app.serving.store.repository import BadCursor, Store
+from aegis_app.serving.store.sink import DecisionSink
+from models.decisions.policy import Rules
+from models.lifecycle import registry
+from tables.features import CardState
+
+log = logging.getLogger(__name__)
+ACCEPTED_FIELDS = set(TransactionIn.model_fields)
+bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <AEGIS_API_TOKEN>")
+
+E401 = {401: {"model": ErrorOut, "description": "missing or wrong bearer token"}}
+E422 = {422: {"model": ErrorOut, "description": "invalid input; `field` names it"}}
+E404 = {404: {"model": ErrorOut, "description": "no such alert"}}
+E503 = {503: {"model": ErrorOut, "description": "worker, model, broker or store unavailable"}}
+# Seconds between refreshes of the aegis_drift_* gauges (one window, read in a thread).
+DRIFT_REFRESH_S = 30.0
+
+
+async def _timed(histogram: Any, stage: str, work: Any) -> Any:
+    """Await `work`, recording its duration under `stage` (whether it succeeds or not)."""
+    started = time.perf_counter()
+    try:
+        return await work
+    finally:
+        histogram.labels(stage=stage).observe(time.perf_counter() - started)
+
+
+def _settle(task: asyncio.Future) -> None:
+    """Retrieve a background task's outcome (it was already reported another way)."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _error(status: int, detail: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail, "field": field})
+
+
+def _alert(row: dict) -> dict:
+    label = row.get("label")
+    return {**row, "label": None if label is None else ("fraud" if label else "legitimate")}
+
+
+def create_app(
+    settings: Settings,
+    api: ApiSettings | None = None,
+    *,
+    store: Store | None = None,
+    publisher: Any = None,
+    state: Any = None,
+    run_sink: bool = True,
+    metrics: Metrics | None = None,
+    drift_refresh_s: float | None = DRIFT_REFRESH_S,
+) -> FastAPI:
+    """The API. Components not given are built from settings when the app starts:
+    `store` (settings.db_url), `publisher` (KafkaPublisher on settings.kafka_broker),
+    `state` (WorkerState on api.worker_url); `run_sink` runs the decision sink inside;
+    the drift gauges are refreshed every `drift_refresh_s` seconds (None: never)."""
+    api = api or ApiSettings.from_env(settings)
+    metrics = metrics or Metrics()
+    scorer = ApiScorer(
+        settings.model_dir, Rules.from_file(settings.rules_file), api.score_batch_size
+    )
+    parts: dict[str, Any] = {"store": store, "publisher": publisher, "state": state}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        owned = []
+        if parts["store"] is None:
+            parts["store"] = await run_in_threadpool(Store, settings.db_url)
+            owned.append(parts["store"].close)
+        if parts["state"] is None:
+            parts["state"] = WorkerState(api.worker_url, api.worker_timeout_s)
+            owned.append(parts["state"].close)
+        if parts["publisher"] is None:
+            parts["publisher"] = KafkaPublisher(settings.kafka_broker)
+            try:
+                await parts["publisher"].start()
+            except Unavailable as exc:
+                log.warning("%s (will retry on first use)", exc)
+            owned.append(parts["publisher"].stop)
+        await run_in_threadpool(scorer.maybe_reload, True)
+        scorer.start()
+        sink = None
+        if run_sink:
+            sink = DecisionSink(
+                settings.kafka_broker,
+                parts["store"],
+                partitions=settings.partitions,
+                metrics=metrics,
+            )
+            sink.start()
+        app.state.sink = sink
+        drift_task = None
+        if drift_refresh_s is not None:
+            drift_task = asyncio.create_task(_refresh_drift(drift_refresh_s))
+        try:
+            yield
+        finally:
+            if drift_task is not None:
+                drift_task.cancel()
+                await asyncio.gather(drift_task, return_exceptions=True)
+            if sink is not None:
+                await sink.stop()
+            await scorer.stop()
+            for close in reversed(owned):
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+
+    async def _refresh_drift(every_s: float) -> None:
+        """Keep the aegis_drift_* gauges current; a failed round is logged and retried."""
+        last_error = None
+        while True:
+            try:
+                await run_in_threadpool(
+                    drift.refresh_gauges, metrics, parts["store"], settings.model_dir
+                )
+                last_error = None
+            except Exception as exc:  # noqa: BLE001 - the store may be down for a while
+                if str(exc) != last_error:  # once per distinct failure, not every round
+                    log.warning("drift gauges not refreshed: %s", exc)
+                last_error = str(exc)
+            await asyncio.sleep(every_s)
+
+    app = FastAPI(
+        title="Aegis API",
+        version="0.1.0",
+        description="Real-time card-fraud decisions, alerts and analyst labels.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestTimer, metrics=metrics)
+    app.state.scorer = scorer
+    app.state.metrics = metrics
+    app.state.parts = parts
+    app.state.sink = None
+
+    # ------------------------------------------------------------------ errors
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
+        loc = [str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path")]
+        field = ".".join(loc) or "body"
+        return _error(422, f"{field}: {first.get('msg', 'invalid')}", field)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        response = _error(exc.status_code, str(exc.detail))
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        return _error(503, str(exc))
+
+    # ------------------------------------------------------------------ auth
+
+    def _check(credentials: HTTPAuthorizationCredentials | None) -> None:
+        given = credentials.credentials if credentials is not None else ""
+        if not api.token or not hmac.compare_digest(given.encode(), api.token.encode()):
+            raise HTTPException(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop on
+    # every request for a check that takes microseconds.
+    async def writer(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        _check(credentials)
+
+    async def reader(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if not api.open_reads:
+            _check(credentials)
+
+    Writer = [Depends(writer)]
+    Reader = [Depends(reader)]
+
+    # ------------------------------------------------------------------ scoring
+
+    @app.post(
+        "/v1/transactions",
+        response_model=TransactionDecisionOut,
+        dependencies=Writer,
+        responses={**E401, **E422, **E503},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": TransactionIn.model_json_schema()}},
+            }
+        },
+        summary="Score a transaction now and hand it to the stream",
+        description=(
+            "Scores the transaction with the stream's own state and model and, at the same "
+            "time, puts it on aegis.transactions (answered once the broker acknowledged "
+            "it), where the stream records the official decision. A 503 can leave the "
+            "transaction handed to the stream; retrying with the same transaction_id is "
+            "safe: every transaction is recorded and decided once."
+        ),
+    )
+    async def post_transaction(request: Request):
+        ingested_ms = int(time.time() * 1000)
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            return _error(422, "body: not valid JSON", "body")
+        if not isinstance(body, dict):
+            return _error(422, "body: expected a JSON object", "body")
+        unknown = sorted(set(body) - ACCEPTED_FIELDS)
+        if unknown:
+            return _error(422, f"{unknown[0]}: not a transaction field", unknown[0])
+        try:
+            tx = validate(body)
+        except InvalidRecord as exc:
+            message = str(exc)
+            return _error(422, message, message.split(":", 1)[0])
+        for name in ("transaction_id", "customer_id", "terminal_id"):
+            if getattr(tx, name) > MAX_ID:
+                return _error(422, f"{name}: larger than {MAX_ID}", name)
+        stage = metrics.scoring_stage
+        # The broker's ack does not depend on the decision, so it is awaited alongside the
+        # features and the score rather than after them. Publishing first is safe for the
+        # score: the stream answers a transaction it has already seen as the first time
+        # (CardState/TerminalState.observe), so the features are the same either way.
+        publishing = asyncio.ensure_future(
+            _timed(stage, "publish", parts["publisher"].publish_transaction(tx))
+        )
+        try:
+            features = await _timed(
+                stage, "features", parts["state"].features(tx, settings.label_delay_days)
+            )
+            wire = {**tx.to_wire(), "ts": tx.ts}
+            if scorer.bundle is None:
+                await run_in_threadpool(scorer.maybe_reload, True)
+                if scorer.bundle is None:
+                    raise Unavailable(f"no model loaded: {scorer.last_error}")
+            decision = await _timed(stage, "score", scorer.decide(wire, features, ingested_ms))
+        except BaseException:
+            # Answered 503: the transaction may still reach the stream, which decides it
+            # once; a retry with the same transaction_id is recorded once too.
+            publishing.add_done_callback(_settle)
+            raise
+        await publishing
+        metrics.api_decisions.labels(action=decision["action"]).inc()
+        # Built by the code the stream shares (models.decisions.decision), so it already has the
+        # response's shape; skipping FastAPI's re-validation saves a good part of the
+        # request's CPU. tests/aegis_app/api check it against the schema.
+        return ORJSONResponse({**decision, "published": True})
+
+    # ------------------------------------------------------------------ reads
+
+    @app.get(
+        "/v1/cards/{card_id}",
+        response_model=CardOut,
+        dependencies=Reader,
+        responses={**E401, **E422, **E503},
+        summary="A card's current features (stream state) and its recent decisions",
+    )
+    async def get_card(
+        card_id: Annotated[int, Path(ge=0, le=MAX_ID)],
+        limit: Annotated[int, Query(ge=1, le=500)] = 20,
+    ):
+        value = await parts["state"].card(card_id)
+        recent = await run_in_threadpool(parts["store"].card_decisions, card_id, limit)
+        state = CardState.from_value(value)
+        features = None
+        as_of = None
+        if len(state):
+            last = len(state) - 1
+            features = state.observe(
+                state.ids[last], state.ts[last], state.amounts[last], state.terminals[last]
+            )
+            as_of = format_datetime(max(state.ts))
+        return {
+            "card_id": card_id,
+            "found": bool(len(state)),
+            "as_of": as_of,
+            "transactions_30d": len(state),
+            "features": features,
+            "recent_decisions": [_alert(row) for row in recent],
+        }
+
+    @app.get(
+        "/v1/alerts",
+        response_model=AlertPage,
+        dependencies=Reader,
+        responses={**E401, **E422, **E503},
+        summary="Alerts (review and block unless `action` says otherwise), newest first",
+    )
+    async def list_alerts(
+        action: Annotated[list[Action] | None, Query()] = None,
+        status: Status | None = None,
+        min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+        max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        customer_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ):
+        try:
+            page = await run_in_threadpool(
+                parts["store"].list_decisions,
+                actions=action or ["review", "block"],
+                status=status,
+                min_score=min_score,
+                max_score=max_score,
+                since=since,
+                until=until,
+                customer_id=customer_id,
+                limit=limit,
+                offset=offset,
+                cursor=cursor,
+            )
+        except BadCursor as exc:
+            return _error(422, str(exc), "cursor")
+        except OverflowError:
+            return _error(422, "since/until: out of range", "since")
+        return {
+            "items": [_alert(row) for row in page.items],
+            "next_cursor": page.next_cursor,
+            "limit": limit,
+            "offset": offset,
+        }
+
+    @app.get(
+        "/v1/alerts/{transaction_id}",
+        response_model=AlertOut,
+        dependencies=Reader,
+        responses={**E401, **E404, **E422},
+        summary="One alert (any stored decision) with everything",
+    )
+    async def get_alert(transaction_id: Annotated[int, Path(ge=0, le=MAX_ID)]):
+        row = await run_in_threadpool(parts["store"].get_decision, transaction_id)
+        if row is None:
+            return _error(404, f"no alert for transaction {transaction_id}")
+        return _alert(row)
+
+    @app.post(
+        "/v1/alerts/{transaction_id}/label",
+        response_model=LabelOut,
+        dependencies=Writer,
+        responses={**E401, **E404, **E422, **E503},
+        summary="An analyst's verdict: stored, and published on aegis.labels",
+    )
+    async def label_alert(transaction_id: Annotated[int, Path(ge=0, le=MAX_ID)], body: LabelIn):
+        now = datetime.now(UTC)
+        value = 1 if body.label == "fraud" else 0
+        row = await run_in_threadpool(
+            lambda: parts["store"].record_label(
+                transaction_id, value, note=body.note, analyst=body.analyst, at=now
+            )
+        )
+        if row is None:
+            return _error(404, f"no alert for transaction {transaction_id}")
+        known_at = format_datetime(int(now.timestamp()))
+        label = Label(
+            transaction_id=transaction_id,
+            label=value,
+            source="analyst",
+            known_at=known_at,
+            terminal_id=row["terminal_id"],
+            tx_datetime=row["tx_datetime"],
+            customer_id=row["customer_id"],
+            note=body.note,
+        )
+        await parts["publisher"].publish_label(label)
+        return {"alert": _alert(row), "published": True, "known_at": known_at}
+
+    @app.get(
+        "/v1/models",
+        response_model=ModelsOut,
+        dependencies=Reader,
+        responses=E401,
+        summary="The active model version and every registered version with its metrics",
+    )
+    async def get_models():
+        active = registry.active_version(settings.model_dir)
+        manifests = await run_in_threadpool(registry.list_versions, settings.model_dir)
+        versions = [
+            ModelVersionOut(
+                **{k: v for k, v in asdict(m).items() if k in ModelVersionOut.model_fields},
+                active=m.version == active,
+            )
+            for m in manifests
+        ]
+        return {"active_version": active, "versions": versions}
+
+    @app.get(
+        "/v1/drift",
+        response_model=DriftOut,
+        dependencies=Reader,
+        responses={**E401, **E422, **E503},
+        summary="Population stability (PSI) of features and score vs the training data, "
+        "per event-time window",
+    )
+    async def get_drift(
+        hours: Annotated[int, Query(ge=1, le=24 * 31, description="window length")] = 24,
+        windows: Annotated[int, Query(ge=1, le=90, description="number of windows")] = 7,
+    ):
+        try:
+            reference = await run_in_threadpool(drift.active_reference, settings.model_dir)
+        except drift.DriftUnavailable as exc:
+            return _error(503, str(exc))
+        return await run_in_threadpool(
+            lambda: drift.compute(parts["store"], reference, hours=hours, windows=windows)
+        )
+
+    # ------------------------------------------------------------------ operations
+
+    @app.get("/healthz", response_model=HealthOut, summary="The process is up")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        response_model=ReadyOut,
+        responses={503: {"model": ReadyOut, "description": "some check failed"}},
+        summary="Broker reachable, model loaded, store reachable",
+    )
+    async def readyz():
+        publisher = parts["publisher"]
+        store_ = parts["store"]
+        broker_ok, store_ok = await asyncio.gather(
+            publisher.ready() if publisher is not None else asyncio.sleep(0, False),
+            run_in_threadpool(store_.ping) if store_ is not None else asyncio.sleep(0, False),
+        )
+        bundle = await run_in_threadpool(scorer.maybe_reload)
+        checks = {"broker": bool(broker_ok), "model": bundle is not None, "store": bool(store_ok)}
+        detail = {}
+        if bundle is None:
+            detail["model"] = scorer.last_error or "no model"
+        if bundle is not None:
+            detail["model_version"] = bundle.version
+        failed = [name for name, ok in checks.items() if not ok]
+        body = {"ready": not failed, "checks": checks, "failed": failed, "detail": detail}
+        return JSONResponse(body, status_code=503 if failed else 200)
+
+    @app.get(
+        "/metrics",
+        dependencies=Reader,
+        responses={
+            200: {
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "description": "Prometheus text format",
+            },
+            **E401,
+        },
+        response_class=Response,
+        summary="Prometheus metrics",
+    )
+    async def get_metrics():
+        bundle = scorer.bundle
+        metrics.active_model.info({"version": bundle.version if bundle else ""})
+        sink = app.state.sink
+        if sink is not None and sink.lag is not None:
+            metrics.sink_lag.set(sink.lag)
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app

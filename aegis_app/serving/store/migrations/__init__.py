@@ -1,0 +1,1 @@
+"""Alembic migrations of the result store, run from code by aegis_app.serving.store.upgrade."""

@@ -1,1 +1,0 @@
-"""Alembic migrations of the result store, run from code by aegis_app.store.upgrade."""

@@ -1,0 +1,82 @@
+"""Starting a worker: topics first, then a state directory that matches the broker.
+
+An embedded (memory-only) broker forgets everything when it stops; RocksDB state from an
+earlier broker run would then claim changelog offsets the broker never had, and Faust
+refuses to start (ConsistencyError). So: state exists but the broker has no changelog for
+it -> the state belongs to a broker that is gone, and is set aside. Real Kafka keeps its
+changelogs, so there the state is kept and recovery proceeds as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from aegis_app.core import settings as names
+from aegis_app.core.settings import Settings, broker_host_port
+from aegis_app.kafka import admin
+from aegis_app.runtime import heap
+
+log = logging.getLogger(__name__)
+TABLES = ("card_state", "terminal_state")
+
+
+def changelog_topics(conf: Settings) -> list[str]:
+    return [f"{conf.app_id}-{table}-changelog" for table in TABLES]
+
+
+def all_topics(conf: Settings) -> list[str]:
+    return [
+        names.TRANSACTIONS_TOPIC,
+        names.BY_TERMINAL_TOPIC,
+        names.DECISIONS_TOPIC,
+        names.ALERTS_TOPIC,
+        names.DEADLETTER_TOPIC,
+        names.LABELS_TOPIC,
+        names.MODEL_UPDATES_TOPIC,
+        *changelog_topics(conf),
+    ]
+
+
+def prepare(conf: Settings) -> None:
+    """Create the topics (matching partition counts) and reconcile the state directory."""
+    bootstrap = broker_host_port(conf.kafka_broker)
+    admin.wait_for_broker(bootstrap, timeout=60)
+    had_changelogs = _topics_exist(bootstrap, changelog_topics(conf))
+    state_dir = Path(conf.data_dir)
+    if state_dir.exists() and any(state_dir.iterdir()) and not had_changelogs:
+        aside = state_dir.with_name(f"{state_dir.name}.stale-{int(time.time())}")
+        log.warning(
+            "state in %s predates this broker's changelogs; moving it to %s", state_dir, aside
+        )
+        shutil.move(str(state_dir), aside)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    admin.ensure_topics(bootstrap, all_topics(conf), conf.partitions)
+
+
+def _topics_exist(bootstrap: str, topics: list[str]) -> bool:
+    async def listed() -> set[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            return set(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    return set(topics) <= asyncio.run(listed())
+
+
+def run(conf: Settings, loglevel: str = "info") -> None:
+    """Run the Faust worker in this process until it is stopped."""
+    prepare(conf)
+    from aegis_app.worker.app import app  # imported late: it reads settings from the environment
+
+    sys.argv = ["aegis", "worker", "--loglevel", loglevel]
+    heap.freeze_startup_heap()  # everything is imported: spare it the full GC passes
+    app.main()

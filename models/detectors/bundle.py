@@ -1,0 +1,182 @@
+"""A trained model version: its detectors, the stacked ensemble and the thresholds.
+
+The bundle is what a worker loads and calls on each micro-batch; `score` is vectorised
+and needs no TensorFlow (the autoencoder scores with numpy, see models/autoencoder.py).
+
+Ensemble ("stacking"): each detector's raw score goes through a fixed monotone transform
+(logit for probabilities, log for squared errors, identity otherwise), then a logistic
+regression fitted on a *time-ordered holdout* (the latest part of the training window,
+scored by detectors fitted on the earlier part) turns them into one calibrated fraud
+probability in [0, 1]. The stacker is stored as plain numpy (mean, scale, coefficients),
+so combining costs a few microseconds per batch.
+
+Fallbacks, when the stacker could not be fitted:
+  * labels but too few frauds in the holdout: the mean probability of the supervised ones;
+  * no labels: the mean percentile of the unsupervised detectors' scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.detectors.base import Detector
+
+STACKED, SUPERVISED_MEAN, PERCENTILE_MEAN = "stacked", "supervised_mean", "percentile_mean"
+_EPS = 1e-6
+
+
+@dataclass
+class Stacker:
+    """Logistic regression over transformed detector scores, as numpy arrays."""
+
+    names: list[str]  # detector order of the columns
+    transforms: list[str]  # per column: "logit", "log" or "identity"
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    def features(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        cols = [transform(raw[name], how) for name, how in zip(self.names, self.transforms)]
+        return (np.column_stack(cols) - self.mean) / self.scale
+
+    def predict(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        z = self.features(raw) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+
+    def describe(self) -> dict:
+        return {
+            "type": "logistic_regression",
+            "inputs": [f"{how}({name})" for name, how in zip(self.names, self.transforms)],
+            "coef_standardised": {n: float(c) for n, c in zip(self.names, self.coef)},
+            "intercept": float(self.intercept),
+        }
+
+
+def transform(values: np.ndarray, how: str) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if how == "logit":
+        p = np.clip(values, _EPS, 1 - _EPS)
+        return np.log(p / (1 - p))
+    if how == "log":
+        return np.log(np.maximum(values, 0.0) + _EPS)
+    return values
+
+
+@dataclass
+class ModelBundle:
+    version: str
+    feature_names: list[str]
+    detectors: dict[str, Detector]
+    # Ensemble-score thresholds: >= review -> review, >= block -> block. The registry
+    # replaces them with the manifest's on load (`aegis thresholds` edits the manifest).
+    thresholds: dict[str, float]
+    # Training mean and std per feature, to explain which features stand out.
+    feature_mean: np.ndarray
+    feature_std: np.ndarray
+    # Per detector, the feature names it reads (a subset of feature_names, in order).
+    detector_features: dict[str, list[str]] = field(default_factory=dict)
+    ensemble_method: str = STACKED
+    stacker: Stacker | None = None
+    # Per detector, sorted scores on training data (percentile fallback only).
+    reference_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._index_columns()
+
+    def _index_columns(self) -> None:
+        position = {name: i for i, name in enumerate(self.feature_names)}
+        self._columns: dict[str, np.ndarray | None] = {}
+        for name in self.detectors:
+            subset = self.detector_features.get(name)
+            if subset is None or list(subset) == list(self.feature_names):
+                self._columns[name] = None
+            else:
+                self._columns[name] = np.array([position[f] for f in subset], dtype=np.intp)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._index_columns()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_columns", None)
+        return state
+
+    def raw_scores(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            X = X.reshape(1, -1)
+        out: dict[str, np.ndarray] = {}
+        for name, detector in self.detectors.items():
+            cols = self._columns.get(name)
+            out[name] = np.asarray(
+                detector.score(X if cols is None else X[:, cols]), dtype=np.float64
+            )
+        return out
+
+    def score(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw score per detector and `ensemble`, the calibrated fraud probability in [0, 1]."""
+        out = self.raw_scores(X)
+        out["ensemble"] = self.combine(out)
+        return out
+
+    def combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(raw.values()))) if raw else 0
+        if self.ensemble_method == STACKED and self.stacker is not None:
+            return self.stacker.predict(raw)
+        if self.ensemble_method == SUPERVISED_MEAN:
+            sup = [raw[n_] for n_, d in self.detectors.items() if d.supervised]
+            return np.clip(np.mean(sup, axis=0), 0.0, 1.0) if sup else np.zeros(n)
+        parts = [
+            percentile(self.reference_scores[name], raw[name])
+            for name in self.detectors
+            if name in self.reference_scores
+        ]
+        return np.mean(parts, axis=0) if parts else np.zeros(n)
+
+    def explain(self, row: np.ndarray, top: int = 3) -> list[str]:
+        """Readable reasons for one row: the features pushing the linear model's fraud
+        log-odds up the most (exact per-feature contributions, cheap), completed by the
+        features furthest from their training norm."""
+        row = np.asarray(row, dtype=np.float64).ravel()
+        z = (row - self.feature_mean) / np.where(self.feature_std > 0, self.feature_std, 1.0)
+        reasons: list[str] = []
+        used: set[int] = set()
+        linear = next((d for d in self.detectors.values() if hasattr(d, "contributions")), None)
+        if linear is not None:
+            cols = self._columns.get(linear.name)
+            contrib = np.zeros(len(row))
+            part = linear.contributions((row if cols is None else row[cols]).reshape(1, -1))[0]
+            if cols is None:
+                contrib[:] = part
+            else:
+                contrib[cols] = part
+            for i in np.argsort(-contrib)[:top]:
+                if contrib[i] < 0.5:  # under ~1.6x odds: not a reason worth showing
+                    break
+                used.add(int(i))
+                reasons.append(
+                    f"{self.feature_names[i]}={row[i]:.4g} (typical {self.feature_mean[i]:.4g}, "
+                    f"{z[i]:+.1f} sd; fraud log-odds {contrib[i]:+.2f})"
+                )
+        for i in np.argsort(-np.abs(z)):
+            if len(reasons) >= top or abs(z[i]) < 2.0:
+                break
+            if int(i) in used:
+                continue
+            reasons.append(
+                f"{self.feature_names[i]}={row[i]:.4g} (typical {self.feature_mean[i]:.4g}, "
+                f"{z[i]:+.1f} sd)"
+            )
+        return reasons
+
+
+def percentile(reference_sorted: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Share of reference scores at or below each value: a monotone map onto [0, 1]."""
+    if len(reference_sorted) == 0:
+        return np.zeros(len(values))
+    return np.searchsorted(reference_sorted, values, side="right") / len(reference_sorted)
