@@ -5,16 +5,20 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from typing import Any
 
-from agents import topics
-from agents.counters import counts
+import faust
+
+from agents.counters import WorkerCounters
 
 log = logging.getLogger(__name__)
 
 
-async def dead_letter(payload: bytes | None, reason: str, source: str, event=None) -> None:
-    """Publish the raw payload and why it was refused; never raises on bad input."""
-    message = getattr(event, "message", None)
+def dead_letter_record(
+    payload: bytes | None, reason: str, source: str, message: Any = None, now_ms: int | None = None
+) -> tuple[bytes, dict[str, Any]]:
+    """The key and value of the dead letter for `payload` (`message`: the Kafka message it
+    came in, if any, for its partition, offset and key)."""
     record = {
         "reason": reason,
         "source_topic": source,
@@ -23,12 +27,25 @@ async def dead_letter(payload: bytes | None, reason: str, source: str, event=Non
         "key_b64": _b64(getattr(message, "key", None)),
         "payload_b64": _b64(payload),
         "payload_bytes": len(payload) if payload is not None else 0,
-        "refused_at_ms": int(time.time() * 1000),
+        "refused_at_ms": int(time.time() * 1000) if now_ms is None else now_ms,
     }
     key = f"{source}/{record['partition']}/{record['offset']}".encode()
-    await topics.deadletter.send(key=key, value=record)
-    counts["dead_letters"] += 1
-    log.warning("dead letter from %s: %s", source, reason)
+    return key, record
+
+
+class DeadLetters:
+    """Publishes dead letters on aegis.deadletter and counts them."""
+
+    def __init__(self, topic: faust.TopicT, counters: WorkerCounters) -> None:
+        self.topic = topic
+        self.counters = counters
+
+    async def send(self, payload: bytes | None, reason: str, source: str, event=None) -> None:
+        """Publish the raw payload and why it was refused; never raises on bad input."""
+        key, record = dead_letter_record(payload, reason, source, getattr(event, "message", None))
+        await self.topic.send(key=key, value=record)
+        self.counters.counts["dead_letters"] += 1
+        log.warning("dead letter from %s: %s", source, reason)
 
 
 def _b64(data: bytes | None) -> str | None:

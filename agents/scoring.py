@@ -18,11 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aegis_app.core.settings import ALERTS_TOPIC, DECISIONS_TOPIC
+import faust
+
+from aegis_app.core.messages import ScoreRequest
+from aegis_app.core.settings import ALERTS_TOPIC, DECISIONS_TOPIC, Settings
 from aegis_app.kafka import raw_producer
 from aegis_app.kafka.model_updates import WORKER_POLL_SECONDS, ModelUpdatesListener
-from aegis_app.worker.app import app, settings
-from agents.counters import counts, recent_alerts
+from agents.counters import WorkerCounters
 from models.decisions.decision import build_decisions
 from models.decisions.policy import ALLOW, Rules
 from models.detectors.bundle import ModelBundle
@@ -42,11 +44,16 @@ def _now() -> str:
 class MicroBatchScorer:
     def __init__(
         self,
+        app: faust.App,
+        counters: WorkerCounters,
         model_dir: Path,
         batch_size: int,
         max_wait_s: float,
+        rules: Rules,
         poll_seconds: float = MODEL_POLL_SECONDS,
     ) -> None:
+        self.app = app
+        self.counters = counters
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         self.max_wait_s = max_wait_s
@@ -55,20 +62,22 @@ class MicroBatchScorer:
         self.bundle: ModelBundle | None = None
         self.loaded_at: str | None = None
         self.last_swap: dict | None = None
-        self.rules = Rules.from_file(settings.rules_file)
+        self.rules = rules
+        # Set by register(): the listener whose status /health/ shows.
+        self.updates_listener: ModelUpdatesListener | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-score")
         self._woken = asyncio.Event()
         self._last_poll = float("-inf")
 
-    async def submit(self, stream, event, tx: dict, features: dict, ingested_ms) -> None:
+    async def submit(self, stream, event, request: ScoreRequest) -> None:
         # A full queue blocks the agent: back-pressure instead of unbounded memory.
-        await self.queue.put((stream, event, tx, features, ingested_ms))
+        await self.queue.put((stream, event, request))
 
     def wake(self, announcement: dict | None) -> None:
         """A model update was announced (None: just check): re-read ACTIVE before the next
         batch. Called on the event loop by the model-updates listener."""
         if announcement is not None:
-            counts["model_announcements"] += 1
+            self.counters.counts["model_announcements"] += 1
             log.info(
                 "model update announced: %s -> %s (%s)",
                 announcement.get("previous"),
@@ -101,17 +110,17 @@ class MicroBatchScorer:
         try:
             bundle = registry.load(self.model_dir, version)
         except registry.ModelRefused as exc:
-            counts["model_refusals"] += 1
+            self.counters.counts["model_refusals"] += 1
             log.error("model refused, keeping %s: %s", old or "none", exc)
             return
         self.bundle = bundle
         self.loaded_at = _now()
-        counts["model_loads"] += 1
+        self.counters.counts["model_loads"] += 1
         if old is None:
             log.info("scoring with model version %s", version)
             return
-        counts["model_swaps"] += 1
-        counts[f"model_swaps_on_{trigger}"] += 1
+        self.counters.counts["model_swaps"] += 1
+        self.counters.counts[f"model_swaps_on_{trigger}"] += 1
         self.last_swap = {"from": old, "to": version, "at": self.loaded_at, "trigger": trigger}
         log.info("model swap %s -> %s (on %s)", old, version, trigger)
 
@@ -144,27 +153,25 @@ class MicroBatchScorer:
                 await self.reload()  # announced while this batch formed: score it with the new
             bundle = self.bundle
             results = await loop.run_in_executor(self._executor, self._score, bundle, batch)
-            for (stream, event, tx, _features, _ingested), (decision, record) in zip(
-                batch, results
-            ):
-                key = str(tx["transaction_id"]).encode()
-                await raw_producer.send(app, DECISIONS_TOPIC, key, record)
-                counts[f"decisions_{decision['action']}"] += 1
+            for (stream, event, request), (decision, record) in zip(batch, results):
+                key = str(request.tx["transaction_id"]).encode()
+                await raw_producer.send(self.app, DECISIONS_TOPIC, key, record)
+                self.counters.counts[f"decisions_{decision['action']}"] += 1
                 if decision["action"] != ALLOW:
-                    await raw_producer.send(app, ALERTS_TOPIC, key, record)
-                    recent_alerts.append(decision)
+                    await raw_producer.send(self.app, ALERTS_TOPIC, key, record)
+                    self.counters.recent_alerts.append(decision)
                 await stream.ack(event)
 
     def _score(self, bundle: ModelBundle, batch: list) -> list[tuple[dict, bytes]]:
         """Decisions and their record bytes (encoded here, in the thread, not on the loop)."""
         started = time.perf_counter()
         decisions = build_decisions(
-            bundle, self.rules, [(tx, features, ingested) for _, _, tx, features, ingested in batch]
+            bundle, self.rules, [(r.tx, r.features, r.ingested_ms) for _, _, r in batch]
         )
         encoded = [(decision, raw_producer.dumps(decision)) for decision in decisions]
-        counts["scored"] += len(batch)
-        counts["score_batches"] += 1
-        counts["score_us_total"] += int((time.perf_counter() - started) * 1e6)
+        self.counters.counts["scored"] += len(batch)
+        self.counters.counts["score_batches"] += 1
+        self.counters.counts["score_us_total"] += int((time.perf_counter() - started) * 1e6)
         return encoded
 
     def model_status(self) -> dict:
@@ -174,22 +181,31 @@ class MicroBatchScorer:
             "loaded_at": self.loaded_at,
             "last_swap": self.last_swap,
             "poll_seconds": self.poll_seconds,
-            "updates_listener": model_updates.status,
+            "updates_listener": self.updates_listener.status if self.updates_listener else None,
         }
 
 
-scorer = MicroBatchScorer(
-    settings.model_dir, settings.score_batch_size, settings.score_batch_ms / 1000
-)
-# Every worker hears every announcement (no consumer group), see aegis_app/model_updates.py.
-model_updates = ModelUpdatesListener(settings.kafka_broker, scorer.wake)
+def register(app: faust.App, settings: Settings, counters: WorkerCounters) -> MicroBatchScorer:
+    """The worker's scorer and model-updates listener, run as tasks of `app`."""
+    scorer = MicroBatchScorer(
+        app,
+        counters,
+        settings.model_dir,
+        settings.score_batch_size,
+        settings.score_batch_ms / 1000,
+        Rules.from_file(settings.rules_file),
+    )
+    # Every worker hears every announcement (no consumer group), see
+    # aegis_app/kafka/model_updates.py.
+    listener = ModelUpdatesListener(settings.kafka_broker, scorer.wake)
+    scorer.updates_listener = listener
 
+    @app.task
+    async def run_scorer() -> None:
+        await scorer.run()
 
-@app.task
-async def run_scorer() -> None:
-    await scorer.run()
+    @app.task
+    async def listen_for_model_updates() -> None:
+        await listener.run()
 
-
-@app.task
-async def listen_for_model_updates() -> None:
-    await model_updates.run()
+    return scorer

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import faust
+
+from aegis_app.core.settings import Settings
 from aegis_app.kafka.lean_table import LeanTable
-from aegis_app.worker.app import app, settings
+
+# The table names, which also name their changelog topics ("<app id>-<name>-changelog").
+CARD_STATE = "card_state"
+TERMINAL_STATE = "terminal_state"
+TABLE_NAMES = (CARD_STATE, TERMINAL_STATE)
 
 
-def _lean_table(name: str) -> LeanTable:
+def _lean_table(app: faust.App, settings: Settings, name: str) -> LeanTable:
     # What app.Table(name, ...) does, with the LeanTable class (hot-path writes: put()).
     # `options` is a fresh dict per table: Faust's RocksDB store mutates the one it is given.
     table = LeanTable(
@@ -15,7 +22,7 @@ def _lean_table(name: str) -> LeanTable:
     return app.tables.add(table)
 
 
-# Key: card id as a string. Value (JSON, the app default): CardState.to_value().
-card_state = _lean_table("card_state")
-# Key: terminal id as a string. Value (JSON): TerminalState.to_value().
-terminal_state = _lean_table("terminal_state")
+def declare_tables(app: faust.App, settings: Settings) -> tuple[LeanTable, LeanTable]:
+    """(card_state, terminal_state). Keys: card / terminal id as a string; values (JSON, the
+    app default): CardState.to_value() / TerminalState.to_value()."""
+    return _lean_table(app, settings, CARD_STATE), _lean_table(app, settings, TERMINAL_STATE)

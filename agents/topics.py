@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
-from aegis_app.core import settings as names
-from aegis_app.worker.app import app
+from dataclasses import dataclass
 
-# Avro bytes, decoded by the card stage itself so bad records can be dead-lettered raw.
-transactions = app.topic(names.TRANSACTIONS_TOPIC, value_serializer="raw", key_serializer="raw")
-# JSON envelopes {"kind": "tx" | "label", ...}, keyed by terminal id.
-by_terminal = app.topic(names.BY_TERMINAL_TOPIC, value_serializer="json", key_serializer="raw")
-decisions = app.topic(names.DECISIONS_TOPIC, value_serializer="json", key_serializer="raw")
-alerts = app.topic(names.ALERTS_TOPIC, value_serializer="json", key_serializer="raw")
-deadletter = app.topic(names.DEADLETTER_TOPIC, value_serializer="json", key_serializer="raw")
-labels = app.topic(names.LABELS_TOPIC, value_serializer="raw", key_serializer="raw")
+import faust
+
+from aegis_app.core import settings as names
+
+
+@dataclass(frozen=True)
+class Topics:
+    transactions: faust.TopicT
+    by_terminal: faust.TopicT
+    decisions: faust.TopicT
+    alerts: faust.TopicT
+    deadletter: faust.TopicT
+    labels: faust.TopicT
+
+
+def declare_topics(app: faust.App) -> Topics:
+    return Topics(
+        # Avro bytes, decoded by the card stage itself so bad records can be dead-lettered raw.
+        transactions=app.topic(
+            names.TRANSACTIONS_TOPIC, value_serializer="raw", key_serializer="raw"
+        ),
+        # JSON envelopes {"kind": "tx" | "label", ...} (aegis_app.core.messages), keyed by
+        # terminal id.
+        by_terminal=app.topic(
+            names.BY_TERMINAL_TOPIC, value_serializer="json", key_serializer="raw"
+        ),
+        decisions=app.topic(names.DECISIONS_TOPIC, value_serializer="json", key_serializer="raw"),
+        alerts=app.topic(names.ALERTS_TOPIC, value_serializer="json", key_serializer="raw"),
+        deadletter=app.topic(names.DEADLETTER_TOPIC, value_serializer="json", key_serializer="raw"),
+        labels=app.topic(names.LABELS_TOPIC, value_serializer="raw", key_serializer="raw"),
+    )

@@ -10,20 +10,20 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from aegis_app.core import timerules
 from tables.features import (
     ALL_FEATURES,
-    DAY,
     DEFAULT_DELAY_DAYS,
-    WINDOWS_DAYS,
+    LONGEST_WINDOW_DAYS,
     CardState,
     TerminalState,
     assemble,
 )
 
 
-# How much history before a target window the features need: the longest window + delay.
 def warmup_days(delay_days: int = DEFAULT_DELAY_DAYS) -> int:
-    return max(WINDOWS_DAYS) + delay_days
+    """How much history before a target window these features need."""
+    return timerules.warmup_days(LONGEST_WINDOW_DAYS, delay_days)
 
 
 def epoch_seconds(datetimes: pd.Series) -> np.ndarray:
@@ -60,7 +60,6 @@ def compute_features(
 
     card_states: dict[int, CardState] = {}
     terminal_states: dict[int, TerminalState] = {}
-    delay = delay_days * DAY
     out = np.empty((len(df), len(ALL_FEATURES)), dtype=np.float64)
     rows = range(len(df))
     for i in tqdm(rows, desc="features", unit="tx", disable=not progress, mininterval=1.0):
@@ -74,7 +73,8 @@ def compute_features(
         terminal_part = terminal.observe(tx_ids[i], times[i], delay_days)
         label = labels[i]
         if label == label:  # not NaN: the label is published delay days later
-            terminal.add_label(tx_ids[i], times[i], times[i] + delay, bool(label))
+            known_at = timerules.label_known_at(times[i], delay_days)
+            terminal.add_label(tx_ids[i], times[i], known_at, bool(label))
         features = assemble(amounts[i], times[i], card_part, terminal_part)
         out[order[i]] = [features[name] for name in ALL_FEATURES]
     return pd.DataFrame(out, columns=list(ALL_FEATURES), index=df.index)

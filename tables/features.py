@@ -25,9 +25,11 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-DAY = 86_400
+from aegis_app.core.timerules import DAY, DEFAULT_LABEL_DELAY_DAYS, state_horizon_days
+
 WINDOWS_DAYS = (1, 7, 30)
-DEFAULT_DELAY_DAYS = 7
+LONGEST_WINDOW_DAYS = max(WINDOWS_DAYS)
+DEFAULT_DELAY_DAYS = DEFAULT_LABEL_DELAY_DAYS
 
 # The Handbook's 15 reference features, in its order.
 REFERENCE_FEATURES: tuple[str, ...] = (
@@ -77,7 +79,7 @@ class CardState:
 
     __slots__ = ("ts", "ids", "amounts", "terminals")
 
-    HORIZON = max(WINDOWS_DAYS) * DAY
+    HORIZON = LONGEST_WINDOW_DAYS * DAY
 
     def __init__(
         self,
@@ -210,7 +212,7 @@ class TerminalState:
         if tx_id not in self.ids:
             # Keep one label delay beyond the longest window: a transaction that arrives
             # up to `delay` late (repartitioning skew) still finds its whole window.
-            self._prune(ts - (max(WINDOWS_DAYS) + 2 * delay_days) * DAY)
+            self._prune(ts - state_horizon_days(LONGEST_WINDOW_DAYS, delay_days) * DAY)
             self.ts.append(ts)
             self.ids.append(tx_id)
         return self.features(ts, delay_days)

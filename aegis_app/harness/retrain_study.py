@@ -33,6 +33,7 @@ import pandas as pd
 
 from aegis_app.core.files import iter_frame
 from aegis_app.core.records import parse_datetime
+from aegis_app.core.timerules import DAY
 from aegis_app.harness import simulator
 from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
 from aegis_app.harness.scenarios import SPENDING_BURST, add_spending_bursts
@@ -52,7 +53,6 @@ from models.lifecycle.experiment import train
 from models.lifecycle.training import Window
 
 log = logging.getLogger(__name__)
-DAY = 86_400
 
 
 @dataclass(frozen=True)

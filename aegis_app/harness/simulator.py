@@ -17,7 +17,8 @@ import pandas as pd
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
-DAY = 86_400
+from aegis_app.core.timerules import DAY
+
 GRID = 100.0
 RADIUS = 5.0
 # Time of day of a purchase: Normal around noon; draws outside the day are dropped.

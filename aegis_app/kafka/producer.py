@@ -20,7 +20,7 @@ from aegis_app.core import codec
 from aegis_app.core.labels import Label
 from aegis_app.core.records import InvalidRecord, Transaction, format_datetime
 from aegis_app.core.settings import LABELS_TOPIC, TRANSACTIONS_TOPIC, broker_host_port
-from tables.features import DAY
+from aegis_app.core.timerules import label_known_at
 
 
 class DeliveryFailed(RuntimeError):
@@ -96,7 +96,7 @@ def label_for(tx: Transaction, delay_days: int) -> Label | None:
         transaction_id=tx.transaction_id,
         label=tx.tx_fraud,
         source="chargeback",
-        known_at=format_datetime(tx.ts + delay_days * DAY),
+        known_at=format_datetime(label_known_at(tx.ts, delay_days)),
         terminal_id=tx.terminal_id,
         tx_datetime=tx.tx_datetime,
         customer_id=tx.customer_id,
@@ -146,7 +146,7 @@ def publication_order(
         if label_delay_days is not None:
             label = label_for(record, label_delay_days)
             if label is not None:
-                known_at = record.ts + label_delay_days * DAY
+                known_at = label_known_at(record.ts, label_delay_days)
                 heapq.heappush(pending, (known_at, record.transaction_id, label))
     while pending:
         yield "label", heapq.heappop(pending)[2]

@@ -1,7 +1,8 @@
-"""The Faust application: one App per worker process, configured from Settings.
+"""The app factory: one Faust App per worker process, built from a Settings object.
 
-`faust -A aegis_app.worker.app worker` and `aegis worker` both load this module; importing it
-registers the tables, topics, agents and web views.
+`aegis worker` calls :func:`create_app`. `faust -A aegis_app.worker.app worker` also goes
+through it: the module's ``app`` attribute is built on first access (settings from the
+AEGIS_* variables), so importing this module builds nothing.
 """
 
 from __future__ import annotations
@@ -10,54 +11,65 @@ import faust
 
 from aegis_app.core.settings import Settings
 from aegis_app.kafka import faust_compat, fetch_pacing
-from aegis_app.runtime import blas_threads, gil
-
-# Changelog end offsets from the Fetch high watermark too: the embedded Tansu broker's
-# ListOffsets is too low, which broke failover (see aegis_app/faust_compat.py).
-faust_compat.install()
-
-settings = Settings.from_env()
-faust_compat.set_fetch_max_wait(settings.fetch_max_wait_ms)
-fetch_pacing.install(settings.fetch_interval_ms)
-gil.set_switch_interval(settings.thread_switch_interval_ms)
+from agents import pipeline as stream_pipeline
+from agents.pipeline import Pipeline
 
 
-def make_app(conf: Settings) -> faust.App:
-    return faust.App(
-        conf.app_id,
-        broker=conf.kafka_broker,
+def build(settings: Settings) -> tuple[faust.App, Pipeline]:
+    """The worker's Faust App with every topic, table, agent and page registered."""
+    # Changelog end offsets from the Fetch high watermark too: the embedded Tansu broker's
+    # ListOffsets is too low, which broke failover (see aegis_app/kafka/faust_compat.py).
+    faust_compat.install()
+    faust_compat.set_fetch_max_wait(settings.fetch_max_wait_ms)
+    fetch_pacing.install(settings.fetch_interval_ms)
+    app = faust.App(
+        settings.app_id,
+        broker=settings.kafka_broker,
         # rocksdict-backed RocksDB: one directory per worker process (data_dir).
         store="rocksdb://",
-        datadir=str(conf.data_dir),
-        topic_partitions=conf.partitions,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
         topic_allow_declare=True,
         value_serializer="json",
         key_serializer="raw",
         consumer_auto_offset_reset="earliest",
-        broker_rebalance_timeout=conf.rebalance_timeout_s,
-        broker_session_timeout=max(conf.rebalance_timeout_s, 10.0),
-        broker_heartbeat_interval=min(3.0, conf.rebalance_timeout_s / 3),
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_session_timeout=max(settings.rebalance_timeout_s, 10.0),
+        broker_heartbeat_interval=min(3.0, settings.rebalance_timeout_s / 3),
         table_standby_replicas=1,
         # table_route must hash a key as the input topics do (see faust_compat).
         Router=faust_compat.SourceKeyRouter,
-        web_enabled=conf.web_port > 0,
-        web_port=conf.web_port or 6066,
+        web_enabled=settings.web_port > 0,
+        web_port=settings.web_port or 6066,
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
         web_in_thread=False,
-        producer_linger_ms=conf.producer_linger_ms,
+        producer_linger_ms=settings.producer_linger_ms,
         # Bounded per-partition fetches keep the card partitions close in event time when
         # catching up on a backlog: terminal features are exact while that skew stays
         # below the label delay (docs/FEATURES.md).
-        consumer_max_fetch_size=conf.fetch_max_bytes,
+        consumer_max_fetch_size=settings.fetch_max_bytes,
         stream_buffer_maxsize=1024,
     )
+    return app, stream_pipeline.register(app, settings)
 
 
-app = make_app(settings)
+def create_app(settings: Settings) -> faust.App:
+    return build(settings)[0]
 
-# Registration side effects: tables, agents and views attach themselves to `app`.
-from agents import card_stage, labels, scoring, terminal_stage, views  # noqa: E402,F401
 
-# After the agents: their models have loaded NumPy's and SciPy's BLAS by now.
-blas_threads.limit(settings.scoring_blas_threads)
+_from_env: faust.App | None = None
+
+
+def __getattr__(name: str) -> faust.App:
+    """``aegis_app.worker.app.app`` for `faust -A`: built on first access, from AEGIS_*."""
+    global _from_env
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _from_env is None:
+        from aegis_app.runtime.process import tune_process
+
+        settings = Settings.from_env()
+        _from_env = create_app(settings)
+        tune_process(settings, scoring=True)
+    return _from_env

@@ -21,14 +21,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aegis_app.core import settings as names
 from aegis_app.core.settings import Settings, broker_host_port
 from aegis_app.kafka import admin
-from aegis_app.runtime import heap
+from aegis_app.runtime.process import tune_process
+from aegis_app.worker.app import create_app
+from agents.state import TABLE_NAMES
 
 log = logging.getLogger(__name__)
-TABLES = ("card_state", "terminal_state")
 
 
 def changelog_topics(conf: Settings) -> list[str]:
-    return [f"{conf.app_id}-{table}-changelog" for table in TABLES]
+    return [f"{conf.app_id}-{table}-changelog" for table in TABLE_NAMES]
 
 
 def all_topics(conf: Settings) -> list[str]:
@@ -75,8 +76,7 @@ def _topics_exist(bootstrap: str, topics: list[str]) -> bool:
 def run(conf: Settings, loglevel: str = "info") -> None:
     """Run the Faust worker in this process until it is stopped."""
     prepare(conf)
-    from aegis_app.worker.app import app  # imported late: it reads settings from the environment
-
+    app = create_app(conf)
+    tune_process(conf, scoring=True)
     sys.argv = ["aegis", "worker", "--loglevel", loglevel]
-    heap.freeze_startup_heap()  # everything is imported: spare it the full GC passes
     app.main()

@@ -31,9 +31,6 @@ import os
 
 import numpy as np
 
-# Keras is imported lazily (fit only); quiet TF's C++ start-up logging.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 
 def _signed_log1p(X: np.ndarray) -> np.ndarray:
     return np.sign(X) * np.log1p(np.abs(X))
@@ -78,7 +75,10 @@ class AutoencoderDetector:
         return ((X - self.mean_) / self.std_).astype(np.float32)
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> AutoencoderDetector:
-        import keras  # lazy: only training needs TensorFlow
+        # Lazy: only training needs TensorFlow. Quiet its C++ start-up logging (read when
+        # TensorFlow loads, so set just before, not when this module is imported).
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
 
         X = np.asarray(X, dtype=np.float64)
         Z = _signed_log1p(X) if self.log_transform else X

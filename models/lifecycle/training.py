@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from aegis_app.core.timerules import DAY, label_known_at
 from models.decisions import thresholds as threshold_rules
 from models.detectors.autoencoder import AutoencoderDetector
 from models.detectors.base import Detector
@@ -21,8 +22,8 @@ from models.detectors.gradient_boosting import GradientBoostingDetector
 from models.detectors.isolation_forest import IsolationForestDetector
 from models.detectors.logistic import LogisticRegressionDetector
 from models.detectors.ocsvm import OneClassSVMDetector
-from tables.batch import epoch_seconds
-from tables.features import ALL_FEATURES, DAY
+from tables.batch import epoch_seconds, warmup_days
+from tables.features import ALL_FEATURES
 
 # Unsupervised detectors read this subset: the amount, the card's amount norms and the
 # terminal risk. On the full set their anomalies are dominated by genuine-but-rare
@@ -108,7 +109,7 @@ def default_train_window(datetimes: pd.Series, train_days: int, delay_days: int)
 
 def history_start(window_start: pd.Timestamp, delay_days: int) -> pd.Timestamp:
     """Earliest transaction that can affect features inside a window starting here."""
-    return window_start - pd.Timedelta(seconds=(30 + delay_days) * DAY)
+    return window_start - pd.Timedelta(seconds=warmup_days(delay_days) * DAY)
 
 
 def fit_bundle(
@@ -343,6 +344,6 @@ def _params(detector: Detector) -> dict:
 def known_labels(df: pd.DataFrame, at: pd.Timestamp, delay_days: int) -> np.ndarray:
     """TX_FRAUD where known at time `at` (transaction + delay <= at), else NaN."""
     labels = pd.to_numeric(df.get("TX_FRAUD"), errors="coerce").to_numpy(dtype=float)
-    known_since = epoch_seconds(df["TX_DATETIME"]) + delay_days * DAY
+    known_since = label_known_at(epoch_seconds(df["TX_DATETIME"]), delay_days)
     cutoff = int(at.tz_localize("UTC").timestamp()) if at.tzinfo is None else int(at.timestamp())
     return np.where(known_since <= cutoff, labels, np.nan)
