@@ -15,7 +15,6 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import faust
@@ -28,17 +27,13 @@ from agents.counters import WorkerCounters
 from models.decisions.decision import build_decisions
 from models.decisions.policy import ALLOW, Rules
 from models.detectors.bundle import ModelBundle
-from models.lifecycle import registry
+from models.lifecycle.active_model import LOADED, REFUSED, SWAPPED, ActiveModel
 
 log = logging.getLogger(__name__)
 # Announcements make swaps prompt; the poll only bounds how stale a worker can get.
 MODEL_POLL_SECONDS = WORKER_POLL_SECONDS
 # How often an idle scorer looks for a pending announcement (no batch to wait for).
 IDLE_CHECK_SECONDS = 0.5
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class MicroBatchScorer:
@@ -59,8 +54,7 @@ class MicroBatchScorer:
         self.max_wait_s = max_wait_s
         self.poll_seconds = poll_seconds
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=batch_size * 4)
-        self.bundle: ModelBundle | None = None
-        self.loaded_at: str | None = None
+        self.model = ActiveModel(model_dir)
         self.last_swap: dict | None = None
         self.rules = rules
         # Set by register(): the listener whose status /health/ shows.
@@ -101,28 +95,34 @@ class MicroBatchScorer:
         self._last_poll = time.monotonic()
         await asyncio.get_running_loop().run_in_executor(self._executor, self.maybe_reload, trigger)
 
+    @property
+    def bundle(self) -> ModelBundle | None:
+        return self.model.bundle
+
+    @property
+    def loaded_at(self) -> str | None:
+        return self.model.loaded_at
+
     def maybe_reload(self, trigger: str = "poll") -> None:
         """Load the active model version if it changed; a refused one leaves the old."""
-        version = registry.active_version(self.model_dir)
-        if version is None or (self.bundle is not None and self.bundle.version == version):
-            return
-        old = self.bundle.version if self.bundle else None
-        try:
-            bundle = registry.load(self.model_dir, version)
-        except registry.ModelRefused as exc:
-            self.counters.counts["model_refusals"] += 1
-            log.error("model refused, keeping %s: %s", old or "none", exc)
-            return
-        self.bundle = bundle
-        self.loaded_at = _now()
-        self.counters.counts["model_loads"] += 1
-        if old is None:
-            log.info("scoring with model version %s", version)
-            return
-        self.counters.counts["model_swaps"] += 1
-        self.counters.counts[f"model_swaps_on_{trigger}"] += 1
-        self.last_swap = {"from": old, "to": version, "at": self.loaded_at, "trigger": trigger}
-        log.info("model swap %s -> %s (on %s)", old, version, trigger)
+        change = self.model.refresh()
+        counts = self.counters.counts
+        if change.outcome == REFUSED:
+            counts["model_refusals"] += 1
+        elif change.outcome == LOADED:
+            counts["model_loads"] += 1
+            log.info("scoring with model version %s", change.version)
+        elif change.outcome == SWAPPED:
+            counts["model_loads"] += 1
+            counts["model_swaps"] += 1
+            counts[f"model_swaps_on_{trigger}"] += 1
+            self.last_swap = {
+                "from": change.previous,
+                "to": change.version,
+                "at": self.loaded_at,
+                "trigger": trigger,
+            }
+            log.info("model swap %s -> %s (on %s)", change.previous, change.version, trigger)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -238,3 +238,17 @@ def test_importing_every_module_has_no_side_effects():
         "print(json.dumps({'patched': patched, 'apps': len(apps), 'env': changed}))"
     )
     assert found == {"patched": [], "apps": 0, "env": []}
+
+
+def test_settings_are_read_only_through_the_settings_module():
+    """AEGIS_* variables are read in aegis_app/core/settings.py and nowhere else (children's
+    environments may still be written)."""
+    readers = []
+    for module, path in _modules().items():
+        if module == "aegis_app.core.settings":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if "environ.get(" in line or "getenv(" in line or 'environ["AEGIS' in line:
+                if "AEGIS" in line or "environ.get(" in line:
+                    readers.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not readers, "\n".join(readers)

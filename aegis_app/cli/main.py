@@ -37,7 +37,8 @@ def _export(conf: Settings) -> None:
 def cmd_broker(args: argparse.Namespace) -> int:
     from aegis_app.harness.embedded_broker import run_foreground
 
-    return run_foreground(port=args.port, log_path=args.log)
+    port = args.port or Settings.from_env().broker_port
+    return run_foreground(port=port, log_path=args.log)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -181,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("broker", help="run the embedded Tansu broker on 127.0.0.1")
-    p.add_argument("--port", type=int, default=int(os.environ.get("AEGIS_BROKER_PORT", 9092)))
+    p.add_argument("--port", type=int, help="port on 127.0.0.1 (AEGIS_BROKER_PORT, 9092)")
     p.add_argument("--log", type=Path, help="broker log file (default: discard)")
     p.set_defaults(func=cmd_broker)
 

@@ -52,6 +52,12 @@ class Settings:
     api_url: str | None = None
     # Bearer token for label and admin endpoints of the API (no default outside the demo).
     api_token: str | None = None
+    # GET endpoints of the API need no token (1/true/yes/on).
+    api_open_reads: bool = False
+    # The worker web view the API asks for features (default http://127.0.0.1:{web_port}).
+    worker_url: str | None = None
+    # Port `aegis broker` listens on.
+    broker_port: int = 9092
     # Micro-batch bounds for in-stream scoring: a batch closes at this size or age.
     score_batch_size: int = 512
     score_batch_ms: int = 20
@@ -86,6 +92,26 @@ class Settings:
     app_id: str = "aegis"
     # Optional JSON file of decision rules (deny/allow lists, amount and velocity caps).
     rules_file: Path | None = None
+    # `aegis ingest kinesis` (aegis_app/ingest): the stream, and where it is. Region and
+    # endpoint fall back to the AWS chain (AWS_REGION, ~/.aws/config); the endpoint is only
+    # for a local or private one (e.g. http://127.0.0.1:5000).
+    kinesis_stream: str | None = None
+    kinesis_region: str | None = None
+    kinesis_endpoint_url: str | None = None
+    # Where a shard without a checkpoint starts while the stream has none at all:
+    # "trim_horizon" (its oldest record) or "latest" (records put from now on).
+    kinesis_from: str = "trim_horizon"
+    # Seconds between two GetRecords of a shard that had nothing new (AWS allows 5 a second
+    # per shard, shared by every reader of the shard).
+    kinesis_poll_interval_s: float = 1.0
+    # Records per GetRecords call (AWS: at most 10,000).
+    kinesis_max_records: int = 1000
+    # Seconds between two ListShards calls (new shards after a split or merge).
+    kinesis_shard_sync_s: float = 10.0
+    # Seconds between two progress lines on stderr (0: none).
+    ingest_progress_s: float = 5.0
+    # How long an ingest bridge waits for the Kafka broker at start-up, in seconds.
+    ingest_broker_timeout_s: float = 30.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -116,8 +142,19 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+TRUE = ("1", "true", "yes", "on")
+
+
+def env_value(field: str) -> str | None:
+    """The raw AEGIS_* variable of a Settings field, None when it is not set (for callers
+    that must tell "not set" from "set to the default")."""
+    return _env(field.upper(), None)
+
+
 def _coerce(type_name: object, raw: str) -> object:
     text = str(type_name)
+    if text.startswith("bool"):
+        return raw.strip().lower() in TRUE
     if text.startswith("int"):
         return int(raw)
     if text.startswith("float"):

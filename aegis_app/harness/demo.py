@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import os
 import secrets
 import signal
 import sys
@@ -22,10 +21,9 @@ import time
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from aegis_app.core import files
-from aegis_app.core.settings import TRANSACTIONS_TOPIC
+from aegis_app.core.settings import TRANSACTIONS_TOPIC, Settings, env_value
 from aegis_app.harness import simulator
 from aegis_app.harness.embedded_broker import (
     EMBEDDED_FETCH_INTERVAL_MS,
@@ -35,6 +33,7 @@ from aegis_app.harness.embedded_broker import (
 )
 from aegis_app.harness.scenarios import add_spending_bursts
 from aegis_app.harness.stack import ManagedProcess, aegis_command, start_worker, wait_http_ok
+from aegis_app.kafka import clients
 from models.lifecycle import registry
 
 ROOT = Path("var/demo")
@@ -71,7 +70,7 @@ def _ensure_model(data: Path, model_dir: Path) -> None:
 
 
 async def _send_malformed(bootstrap: str, n: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = clients.producer(bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -122,16 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         state = ROOT / f"state-{int(time.time())}"
         # Every consumer spaces its reads: the embedded broker's reads get dearer as the
         # demo's topics fill (aegis_app.harness.embedded_broker).
-        paced = {
-            "AEGIS_FETCH_INTERVAL_MS": os.environ.get(
-                "AEGIS_FETCH_INTERVAL_MS", str(EMBEDDED_FETCH_INTERVAL_MS)
-            )
-        }
+        interval = env_value("fetch_interval_ms") or str(EMBEDDED_FETCH_INTERVAL_MS)
+        paced = {"AEGIS_FETCH_INTERVAL_MS": interval}
         worker = start_worker(
             broker.url, state, web_port, model_dir, logs / "worker.log", env=paced
         )
         processes.append(worker)
-        token = os.environ.get("AEGIS_API_TOKEN") or secrets.token_urlsafe(24)
+        token = Settings.from_env().api_token or secrets.token_urlsafe(24)
         env = {
             **paced,
             "AEGIS_KAFKA_BROKER": broker.url,

@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from aegis_app.core.settings import Settings
-    from aegis_app.kafka import fetch_pacing
-    from aegis_app.runtime import blas_threads, gil, heap
+    from aegis_app.kafka import private_names
+    from aegis_app.runtime.process import tune_process
     from aegis_app.serving.api import ApiSettings, create_app
 
     settings = Settings.from_env(
@@ -68,17 +68,16 @@ def run(args: argparse.Namespace) -> int:
             return 2
         api = api.with_(token=secrets.token_urlsafe(24))
         print(f"aegis api: demo token (Authorization: Bearer ...): {api.token}", flush=True)
-    gil.set_switch_interval(settings.thread_switch_interval_ms)
-    fetch_pacing.install(settings.fetch_interval_ms)  # its in-process sink and model watcher
+    # Fail now, naming them, if the installed aiokafka/Faust lack names Aegis relies on.
+    private_names.check()
     app = create_app(settings, api, run_sink=not args.no_sink)
-    blas_threads.limit(settings.scoring_blas_threads)  # the scorer's models are imported
     sink = "off" if args.no_sink else "on"
     print(
         f"aegis api on http://{args.host}:{settings.api_port} (broker {settings.kafka_broker}, "
         f"worker {api.worker_url}, store {settings.db_url}, sink {sink})",
         flush=True,
     )
-    heap.freeze_startup_heap()  # everything is imported: spare it the full GC passes
+    tune_process(settings, scoring=True)  # the scorer's models are imported by now
     uvicorn.run(
         app,
         host=args.host,

@@ -16,16 +16,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from aegis_app.core.settings import Settings
-    from aegis_app.kafka import fetch_pacing
-    from aegis_app.runtime import heap
+    from aegis_app.kafka import private_names
+    from aegis_app.kafka.clients import KafkaConnection
+    from aegis_app.runtime.process import tune_process
     from aegis_app.serving.store import Store
     from aegis_app.serving.store.sink import run_forever
 
     settings = Settings.from_env(kafka_broker=args.broker, db_url=args.db_url)
-    fetch_pacing.install(settings.fetch_interval_ms)
+    private_names.check()  # fail now, naming them, if aiokafka lacks names Aegis relies on
     store = Store(settings.db_url)
     try:
-        heap.freeze_startup_heap()
-        return run_forever(settings.kafka_broker, store, settings.partitions)
+        tune_process(settings, scoring=False)
+        # The connection carries the fetch interval its consumer is paced by.
+        return run_forever(KafkaConnection.from_settings(settings), store, settings.partitions)
     finally:
         store.close()

@@ -1,22 +1,17 @@
-"""Settings of the REST API that aegis_app.core.settings.Settings does not hold (yet).
+"""Settings of the REST API, derived from the process Settings (aegis_app.core.settings):
 
-Read here, from the environment, because Settings.from_env only knows its own fields:
-
-    AEGIS_API_TOKEN        bearer token (also Settings.api_token); no default secret
+    AEGIS_API_TOKEN        bearer token; no default secret
     AEGIS_API_OPEN_READS   1/true/yes: GET endpoints need no token
-    AEGIS_WORKER_URL       worker web view, default http://127.0.0.1:{Settings.web_port}
+    AEGIS_WORKER_URL       worker web view, default http://127.0.0.1:{AEGIS_WEB_PORT}
 
 Command-line options (`aegis api --token --open-reads --worker-url`) win over these.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 
 from aegis_app.core.settings import Settings
-
-TRUE = ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -32,10 +27,9 @@ class ApiSettings:
     @classmethod
     def from_env(cls, settings: Settings, **overrides: object) -> ApiSettings:
         values: dict[str, object] = {
-            "token": os.environ.get("AEGIS_API_TOKEN") or settings.api_token,
-            "open_reads": os.environ.get("AEGIS_API_OPEN_READS", "").strip().lower() in TRUE,
-            "worker_url": os.environ.get("AEGIS_WORKER_URL")
-            or f"http://127.0.0.1:{settings.web_port}",
+            "token": settings.api_token,
+            "open_reads": settings.api_open_reads,
+            "worker_url": settings.worker_url or f"http://127.0.0.1:{settings.web_port}",
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -27,12 +27,13 @@ from aiokafka import AIOKafkaProducer
 
 from aegis_app.core.labels import Label
 from aegis_app.core.records import Transaction
-from aegis_app.core.settings import broker_host_port
+from aegis_app.kafka import clients
+from aegis_app.kafka.clients import Broker
 from aegis_app.kafka.producer import send_label, send_transaction
 from models.decisions.decision import build_decisions
 from models.decisions.policy import Rules
 from models.detectors.bundle import ModelBundle
-from models.lifecycle import registry
+from models.lifecycle.active_model import LOADED, SWAPPED, ActiveModel
 from tables.features import CardState, TerminalState, assemble
 
 log = logging.getLogger(__name__)
@@ -200,8 +201,7 @@ class ApiScorer:
         self.model_dir = Path(model_dir)
         self.rules = rules
         self.batch_size = batch_size
-        self.bundle: ModelBundle | None = None
-        self.last_error: str | None = None
+        self.model = ActiveModel(model_dir)
         self._checked = 0.0
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
@@ -212,19 +212,17 @@ class ApiScorer:
         if not force and not self._reload_due():
             return self.bundle
         self._checked = time.monotonic()
-        version = registry.active_version(self.model_dir)
-        if version is None or (self.bundle is not None and self.bundle.version == version):
-            if version is None and self.bundle is None:
-                self.last_error = f"no active model in {self.model_dir}"
-            return self.bundle
-        try:
-            self.bundle = registry.load(self.model_dir, version)
-            self.last_error = None
-            log.info("API scoring with model version %s", version)
-        except registry.ModelRefused as exc:
-            self.last_error = str(exc)
-            log.error("model refused, keeping %s: %s", self.bundle and self.bundle.version, exc)
-        return self.bundle
+        if self.model.refresh().outcome in (LOADED, SWAPPED):
+            log.info("API scoring with model version %s", self.model.version)
+        return self.model.bundle
+
+    @property
+    def bundle(self) -> ModelBundle | None:
+        return self.model.bundle
+
+    @property
+    def last_error(self) -> str | None:
+        return self.model.last_error
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -286,13 +284,14 @@ class ApiScorer:
 class KafkaPublisher:
     """Transactions and labels onto Kafka; each send waits for the broker's ack."""
 
-    def __init__(self, broker_url: str) -> None:
+    def __init__(self, broker_url: Broker) -> None:
         self.broker_url = broker_url
+        self.connection = clients.connection_of(broker_url)  # a bad URL fails here, at once
         self.producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=broker_host_port(self.broker_url),
+        self.producer = clients.producer(
+            self.connection,
             linger_ms=1,
             acks=1,
             enable_idempotence=False,
@@ -333,7 +332,7 @@ class KafkaPublisher:
         from aegis_app.kafka.admin import BrokerError, wait_for_broker_async
 
         try:
-            await wait_for_broker_async(broker_host_port(self.broker_url), timeout=2.0)
+            await wait_for_broker_async(self.connection, timeout=2.0)
             return True
         except BrokerError:
             return False

@@ -330,9 +330,11 @@ def test_models_lists_versions_active_and_history(model_dir, capsys):
     assert "rollback goes to v1" in out
 
 
-def test_workers_poll_active_every_thirty_seconds_as_the_fallback():
-    import aegis_app.worker.app  # noqa: F401 - the Faust app first (agents import it)
-    from agents import scoring
+def test_workers_poll_active_every_thirty_seconds_as_the_fallback(tmp_path):
+    from aegis_app.core.settings import Settings
+    from aegis_app.worker.app import build
 
-    assert scoring.scorer.poll_seconds == model_updates.WORKER_POLL_SECONDS == 30.0
-    assert scoring.model_updates.on_wake == scoring.scorer.wake
+    _, pipeline = build(Settings.from_env(data_dir=tmp_path / "state"))
+    scorer = pipeline.scorer
+    assert scorer.poll_seconds == model_updates.WORKER_POLL_SECONDS == 30.0
+    assert scorer.updates_listener.on_wake == scorer.wake
