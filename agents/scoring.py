@@ -22,6 +22,7 @@ import faust
 from aegis_app.core.messages import ScoreRequest
 from aegis_app.core.settings import ALERTS_TOPIC, DECISIONS_TOPIC, Settings
 from aegis_app.kafka import raw_producer
+from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.kafka.model_updates import WORKER_POLL_SECONDS, ModelUpdatesListener
 from agents.counters import WorkerCounters
 from models.decisions.decision import build_decisions
@@ -197,7 +198,8 @@ def register(app: faust.App, settings: Settings, counters: WorkerCounters) -> Mi
     )
     # Every worker hears every announcement (no consumer group), see
     # aegis_app/kafka/model_updates.py.
-    listener = ModelUpdatesListener(settings.kafka_broker, scorer.wake)
+    # Paced like every consumer of the worker (the fetch interval travels with it).
+    listener = ModelUpdatesListener(KafkaConnection.from_settings(settings), scorer.wake)
     scorer.updates_listener = listener
 
     @app.task

@@ -9,7 +9,6 @@ import faust
 
 from aegis_app.core.records import format_datetime
 from aegis_app.core.timerules import DAY
-from aegis_app.kafka import faust_compat, seek_gate
 from tables.features import WINDOWS_DAYS, CardState, TerminalState
 
 if TYPE_CHECKING:
@@ -137,8 +136,8 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                 "model": scorer.model_status(),
                 "counts": {
                     **counters.counts,
-                    "refused_stale_acks": faust_compat.refused_stale_acks,
-                    "stale_fetches_dropped": seek_gate.gate_of(app.consumer).dropped,
+                    # refused_stale_acks, stale_fetches_dropped (aegis_app/kafka/faust_ext.py)
+                    **app.consumer.stale_message_counts(),
                 },
                 "scoring_queue": scorer.queue.qsize(),
                 "event_time_skew_seconds": counters.event_time_skew_seconds(),

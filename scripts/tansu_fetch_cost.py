@@ -8,7 +8,7 @@ one-record batches spread over the partitions (or all into partition 0 with
 round-robin (or only to ``--target``) while one consumer tails every partition.
 Prints one JSON line: the broker's CPU (share of one core), produce ack p50/p99 and how
 many fetch requests the consumer sent. ``--fetch-interval-ms`` spaces the consumer's fetches
-with aegis_app/fetch_pacing.py (``AEGIS_FETCH_INTERVAL_MS``), ``--no-consumer`` only
+with aegis_app/kafka/fetch_pacing.py (``AEGIS_FETCH_INTERVAL_MS``), ``--no-consumer`` only
 produces, and ``--single-reads N`` instead times N lone fetches of partition 0's newest
 record (broker CPU per read). Stops the broker on exit.
 """
@@ -22,24 +22,13 @@ import os
 import subprocess
 import time
 
-import aiokafka.consumer.fetcher as fetcher
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from aegis_app.harness.embedded_broker import free_port, tansu_binary
-from aegis_app.kafka import fetch_pacing
+from aegis_app.kafka import clients
 from aegis_app.kafka.admin import wait_for_broker_async
-
-FETCHES = [0]
-_proc_fetch = fetcher.Fetcher._proc_fetch_request
-
-
-async def _counted(self, *args, **kwargs):  # counts the consumer's fetch requests
-    FETCHES[0] += 1
-    return await _proc_fetch(self, *args, **kwargs)
-
-
-fetcher.Fetcher._proc_fetch_request = _counted
+from aegis_app.kafka.clients import KafkaConnection
 
 
 def cpu_seconds(pid: int) -> float:
@@ -79,13 +68,20 @@ async def measure(args: argparse.Namespace) -> dict:
         if args.single_reads:
             await producer.stop()
             return await single_reads(bootstrap, broker.pid, args)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+        # Paced as AEGIS_FETCH_INTERVAL_MS paces Aegis's consumers (0: not spaced); its
+        # pacer counts the fetch requests it sends either way.
+        connection = KafkaConnection.from_url(bootstrap, fetch_interval_ms=args.fetch_interval_ms)
+        consumer = clients.consumer(
+            connection,
+            paced=True,
             fetch_max_wait_ms=args.fetch_max_wait_ms,
             fetch_min_bytes=args.fetch_min_bytes,
         )
-        fetch_pacing.install(args.fetch_interval_ms)  # what AEGIS_FETCH_INTERVAL_MS does
         consumed = 0
+
+        def fetches() -> int:
+            pacer = getattr(consumer, "fetch_pacer", None)  # set once the consumer started
+            return pacer.sent if pacer is not None else 0
 
         async def tail() -> None:
             nonlocal consumed
@@ -99,7 +95,7 @@ async def measure(args: argparse.Namespace) -> dict:
 
         tailing = asyncio.create_task(asyncio.sleep(0) if args.no_consumer else tail())
         await asyncio.sleep(2)
-        cpu0, t0, fetches0, acks = cpu_seconds(broker.pid), time.time(), FETCHES[0], []
+        cpu0, t0, fetches0, acks = cpu_seconds(broker.pid), time.time(), fetches(), []
         for i in range(200 * args.seconds):
             sent = time.perf_counter()
             partition = args.target if args.target is not None else i % args.partitions
@@ -113,7 +109,7 @@ async def measure(args: argparse.Namespace) -> dict:
             "broker_cpu_pct": round(100 * (cpu_seconds(broker.pid) - cpu0) / elapsed),
             "ack_p50_ms": round(1000 * sorted(acks)[len(acks) // 2], 1),
             "ack_p99_ms": round(1000 * sorted(acks)[int(len(acks) * 0.99)], 1),
-            "fetch_requests": FETCHES[0] - fetches0,
+            "fetch_requests": fetches() - fetches0,
             "consumed": consumed,
         }
         tailing.cancel()

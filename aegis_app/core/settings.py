@@ -70,7 +70,7 @@ class Settings:
     fetch_max_wait_ms: int = 50
     # Least time between two fetches of one consumer from one broker (worker, sink, API).
     # The embedded broker's cost per fetch grows with the partition's stored batches
-    # (aegis_app/fetch_pacing.py); 0 on Apache Kafka.
+    # (aegis_app/kafka/fetch_pacing.py); 0 on Apache Kafka.
     fetch_interval_ms: int = 0
     # How long a worker's producer gathers records into one request: longer means fewer,
     # larger requests (less broker CPU) and that much more latency per hop.

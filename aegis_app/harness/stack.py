@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
-from aegis_app.core.settings import broker_host_port
+from aegis_app.kafka import clients
 
 
 @dataclass
@@ -169,8 +169,8 @@ async def read_topic_async(
     timeout: float,
 ) -> list:
     """All records of `topic` from the beginning until `done(records)` or the timeout."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=broker_host_port(broker_url),
+    consumer = clients.consumer(
+        broker_url,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         group_id=None,

@@ -14,9 +14,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
+
+from aegis_app.kafka import clients
+from aegis_app.kafka.clients import Broker
 
 LOOPBACK = "127.0.0.1"
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -30,12 +32,6 @@ class BrokerError(RuntimeError):
 
 class TopicMismatchError(BrokerError):
     """A topic exists with a partition count other than the one asked for."""
-
-
-def _split_bootstrap(bootstrap: str) -> tuple[str, int]:
-    first = bootstrap.split("://", 1)[-1].split(";")[0].split(",")[0]
-    host, _, port = first.rpartition(":")
-    return host or LOOPBACK, int(port)
 
 
 def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
@@ -65,13 +61,14 @@ async def _tcp_open(host: str, port: int, timeout: float) -> bool:
     return True
 
 
-async def metadata_once(bootstrap: str, timeout: float) -> BaseException | None:
+async def metadata_once(bootstrap: Broker, timeout: float) -> BaseException | None:
     """One real Kafka round trip (ApiVersions + Metadata); None on success, else the error."""
-    host, port = _split_bootstrap(bootstrap)
+    connection = clients.connection_of(bootstrap)
+    host, port = connection.first_server
     if not await _tcp_open(host, port, timeout):
         return ConnectionRefusedError(f"nothing accepts TCP connections at {host}:{port}")
-    client = AIOKafkaClient(
-        bootstrap_servers=f"{host}:{port}",
+    client = clients.client(
+        connection,
         request_timeout_ms=max(500, int(timeout * 1000)),
         retry_backoff_ms=50,
     )
@@ -89,10 +86,11 @@ async def metadata_once(bootstrap: str, timeout: float) -> BaseException | None:
 # --------------------------------------------------------------------------- readiness
 
 
-async def wait_for_broker_async(bootstrap: str, timeout: float = 30.0) -> None:
+async def wait_for_broker_async(bootstrap: Broker, timeout: float = 30.0) -> None:
     """Return once a Kafka Metadata request to ``bootstrap`` succeeds; BrokerError on timeout.
 
-    ``bootstrap`` is ``host:port`` or a ``kafka://host:port`` URL (the first host is used).
+    ``bootstrap`` is a :class:`~aegis_app.kafka.clients.KafkaConnection`, ``host:port`` or a
+    ``kafka://host:port`` URL (the first host is probed for TCP first).
     """
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
@@ -109,7 +107,7 @@ async def wait_for_broker_async(bootstrap: str, timeout: float = 30.0) -> None:
         await asyncio.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
 
 
-def wait_for_broker(bootstrap: str, timeout: float = 30.0) -> None:
+def wait_for_broker(bootstrap: Broker, timeout: float = 30.0) -> None:
     """Sync wrapper of :func:`wait_for_broker_async`."""
     run_sync(lambda: wait_for_broker_async(bootstrap, timeout))
 
@@ -147,7 +145,7 @@ def _topic_ready(topic: dict | None, partitions: int | None) -> bool:
 
 
 async def ensure_topics_async(
-    bootstrap: str,
+    bootstrap: Broker,
     names: Iterable[str],
     partitions: int,
     timeout: float = 30.0,
@@ -172,10 +170,8 @@ async def ensure_topics_async(
     await wait_for_broker_async(bootstrap, remaining())
     if not wanted:
         return {}
-    host, port = _split_bootstrap(bootstrap)
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=f"{host}:{port}",
-        request_timeout_ms=max(1000, int(min(remaining(), 10.0) * 1000)),
+    admin = clients.admin_client(
+        bootstrap, request_timeout_ms=max(1000, int(min(remaining(), 10.0) * 1000))
     )
     try:
         await asyncio.wait_for(admin.start(), remaining())
@@ -220,7 +216,7 @@ async def ensure_topics_async(
 
 
 def ensure_topics(
-    bootstrap: str,
+    bootstrap: Broker,
     names: Iterable[str],
     partitions: int,
     timeout: float = 30.0,

@@ -1,11 +1,14 @@
-"""Patches to Faust (faust-streaming 0.15.3) that Aegis's delivery guarantees depend on:
+"""Fixes to Faust (faust-streaming 0.15.3) that Aegis's delivery guarantees depend on:
 
 1. the changelog "highwater" from a broker whose ListOffsets lies (failover);
 2. no ack for a message Faust skipped unprocessed during a rebalance;
 3. no stream message from a stale fetch position after a rebalance (its own module,
-   ``aegis_app.kafka.seek_gate``, installed from here).
+   ``aegis_app.kafka.seek_gate``).
 
-First patch: the changelog highwater
+Each is a mixin, composed into Aegis's own Faust consumer classes in
+aegis_app/kafka/faust_ext.py (used by ``AegisApp`` only; a plain ``faust.App`` is unaffected).
+
+First fix: the changelog highwater
 ------------------------------------
 Faust (faust-streaming 0.15.3, aiokafka driver) learns where a changelog partition ends
 with ListOffsets(LATEST) (``AIOKafkaConsumer.end_offsets``). The embedded Tansu broker
@@ -23,18 +26,19 @@ and why").
 
 What
 ----
-``install()`` wraps ``AIOKafkaConsumerThread._highwaters`` (the one place Faust asks for
-end offsets, used for active and standby recovery) so that each non-empty partition's end
-offset is the larger of the ListOffsets answer and the high watermark of a Fetch sent to the
-partition's leader on the consumer's own connection (same credentials, same broker). On a
-correct broker (Apache Kafka) both are equal, so the result is unchanged; the cost is one
-small Fetch per recovery, not per message. Any failure of the extra Fetch falls back to
-Faust's own answer. Transactional mode (``last_stable_offset``) is left alone.
+:class:`TrueHighwaters` overrides ``AIOKafkaConsumerThread._highwaters`` (the one place
+Faust asks for end offsets, used for active and standby recovery) so that each non-empty
+partition's end offset is the larger of the ListOffsets answer and the high watermark of a
+Fetch sent to the partition's leader on the consumer's own connection (same credentials,
+same broker). On a correct broker (Apache Kafka) both are equal, so the result is
+unchanged; the cost is one small Fetch per recovery, not per message. Any failure of the
+extra Fetch falls back to Faust's own answer. Transactional mode (``last_stable_offset``)
+is left alone.
 
-Remove this first patch when Tansu answers ListOffsets(LATEST) with the log end offset.
+Remove this first fix when Tansu answers ListOffsets(LATEST) with the log end offset.
 
-Second patch: no ack for a message Faust skipped unprocessed
--------------------------------------------------------------
+Second fix: no ack for a message Faust skipped unprocessed
+-----------------------------------------------------------
 After a rebalance, a stream still holds messages fetched in the previous consumer
 generation (or reads one while flow control is paused). Faust's stream skips such a message
 without processing it, but acks it (``Stream._py_aiter``: "ack the filtered out message,
@@ -42,11 +46,11 @@ otherwise the lag would increase"). The ack lets the next commit move the partit
 offset past it, and since the partition is read again from the committed offset after the
 rebalance, the message is never processed: a transaction without a decision. Seen in the
 chaos test: a contiguous block of 13-25 transactions lost on the survivor's own partitions
-when a killed worker rejoined. ``install()`` also wraps ``Consumer.ack`` to refuse the ack
-of a message that was skipped that way (never tracked, and from an older generation or
-seen while flow control was paused); it is fetched again after the rebalance and processed
-then. Acks of processed (tracked) messages pass untouched, so Faust's wait for in-flight
-messages during a rebalance is not affected.
+when a killed worker rejoined. :class:`StaleAckGuard` overrides ``Consumer.ack`` to refuse
+the ack of a message that was skipped that way (never tracked, and from an older
+generation or seen while flow control was paused); it is fetched again after the rebalance
+and processed then. Acks of processed (tracked) messages pass untouched, so Faust's wait
+for in-flight messages during a rebalance is not affected.
 """
 
 from __future__ import annotations
@@ -54,14 +58,11 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
+from typing import Any
 
-from aegis_app.kafka import seek_gate
+from faust.app.router import Router
 
 log = logging.getLogger(__name__)
-
-_INSTALLED = False
-# Acks refused by the stale-message guard (shown in the worker's /health/ counts).
-refused_stale_acks = 0
 
 
 async def true_end_offsets(client, reported: Mapping) -> dict:
@@ -113,38 +114,6 @@ async def true_end_offsets(client, reported: Mapping) -> dict:
     return result
 
 
-def install() -> bool:
-    """Patch Faust's aiokafka consumer thread once; returns True if the patch is active."""
-    global _INSTALLED
-    if _INSTALLED:
-        return True
-    try:
-        from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-    except ImportError:  # pragma: no cover - faust is a hard dependency
-        return False
-    original = getattr(AIOKafkaConsumerThread, "_highwaters", None)
-    if original is None:  # a Faust without this hook: leave it alone, say so
-        log.warning("faust_compat: AIOKafkaConsumerThread._highwaters not found; not patched")
-        return False
-
-    async def _highwaters(self, partitions):
-        reported = await original(self, partitions)
-        if self.consumer.in_transaction:
-            return reported
-        try:
-            return await true_end_offsets(self._ensure_consumer()._client, reported)
-        except Exception as exc:  # noqa: BLE001 - never make recovery worse than Faust's own
-            log.warning("faust_compat: end-offset check failed (%r); using ListOffsets", exc)
-            return reported
-
-    _highwaters.__wrapped__ = original  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread._highwaters = _highwaters
-    _guard_stale_acks()
-    seek_gate.install()
-    _INSTALLED = True
-    return True
-
-
 def skipped_unprocessed(message, generation_id: int | None, flow_active: bool) -> bool:
     """True for the ack Faust's stream gives a message it skipped without processing it:
     the message was never tracked (tracking comes right after the skip test), and it is from
@@ -156,54 +125,46 @@ def skipped_unprocessed(message, generation_id: int | None, flow_active: bool) -
     return stale or not flow_active
 
 
-def _guard_stale_acks() -> None:
-    from faust.transport.consumer import Consumer
+class StaleAckGuard:
+    """Mixin for a Faust ``Consumer``: refuses the ack of a message Faust's stream skipped
+    unprocessed during a rebalance (second fix above), counted in `refused_stale_acks`."""
 
-    original = Consumer.ack
+    app: Any
+    refused_stale_acks: int
 
-    def ack(self, message) -> bool:
-        global refused_stale_acks
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.refused_stale_acks = 0  # shown in the worker's /health/ counts
+        super().__init__(*args, **kwargs)
+
+    def ack(self, message: Any) -> bool:
         app = self.app
         if skipped_unprocessed(message, app.consumer_generation_id, app.flow_control.is_active()):
-            refused_stale_acks += 1
+            self.refused_stale_acks += 1
             return False
-        return original(self, message)
-
-    ack.__wrapped__ = original  # type: ignore[attr-defined]
-    Consumer.ack = ack
+        return super().ack(message)
 
 
-def set_fetch_max_wait(wait_ms: int) -> None:
-    """Let the worker's consumer fetches wait at most `wait_ms` for data.
+class TrueHighwaters:
+    """Mixin for Faust's ``AIOKafkaConsumerThread``: changelog end offsets raised to the
+    leader's Fetch high watermark (first fix above)."""
 
-    Faust hard-codes 1,500 ms. The embedded broker holds a fetch for that long when little
-    data is waiting, so at moderate rates every hop (transactions -> by-terminal ->
-    decisions) added up to 1.5 s: measured p50 719 ms at 200 tx/s, 68 ms with 50 ms here.
-    """
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    consumer: Any
 
-    original = AIOKafkaConsumerThread._create_worker_consumer
-    original = getattr(original, "__wrapped__", original)
-
-    def _create_worker_consumer(self, transport):
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = wait_ms  # read when the consumer starts its fetcher
-        return consumer
-
-    _create_worker_consumer.__wrapped__ = original  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+    async def _highwaters(self, partitions: list) -> Mapping:
+        reported = await super()._highwaters(partitions)
+        if self.consumer.in_transaction:
+            return reported
+        try:
+            return await true_end_offsets(self._ensure_consumer()._client, reported)
+        except Exception as exc:  # noqa: BLE001 - never make recovery worse than Faust's own
+            log.warning("faust_compat: end-offset check failed (%r); using ListOffsets", exc)
+            return reported
 
 
 # --------------------------------------------------------------------------- web routing
 
 
-def _router_base():
-    from faust.app.router import Router
-
-    return Router
-
-
-class SourceKeyRouter(_router_base()):
+class SourceKeyRouter(Router):
     """``app.router`` that finds a table key's partition the way the input was partitioned.
 
     Faust's ``table_route`` hashes the key *as the changelog serializes it*; a table with

@@ -20,9 +20,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from aegis_app.core.settings import MODEL_UPDATES_TOPIC, broker_host_port
+from aegis_app.core.settings import MODEL_UPDATES_TOPIC
+from aegis_app.kafka import clients
+from aegis_app.kafka.clients import Broker
 
 log = logging.getLogger(__name__)
 # How often workers re-read ACTIVE without an announcement (agents/scoring.py).
@@ -56,12 +58,12 @@ def decode_announcement(value: bytes | None) -> dict | None:
 
 
 async def announce_async(
-    broker_url: str, entry: dict, model_dir: Path | str | None = None, timeout: float = 10.0
+    broker_url: Broker, entry: dict, model_dir: Path | str | None = None, timeout: float = 10.0
 ) -> None:
     """Publish one announcement and wait for the broker's ack (raises if it cannot)."""
     value = encode_announcement(entry, model_dir)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=broker_host_port(broker_url),
+    producer = clients.producer(
+        broker_url,
         acks="all",
         request_timeout_ms=int(timeout * 1000),
         enable_idempotence=False,
@@ -78,13 +80,13 @@ async def announce_async(
 
 
 def announce(
-    broker_url: str, entry: dict, model_dir: Path | str | None = None, timeout: float = 10.0
+    broker_url: Broker, entry: dict, model_dir: Path | str | None = None, timeout: float = 10.0
 ) -> None:
     """Synchronous `announce_async`, for the command line."""
     asyncio.run(announce_async(broker_url, entry, model_dir, timeout))
 
 
-def announce_or_warn(broker_url: str, entry: dict, model_dir: Path | str, who: str) -> bool:
+def announce_or_warn(broker_url: Broker, entry: dict, model_dir: Path | str, who: str) -> bool:
     """Announce an activation from a command; if the broker cannot take it, say on stderr
     that ACTIVE has changed anyway and workers switch at their next poll. True if announced."""
     try:
@@ -104,16 +106,18 @@ class ModelUpdatesListener:
     """Calls `on_wake` for every announcement on aegis.model-updates, for as long as it runs.
 
     Broker trouble is logged and retried; it never stops the caller (ACTIVE is still polled).
+    Its consumer is paced by the connection's fetch interval (give a KafkaConnection from
+    Settings; a plain URL means no pacing).
     """
 
     def __init__(
         self,
-        broker_url: str,
+        broker_url: Broker,
         on_wake: WakeCallback,
         topic: str = MODEL_UPDATES_TOPIC,
         retry_s: float = 2.0,
     ) -> None:
-        self.bootstrap = broker_host_port(broker_url)
+        self.connection = clients.connection_of(broker_url)
         self.on_wake = on_wake
         self.topic = topic
         self.retry_s = retry_s
@@ -135,8 +139,9 @@ class ModelUpdatesListener:
                 await asyncio.sleep(self.retry_s)
 
     async def _consume(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        consumer = clients.consumer(
+            self.connection,
+            paced=True,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",

@@ -19,8 +19,10 @@ from tqdm import tqdm
 from aegis_app.core import codec
 from aegis_app.core.labels import Label
 from aegis_app.core.records import InvalidRecord, Transaction, format_datetime
-from aegis_app.core.settings import LABELS_TOPIC, TRANSACTIONS_TOPIC, broker_host_port
+from aegis_app.core.settings import LABELS_TOPIC, TRANSACTIONS_TOPIC
 from aegis_app.core.timerules import label_known_at
+from aegis_app.kafka import clients
+from aegis_app.kafka.clients import Broker
 
 
 class DeliveryFailed(RuntimeError):
@@ -103,9 +105,9 @@ def label_for(tx: Transaction, delay_days: int) -> Label | None:
     )
 
 
-def make_producer(broker_url: str) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=broker_host_port(broker_url),
+def make_producer(broker_url: Broker) -> AIOKafkaProducer:
+    return clients.producer(
+        broker_url,
         linger_ms=5,
         max_batch_size=256 * 1024,
         acks=1,
@@ -154,7 +156,7 @@ def publication_order(
 
 async def replay(
     rows: Iterable[tuple[int, Transaction | InvalidRecord, dict]],
-    broker_url: str,
+    broker_url: Broker,
     rate: float | None = None,
     label_delay_days: int | None = 7,
     total: int | None = None,

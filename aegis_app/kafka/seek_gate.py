@@ -1,4 +1,4 @@
-"""Patch to Faust (faust-streaming 0.15.3, aiokafka driver): no stream message from a stale
+"""Faust (faust-streaming 0.15.3, aiokafka driver) extended: no stream message from a stale
 fetch position after a rebalance.
 
 The loss it fixes (issue 8, docs/OPERATIONS.md "Loss on a fast rejoin")
@@ -33,18 +33,25 @@ recovery reads them by explicit position.
 
 The epoch and the batch stamp are both taken on the consumer thread (where aiokafka moves
 positions and returns records), so "fetched before or after the seek" is exact, not a race
-between two event loops. Remove this patch with Faust once recovery seeks before it
-resumes the stream partitions.
+between two event loops.
+
+How it is hooked in
+-------------------
+Two mixins, composed into Aegis's own Faust consumer classes (aegis_app/kafka/faust_ext.py,
+used by ``AegisApp`` only; a plain ``faust.App`` is unaffected): :class:`SeekGatedConsumer`
+(Faust's ``Consumer``: the gate, the rebalance and seek bookkeeping, the drop) and
+:class:`SeekGatedConsumerThread` (``AIOKafkaConsumerThread``: the seek and the batch stamp).
+Remove them with Faust once recovery seeks before it resumes the stream partitions.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
-
-_INSTALLED = False
 
 
 class SeekGate:
@@ -89,14 +96,7 @@ class StampedRecords(dict):
     seek_epoch: int | None = None
 
 
-def gate_of(consumer) -> SeekGate:
-    gate = getattr(consumer, "_aegis_seek_gate", None)
-    if gate is None:
-        gate = consumer._aegis_seek_gate = SeekGate()
-    return gate
-
-
-async def seek_all_to_committed(kafka_consumer, is_changelog) -> dict:
+async def seek_all_to_committed(kafka_consumer: Any, is_changelog: Callable[[Any], bool]) -> dict:
     """Move every assigned partition of an ``aiokafka.AIOKafkaConsumer`` to its committed
     offset in one step; returns the committed offsets (None where nothing is committed).
 
@@ -117,70 +117,49 @@ async def seek_all_to_committed(kafka_consumer, is_changelog) -> dict:
     return committed
 
 
-def _streams_resumed(consumer) -> bool:
+def streams_resumed(consumer: Any) -> bool:
+    """Has Faust's recovery resumed any stream (non-changelog) partition of `consumer`?"""
     active = consumer._active_partitions or ()
     return any(not consumer._is_changelog_tp(tp) for tp in active)
 
 
-def install() -> bool:
-    """Patch Faust's consumer and its aiokafka thread once; True if the patch is active."""
-    global _INSTALLED
-    if _INSTALLED:
-        return True
-    from faust.transport.consumer import Consumer
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+class SeekGatedConsumer:
+    """Mixin for a Faust ``Consumer`` (aiokafka driver): owns the :class:`SeekGate` and drops
+    the stream messages it refuses. Pair it with :class:`SeekGatedConsumerThread`."""
 
-    needed = [
-        (Consumer, "getmany"),
-        (Consumer, "_wait_next_records"),
-        (Consumer, "perform_seek"),
-        (Consumer, "on_partitions_revoked"),
-        (Consumer, "on_partitions_assigned"),
-        (AIOKafkaConsumerThread, "seek_to_committed"),
-        (AIOKafkaConsumerThread, "_fetch_records"),
-    ]
-    missing = [f"{cls.__name__}.{name}" for cls, name in needed if not hasattr(cls, name)]
-    if missing:
-        log.warning("seek_gate: %s not found; not patched", ", ".join(missing))
-        return False
-    _patch_consumer(Consumer)
-    _patch_thread(AIOKafkaConsumerThread)
-    _INSTALLED = True
-    return True
+    app: Any
+    seek_gate: SeekGate
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Before Faust's __init__: it creates the consumer thread, which reads the gate.
+        self.seek_gate = SeekGate()
+        super().__init__(*args, **kwargs)
 
-def _patch_consumer(Consumer) -> None:
-    on_revoked = Consumer.on_partitions_revoked
-    on_assigned = Consumer.on_partitions_assigned
-    perform_seek = Consumer.perform_seek
-    wait_next_records = Consumer._wait_next_records
-    getmany = Consumer.getmany
+    async def on_partitions_revoked(self, revoked: set) -> None:
+        self.seek_gate.rebalance_started()
+        return await super().on_partitions_revoked(revoked)
 
-    async def on_partitions_revoked(self, revoked):
-        gate_of(self).rebalance_started()
-        return await on_revoked(self, revoked)
+    async def on_partitions_assigned(self, assigned: set, generation_id: int = 0) -> None:
+        self.seek_gate.rebalance_started()
+        return await super().on_partitions_assigned(assigned, generation_id)
 
-    async def on_partitions_assigned(self, assigned, generation_id: int = 0):
-        gate_of(self).rebalance_started()
-        return await on_assigned(self, assigned, generation_id)
-
-    async def perform_seek_(self):
+    async def perform_seek(self) -> None:
         # Recovery resumes the stream partitions just before its last seek; a seek made
         # while they are still paused (or with none assigned) does not open the gate.
-        if _streams_resumed(self):
-            gate_of(self).final_seek_requested(self.app.rebalancing_count)
-        return await perform_seek(self)
+        if streams_resumed(self):
+            self.seek_gate.final_seek_requested(self.app.rebalancing_count)
+        return await super().perform_seek()
 
-    async def _wait_next_records(self, timeout):
-        records, active_partitions = await wait_next_records(self, timeout)
-        gate_of(self).batch_epoch = getattr(records, "seek_epoch", None)
+    async def _wait_next_records(self, timeout: float) -> tuple:
+        records, active_partitions = await super()._wait_next_records(timeout)
+        self.seek_gate.batch_epoch = getattr(records, "seek_epoch", None)
         return records, active_partitions
 
-    async def getmany_(self, timeout):
-        gate = gate_of(self)
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        gate = self.seek_gate
         dropped: dict = {}  # tp -> [first, last, count] of this batch's dropped offsets
         try:
-            async for tp, message in getmany(self, timeout):
+            async for tp, message in super().getmany(timeout):
                 # admits() first: it is cheap, and Faust builds a new set of changelog
                 # topics on every _is_changelog_tp call.
                 if gate.admits(gate.batch_epoch) or self._is_changelog_tp(tp):
@@ -205,29 +184,21 @@ def _patch_consumer(Consumer) -> None:
                     gate.open_at,
                 )
 
-    for name, new, old in [
-        ("on_partitions_revoked", on_partitions_revoked, on_revoked),
-        ("on_partitions_assigned", on_partitions_assigned, on_assigned),
-        ("perform_seek", perform_seek_, perform_seek),
-        ("_wait_next_records", _wait_next_records, wait_next_records),
-        ("getmany", getmany_, getmany),
-    ]:
-        new.__wrapped__ = old  # type: ignore[attr-defined]
-        new.__name__ = name
-        setattr(Consumer, name, new)
 
+class SeekGatedConsumerThread:
+    """Mixin for Faust's ``AIOKafkaConsumerThread`` whose consumer is a
+    :class:`SeekGatedConsumer`: seeks every partition in one step and counts the seek, and
+    stamps each fetched batch with the seek epoch, both on the consumer thread."""
 
-def _patch_thread(AIOKafkaConsumerThread) -> None:
-    seek_to_committed = AIOKafkaConsumerThread.seek_to_committed
-    fetch_records = AIOKafkaConsumerThread._fetch_records
+    consumer: Any
 
-    async def seek_to_committed_(self):
+    async def seek_to_committed(self) -> Mapping:
         consumer = self.consumer  # Faust's Consumer (main loop); the gate lives there
         aiokafka_consumer = self._ensure_consumer()
 
-        async def seek_and_count():  # runs on the consumer thread
+        async def seek_and_count() -> dict:  # runs on the consumer thread
             committed = await seek_all_to_committed(aiokafka_consumer, consumer._is_changelog_tp)
-            gate = gate_of(consumer)
+            gate = consumer.seek_gate
             gate.seek_completed(consumer.app.rebalancing_count)
             log.info(
                 "seek_gate: seek %d to committed offsets %s; streams open from seek %s",
@@ -239,16 +210,17 @@ def _patch_thread(AIOKafkaConsumerThread) -> None:
 
         return await self.call_thread(seek_and_count)
 
-    async def _fetch_records(self, consumer, active_partitions, timeout=None, max_records=None):
-        records = await fetch_records(
-            self, consumer, active_partitions, timeout=timeout, max_records=max_records
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> StampedRecords:
+        records = await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
         )
         # Same thread and no await since aiokafka checked the positions: exact epoch.
         stamped = StampedRecords(records)
-        stamped.seek_epoch = gate_of(self.consumer).epoch
+        stamped.seek_epoch = self.consumer.seek_gate.epoch
         return stamped
-
-    seek_to_committed_.__wrapped__ = seek_to_committed  # type: ignore[attr-defined]
-    _fetch_records.__wrapped__ = fetch_records  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed_
-    AIOKafkaConsumerThread._fetch_records = _fetch_records

@@ -10,20 +10,21 @@ from __future__ import annotations
 import faust
 
 from aegis_app.core.settings import Settings
-from aegis_app.kafka import faust_compat, fetch_pacing
+from aegis_app.kafka import faust_compat
+from aegis_app.kafka.faust_ext import AegisApp
 from agents import pipeline as stream_pipeline
 from agents.pipeline import Pipeline
 
 
 def build(settings: Settings) -> tuple[faust.App, Pipeline]:
     """The worker's Faust App with every topic, table, agent and page registered."""
-    # Changelog end offsets from the Fetch high watermark too: the embedded Tansu broker's
-    # ListOffsets is too low, which broke failover (see aegis_app/kafka/faust_compat.py).
-    faust_compat.install()
-    faust_compat.set_fetch_max_wait(settings.fetch_max_wait_ms)
-    fetch_pacing.install(settings.fetch_interval_ms)
-    app = faust.App(
+    # AegisApp: Faust's App whose consumer carries Aegis's delivery fixes (changelog end
+    # offsets, stale acks, the seek gate), the fetch wait and the fetch pacing
+    # (aegis_app/kafka/faust_ext.py); it checks the private names it relies on first.
+    app = AegisApp(
         settings.app_id,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        fetch_interval_ms=settings.fetch_interval_ms,
         broker=settings.kafka_broker,
         # rocksdict-backed RocksDB: one directory per worker process (data_dir).
         store="rocksdb://",

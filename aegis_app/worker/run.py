@@ -16,11 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from aegis_app.core import settings as names
-from aegis_app.core.settings import Settings, broker_host_port
-from aegis_app.kafka import admin
+from aegis_app.core.settings import Settings
+from aegis_app.kafka import admin, clients
+from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.runtime.process import tune_process
 from aegis_app.worker.app import create_app
 from agents.state import TABLE_NAMES
@@ -47,7 +46,7 @@ def all_topics(conf: Settings) -> list[str]:
 
 def prepare(conf: Settings) -> None:
     """Create the topics (matching partition counts) and reconcile the state directory."""
-    bootstrap = broker_host_port(conf.kafka_broker)
+    bootstrap = KafkaConnection.from_settings(conf)
     admin.wait_for_broker(bootstrap, timeout=60)
     had_changelogs = _topics_exist(bootstrap, changelog_topics(conf))
     state_dir = Path(conf.data_dir)
@@ -61,9 +60,9 @@ def prepare(conf: Settings) -> None:
     admin.ensure_topics(bootstrap, all_topics(conf), conf.partitions)
 
 
-def _topics_exist(bootstrap: str, topics: list[str]) -> bool:
+def _topics_exist(bootstrap: KafkaConnection, topics: list[str]) -> bool:
     async def listed() -> set[str]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = clients.admin_client(bootstrap)
         await admin.start()
         try:
             return set(await admin.list_topics())

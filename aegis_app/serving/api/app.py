@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from aegis_app.core.labels import Label
 from aegis_app.core.records import InvalidRecord, format_datetime, validate
 from aegis_app.core.settings import Settings
+from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.serving.api import drift
 from aegis_app.serving.api.config import ApiSettings
 from aegis_app.serving.api.metrics import Metrics, RequestTimer
@@ -122,7 +123,7 @@ def create_app(
             parts["state"] = WorkerState(api.worker_url, api.worker_timeout_s)
             owned.append(parts["state"].close)
         if parts["publisher"] is None:
-            parts["publisher"] = KafkaPublisher(settings.kafka_broker)
+            parts["publisher"] = KafkaPublisher(KafkaConnection.from_settings(settings))
             try:
                 await parts["publisher"].start()
             except Unavailable as exc:
@@ -133,7 +134,7 @@ def create_app(
         sink = None
         if run_sink:
             sink = DecisionSink(
-                settings.kafka_broker,
+                KafkaConnection.from_settings(settings),  # its consumer paced as configured
                 parts["store"],
                 partitions=settings.partitions,
                 metrics=metrics,

@@ -31,9 +31,10 @@ from aegis_app.core.settings import (
     DEADLETTER_TOPIC,
     DECISIONS_TOPIC,
     LABELS_TOPIC,
-    broker_host_port,
 )
+from aegis_app.kafka import clients
 from aegis_app.kafka.admin import ensure_topics_async
+from aegis_app.kafka.clients import Broker
 from aegis_app.serving.store.repository import Store, StoreError, parse_decided_at
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class DecisionSink:
 
     def __init__(
         self,
-        broker_url: str,
+        broker_url: Broker,
         store: Store,
         *,
         partitions: int = 4,
@@ -55,6 +56,7 @@ class DecisionSink:
         metrics: Any = None,
     ) -> None:
         self.broker_url = broker_url
+        self.connection = clients.connection_of(broker_url)  # a bad URL fails here, at once
         self.store = store
         self.partitions = partitions
         self.group_id = group_id
@@ -99,11 +101,12 @@ class DecisionSink:
                     pass
 
     async def _consume(self) -> None:
-        bootstrap = broker_host_port(self.broker_url)
-        await ensure_topics_async(bootstrap, TOPICS, self.partitions, strict=False)
-        consumer = AIOKafkaConsumer(
+        await ensure_topics_async(self.connection, TOPICS, self.partitions, strict=False)
+        # Paced by the connection's fetch interval (the embedded broker's cost per fetch).
+        consumer = clients.consumer(
+            self.connection,
             *TOPICS,
-            bootstrap_servers=bootstrap,
+            paced=True,
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -224,7 +227,7 @@ class DecisionSink:
             self.metrics.sink_lag.set(lag)
 
 
-def run_forever(broker_url: str, store: Store, partitions: int) -> int:
+def run_forever(broker_url: Broker, store: Store, partitions: int) -> int:
     """`aegis sink`: consume until SIGINT/SIGTERM."""
     import signal
 
