@@ -1,7 +1,7 @@
 """`aegis chaos [--transactions N] [--workers K] [--seconds S] [--json]`: fault injection.
 
 `aegis chaos --soak --minutes M [--rate R]`: a fixed-rate soak reporting worker RSS and
-RocksDB size every 30 s and whether state stopped growing. See aegis_app/chaos.py.
+RocksDB size every 30 s and whether state stopped growing. See aegis_app/harness/chaos/.
 """
 
 from __future__ import annotations
