@@ -11,6 +11,7 @@ COPY agents ./agents
 COPY tables ./tables
 COPY models ./models
 COPY dashboard ./dashboard
+COPY configs ./configs
 RUN pip install --no-cache-dir . \
     && useradd --system --home /var/lib/aegis aegis \
     && mkdir -p /var/lib/aegis/state /var/lib/aegis/models \

@@ -245,7 +245,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in _command_modules():
         module.register(sub)
+    _add_config_option(sub)
     return parser
+
+
+def _add_config_option(sub: argparse._SubParsersAction) -> None:
+    """`--config FILE` on every command (and every command under a command group)."""
+    for parser in sub.choices.values():
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            for group in nested:
+                _add_config_option(group)
+            continue
+        parser.add_argument(
+            "--config",
+            type=Path,
+            help="the schema and features config, TOML or YAML (AEGIS_CONFIG; default "
+            "configs/handbook.toml)",
+        )
+
+
+def _use_config(args: argparse.Namespace) -> None:
+    """Check the config file now (a mistake is named before anything starts) and hand it to
+    every part of this command, and to the processes it starts, through AEGIS_CONFIG."""
+    from aegis_app.core import config
+
+    path = config.resolve(getattr(args, "config", None) or Settings.from_env().config)
+    config.load(path)
+    os.environ["AEGIS_CONFIG"] = str(path)
 
 
 def _command_modules():
@@ -261,6 +288,13 @@ def _command_modules():
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
+    from aegis_app.core.config import ConfigError
+
+    try:
+        _use_config(args)
+    except ConfigError as exc:
+        print(f"aegis {args.command}: error in the config: {exc}", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -29,6 +29,9 @@ def _env(name: str, default: str | None) -> str | None:
 class Settings:
     """Runtime settings. Each field's env variable is AEGIS_<FIELD NAME IN CAPITALS>."""
 
+    # The schema and features config file (aegis_app/core/config.py); None: the default
+    # preset, configs/handbook.toml.
+    config: Path | None = None
     # Kafka bootstrap URL, e.g. kafka://127.0.0.1:9092 (several: kafka://h1:9092;h2:9092).
     kafka_broker: str = "kafka://127.0.0.1:9092"
     # Where a worker keeps its RocksDB tables (one directory per worker process).
@@ -123,7 +126,7 @@ class Settings:
                 continue
             values[f.name] = _coerce(f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("data_dir", "model_dir", "rules_file"):
+        for key in ("config", "data_dir", "model_dir", "rules_file"):
             if values.get(key) is not None:
                 values[key] = Path(values[key])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]

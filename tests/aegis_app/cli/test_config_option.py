@@ -1,0 +1,52 @@
+"""`--config FILE` (or AEGIS_CONFIG) on every command: checked before the command runs,
+and handed on to everything the command starts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import pytest
+
+from aegis_app.cli.main import build_parser, main
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        yield path, parser
+    for group in groups:
+        for name, child in group.choices.items():
+            yield from _leaf_parsers(child, (*path, name))
+
+
+def test_every_command_takes_config():
+    leaves = dict(_leaf_parsers(build_parser()))
+    assert ("worker",) in leaves and ("ingest", "kinesis") in leaves
+    without = [
+        " ".join(path) for path, p in leaves.items() if "--config" not in p._option_string_actions
+    ]
+    assert without == []
+
+
+def test_a_broken_config_stops_the_command_with_the_key_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("AEGIS_CONFIG", raising=False)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[source]\ntransaction_id = "id"\n')
+    assert main(["models", "--config", str(bad), "--model-dir", str(tmp_path)]) == 2
+    assert "source.card: missing" in capsys.readouterr().err
+
+
+def test_the_checked_config_reaches_the_environment(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("AEGIS_CONFIG", raising=False)
+    assert main(["models", "--model-dir", str(tmp_path)]) == 0
+    assert os.environ["AEGIS_CONFIG"].endswith("configs/handbook.toml")
+    monkeypatch.setenv("AEGIS_CONFIG", str(tmp_path / "absent.toml"))
+    assert main(["models", "--model-dir", str(tmp_path)]) == 2
+    assert "cannot read the config file" in capsys.readouterr().err
+
+
+@pytest.fixture(autouse=True)
+def _restore_config(monkeypatch):
+    monkeypatch.setenv("AEGIS_CONFIG", os.environ.get("AEGIS_CONFIG", ""))
+    monkeypatch.delenv("AEGIS_CONFIG")
