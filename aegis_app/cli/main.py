@@ -11,7 +11,9 @@ import os
 import sys
 from pathlib import Path
 
+from aegis_app.cli.kafka_options import add_kafka_options, kafka_overrides
 from aegis_app.core.settings import Settings
+from aegis_app.kafka.security import KafkaSecurityError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -23,6 +25,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "web_port": getattr(args, "web_port", None),
         "partitions": getattr(args, "partitions", None),
         "label_delay_days": getattr(args, "delay_days", None),
+        **kafka_overrides(args),
     }
     return Settings.from_env(**overrides)
 
@@ -55,7 +58,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from aegis_app.core import files
     from aegis_app.harness import simulator
+    from aegis_app.kafka.clients import KafkaConnection
 
+    # A bad TLS/SASL setting fails now, not after the transactions are generated.
+    connection = KafkaConnection.from_settings(_settings(args)) if args.topic else None
     frame = simulator.generate(
         customers=args.customers,
         terminals=args.terminals,
@@ -77,14 +83,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.out:
         files.write_transactions(frame, args.out)
         summary["out"] = str(args.out)
-    if args.topic:
+    if connection is not None:
         from aegis_app.kafka.producer import replay
 
         rows = files.iter_frame(frame)
         result = asyncio.run(
             replay(
                 rows,
-                _settings(args).kafka_broker,
+                connection,
                 rate=args.rate,
                 total=len(frame),
                 progress=not args.quiet,
@@ -97,9 +103,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from aegis_app.core import files
+    from aegis_app.kafka.clients import KafkaConnection
     from aegis_app.kafka.producer import replay
 
     conf = _settings(args)
+    connection = KafkaConnection.from_settings(conf)  # a bad TLS/SASL setting fails here
 
     def report(line: int, reason: str) -> None:
         print(f"{args.file}:{line}: {reason}", file=sys.stderr)
@@ -110,7 +118,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     summary = asyncio.run(
         replay(
             rows,
-            conf.kafka_broker,
+            connection,
             rate=args.rate,
             label_delay_days=delay,
             total=total,
@@ -175,6 +183,7 @@ def _broker_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker", help="Kafka URL, e.g. kafka://127.0.0.1:9092 (AEGIS_KAFKA_BROKER)"
     )
+    add_kafka_options(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -302,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"aegis {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KafkaSecurityError as exc:  # a refused login or an untrusted certificate
+        print(f"aegis {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

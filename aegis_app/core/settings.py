@@ -6,7 +6,7 @@ Command-line options override these; the defaults suit the demo on one machine.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 # Topic names are part of the public contract (see README): one topic per message kind.
@@ -34,6 +34,21 @@ class Settings:
     config: Path | None = None
     # Kafka bootstrap URL, e.g. kafka://127.0.0.1:9092 (several: kafka://h1:9092;h2:9092).
     kafka_broker: str = "kafka://127.0.0.1:9092"
+    # TLS and SASL of every Kafka client (aegis_app/kafka/clients.py; README "Connecting to
+    # your cluster"): PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    kafka_security_protocol: str = "PLAINTEXT"
+    # SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_sasl_username: str | None = None
+    # The password: given directly it wins over the file; never printed (repr hides it).
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    # A file holding the password (e.g. a Docker secret); one trailing newline is dropped.
+    kafka_sasl_password_file: Path | None = None
+    # PEM files: the CA that signed the brokers' certificates (default: the system's CAs),
+    # and a client certificate and key for mutual TLS.
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
     # Where a worker keeps its RocksDB tables (one directory per worker process).
     data_dir: Path = Path("var/data")
     # Model registry root: one sub-directory per model version, ACTIVE names the live one.

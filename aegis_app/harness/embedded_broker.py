@@ -153,10 +153,19 @@ class EmbeddedBroker:
     """
 
     def __init__(
-        self, port: int = 9092, log_path: Path | None = None, *, host: str = LOOPBACK
+        self,
+        port: int = 9092,
+        log_path: Path | None = None,
+        *,
+        host: str = LOOPBACK,
+        advertised: str | None = None,
     ) -> None:
+        """``advertised``: the ``host:port`` the broker's metadata tells clients to connect
+        to, when they reach it through something else (e.g. a TLS-terminating proxy);
+        default: where it listens."""
         self.host = host
         self.port = int(port)
+        self.advertised = advertised
         self.log_path = Path(log_path) if log_path is not None else None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -203,7 +212,7 @@ class EmbeddedBroker:
             "--listener-url",
             listener,
             "--advertised-listener-url",
-            listener,
+            f"tcp://{self.advertised or self.bootstrap}",
             "--storage-engine",
             "memory://tansu/",
         ]

@@ -3,6 +3,10 @@
 Works against any Kafka-compatible broker. Notes on the embedded Tansu broker's quirks that
 shaped it (no topic auto-creation by name, no validation in CreateTopics) are in
 aegis_app/harness/embedded_broker.py.
+
+Waiting for a broker retries while it is unreachable (it may be starting), but not when the
+cluster refused this client's TLS or SASL (a wrong password, an untrusted certificate):
+that raises :class:`BrokerSecurityError` at once, naming the cause.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from typing import TypeVar
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
-from aegis_app.kafka import clients
+from aegis_app.kafka import clients, security
 from aegis_app.kafka.clients import Broker
+from aegis_app.kafka.security import KafkaSecurityError
 
 LOOPBACK = "127.0.0.1"
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -28,6 +33,10 @@ T = TypeVar("T")
 
 class BrokerError(RuntimeError):
     """The broker could not be started, reached or administered."""
+
+
+class BrokerSecurityError(BrokerError, KafkaSecurityError):
+    """The cluster refused this client's TLS or SASL (or is not trusted): not retried."""
 
 
 class TopicMismatchError(BrokerError):
@@ -62,7 +71,9 @@ async def _tcp_open(host: str, port: int, timeout: float) -> bool:
 
 
 async def metadata_once(bootstrap: Broker, timeout: float) -> BaseException | None:
-    """One real Kafka round trip (ApiVersions + Metadata); None on success, else the error."""
+    """One real Kafka round trip (ApiVersions, the SASL login if any, Metadata); None on
+    success, else the error: a :class:`KafkaSecurityError` naming the cause when the
+    cluster refused this client's TLS or SASL."""
     connection = clients.connection_of(bootstrap)
     host, port = connection.first_server
     if not await _tcp_open(host, port, timeout):
@@ -77,8 +88,8 @@ async def metadata_once(bootstrap: Broker, timeout: float) -> BaseException | No
         if not client.cluster.brokers():
             return BrokerError("metadata lists no brokers")
         return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
-        return exc
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"...
+        return security.explain(exc, connection) or exc  # ...unless the login was refused
     finally:
         await client.close()
 
@@ -92,24 +103,46 @@ async def wait_for_broker_async(bootstrap: Broker, timeout: float = 30.0) -> Non
     ``bootstrap`` is a :class:`~aegis_app.kafka.clients.KafkaConnection`, ``host:port`` or a
     ``kafka://host:port`` URL (the first host is probed for TCP first).
     """
+    connection = clients.connection_of(bootstrap)
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
+            hint = ""
+            if connection.security_protocol == security.PLAINTEXT:
+                hint = (
+                    "; if the cluster requires TLS or SASL, set "
+                    f"{security.setting_names('kafka_security_protocol')}"
+                )
             raise BrokerError(
-                f"no Kafka broker answered a metadata request at {bootstrap} "
-                f"within {timeout:g}s (last error: {last!r})"
+                f"no Kafka broker answered a metadata request at {connection.describe()} "
+                f"within {timeout:g}s (last error: {last!r}){hint}"
             )
-        last = await metadata_once(bootstrap, min(2.0, max(remaining, 0.1)))
+        last = await metadata_once(connection, min(2.0, max(remaining, 0.1)))
         if last is None:
             return
+        if isinstance(last, KafkaSecurityError):  # a refusal stays a refusal: no retry
+            raise BrokerSecurityError(str(last)) from last
         await asyncio.sleep(min(0.1, max(deadline - time.monotonic(), 0)))
 
 
 def wait_for_broker(bootstrap: Broker, timeout: float = 30.0) -> None:
     """Sync wrapper of :func:`wait_for_broker_async`."""
     run_sync(lambda: wait_for_broker_async(bootstrap, timeout))
+
+
+def check_credentials(bootstrap: Broker, timeout: float = 10.0) -> None:
+    """For a process that runs while the broker is down (the API): one connection attempt
+    that raises :class:`BrokerSecurityError` if the cluster refuses this client's TLS or
+    SASL; any other outcome (an unreachable broker included) is left to the caller.
+    Nothing is tried for a plaintext connection."""
+    connection = clients.connection_of(bootstrap)
+    if connection.security_protocol == security.PLAINTEXT:
+        return
+    last = run_sync(lambda: metadata_once(connection, timeout))
+    if isinstance(last, KafkaSecurityError):
+        raise BrokerSecurityError(str(last)) from last
 
 
 # --------------------------------------------------------------------------- topics

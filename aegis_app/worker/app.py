@@ -8,16 +8,38 @@ AEGIS_* variables), so importing this module builds nothing.
 from __future__ import annotations
 
 import faust
+from faust.types.auth import CredentialsT
 
 from aegis_app.core.settings import Settings
 from aegis_app.kafka import faust_compat
+from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.kafka.faust_ext import AegisApp
 from agents import pipeline as stream_pipeline
 from agents.pipeline import Pipeline
 
 
+def broker_credentials(connection: KafkaConnection) -> CredentialsT | None:
+    """Faust's ``broker_credentials`` for `connection`: its TLS context and SASL login, from
+    the same KafkaConnection.client_kwargs() as every other Aegis client (Faust's aiokafka
+    driver hands them to each consumer and producer it builds); None for plaintext."""
+    kwargs = connection.client_kwargs()
+    protocol = kwargs.get("security_protocol", "PLAINTEXT")
+    if protocol == "SSL":
+        return faust.SSLCredentials(kwargs["ssl_context"])
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        # Faust picks SASL_SSL when given a TLS context, SASL_PLAINTEXT without one.
+        return faust.SASLCredentials(
+            username=kwargs["sasl_plain_username"],
+            password=kwargs["sasl_plain_password"],
+            mechanism=kwargs["sasl_mechanism"],
+            ssl_context=kwargs.get("ssl_context"),
+        )
+    return None
+
+
 def build(settings: Settings) -> tuple[faust.App, Pipeline]:
     """The worker's Faust App with every topic, table, agent and page registered."""
+    connection = KafkaConnection.from_settings(settings)  # a bad TLS/SASL setting fails here
     # AegisApp: Faust's App whose consumer carries Aegis's delivery fixes (changelog end
     # offsets, stale acks, the seek gate), the fetch wait and the fetch pacing
     # (aegis_app/kafka/faust_ext.py); it checks the private names it relies on first.
@@ -26,6 +48,7 @@ def build(settings: Settings) -> tuple[faust.App, Pipeline]:
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         fetch_interval_ms=settings.fetch_interval_ms,
         broker=settings.kafka_broker,
+        broker_credentials=broker_credentials(connection),
         # rocksdict-backed RocksDB: one directory per worker process (data_dir).
         store="rocksdb://",
         datadir=str(settings.data_dir),

@@ -12,6 +12,8 @@ import secrets
 import sys
 from pathlib import Path
 
+from aegis_app.cli.kafka_options import add_kafka_options, kafka_overrides
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("api", help="run the REST API (and the decision sink)")
@@ -33,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-sink", action="store_true", help="do not run the decision sink here")
     p.add_argument("--demo", action="store_true", help="no token configured: generate one")
     p.add_argument("--loglevel", default="info")
+    add_kafka_options(p)
     p.set_defaults(func=run)
 
 
@@ -41,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from aegis_app.core.settings import Settings
-    from aegis_app.kafka import private_names
+    from aegis_app.kafka import admin, private_names
+    from aegis_app.kafka.clients import KafkaConnection
     from aegis_app.runtime.process import tune_process
     from aegis_app.serving.api import ApiSettings, create_app
 
@@ -51,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
         db_url=args.db_url,
         model_dir=args.model_dir,
         web_port=args.web_port,
+        **kafka_overrides(args),
     )
+    connection = KafkaConnection.from_settings(settings)  # a bad TLS/SASL setting fails here
     api = ApiSettings.from_env(
         settings,
         token=args.token,
@@ -70,10 +76,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"aegis api: demo token (Authorization: Bearer ...): {api.token}", flush=True)
     # Fail now, naming them, if the installed aiokafka/Faust lack names Aegis relies on.
     private_names.check()
+    # The API starts while the broker is down, but not with a login or certificate the
+    # cluster refuses: that would only show as 503s later.
+    admin.check_credentials(connection)
     app = create_app(settings, api, run_sink=not args.no_sink)
     sink = "off" if args.no_sink else "on"
     print(
-        f"aegis api on http://{args.host}:{settings.api_port} (broker {settings.kafka_broker}, "
+        f"aegis api on http://{args.host}:{settings.api_port} "
+        f"(broker {settings.kafka_broker}{connection.security_summary()}, "
         f"worker {api.worker_url}, store {settings.db_url}, sink {sink})",
         flush=True,
     )

@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 
+from aegis_app.cli.kafka_options import add_kafka_options, kafka_overrides
 from aegis_app.core.settings import Settings
 
 
@@ -42,17 +43,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", help="model registry (AEGIS_MODEL_DIR)")
     p.add_argument("--broker", help="Kafka URL for the announcement (AEGIS_KAFKA_BROKER)")
+    add_kafka_options(p)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from aegis_app.kafka.clients import KafkaConnection
+
+    conf = Settings.from_env(
+        model_dir=args.model_dir, kafka_broker=args.broker, **kafka_overrides(args)
+    )
+    KafkaConnection.from_settings(conf)  # a bad TLS/SASL setting fails before ACTIVE changes
+    return conf
 
 
 def run_promote(args: argparse.Namespace) -> int:
-    conf = Settings.from_env(model_dir=args.model_dir, kafka_broker=args.broker)
+    conf = _settings(args)
     return _activate(conf, args.version, args.reason, "promote")
 
 
 def run_rollback(args: argparse.Namespace) -> int:
     from models.lifecycle import registry
 
-    conf = Settings.from_env(model_dir=args.model_dir, kafka_broker=args.broker)
+    conf = _settings(args)
     target = args.to or registry.rollback_target(conf.model_dir)
     if target is None:
         current = registry.active_version(conf.model_dir)
@@ -68,6 +80,7 @@ def run_rollback(args: argparse.Namespace) -> int:
 
 def _activate(conf: Settings, version: str, reason: str, command: str) -> int:
     from aegis_app.kafka import model_updates
+    from aegis_app.kafka.clients import KafkaConnection
     from models.lifecycle import registry
 
     current = registry.active_version(conf.model_dir)
@@ -82,7 +95,7 @@ def _activate(conf: Settings, version: str, reason: str, command: str) -> int:
         return 1
     entry = registry.activate_version(conf.model_dir, version, reason=reason)
     announced = model_updates.announce_or_warn(
-        conf.kafka_broker, entry, conf.model_dir, f"aegis {command}"
+        KafkaConnection.from_settings(conf), entry, conf.model_dir, f"aegis {command}"
     )
     summary = {**entry, "model_dir": str(conf.model_dir), "announced": announced}
     print(json.dumps(summary))

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from aegis_app.cli.kafka_options import add_kafka_options, kafka_overrides
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db-url", help="result store (AEGIS_DB_URL)")
     p.add_argument("--model-dir", type=Path, help="model registry (AEGIS_MODEL_DIR)")
     p.add_argument("--broker", help="Kafka URL for the promotion announcement (AEGIS_KAFKA_BROKER)")
+    add_kafka_options(p)
     p.add_argument(
         "--train-days",
         default="7,14",
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from aegis_app.core.settings import Settings
+    from aegis_app.kafka.clients import KafkaConnection
     from aegis_app.serving.store import Store
     from models.lifecycle import retraining
 
@@ -66,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
         model_dir=args.model_dir,
         kafka_broker=args.broker,
         label_delay_days=args.delay,
+        **kafka_overrides(args),
     )
+    connection = KafkaConnection.from_settings(settings)  # a bad TLS/SASL setting fails here
     try:
         config = retraining.RetrainConfig(
             train_days=tuple(int(x) for x in str(args.train_days).split(",") if x.strip()),
@@ -90,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             return
         from aegis_app.kafka.model_updates import announce_or_warn
 
-        if announce_or_warn(settings.kafka_broker, entry, settings.model_dir, "aegis retrain"):
+        if announce_or_warn(connection, entry, settings.model_dir, "aegis retrain"):
             print(f"announced {entry['version']} on aegis.model-updates", file=sys.stderr)
 
     def report(message: str) -> None:

@@ -22,7 +22,7 @@ def _leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
 
 def test_every_command_takes_config():
     leaves = dict(_leaf_parsers(build_parser()))
-    assert ("worker",) in leaves and ("ingest", "kinesis") in leaves
+    assert ("worker",) in leaves and ("evaluate",) in leaves
     without = [
         " ".join(path) for path, p in leaves.items() if "--config" not in p._option_string_actions
     ]

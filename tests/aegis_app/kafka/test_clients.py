@@ -70,7 +70,8 @@ def test_each_client_gets_the_connection_and_its_own_options():
     producer, consumer, paced = built["producer"], built["consumer"], built["paced"]
     assert isinstance(producer, AIOKafkaProducer)
     assert producer.client._bootstrap_servers == ["127.0.0.1:1", "127.0.0.2:2"]
-    assert type(consumer) is AIOKafkaConsumer  # not paced unless asked
+    assert isinstance(consumer, AIOKafkaConsumer)
+    assert not isinstance(consumer, PacedConsumer)  # not paced unless asked
     assert consumer._group_id == "g"
     assert consumer._client._bootstrap_servers == ["127.0.0.1:1", "127.0.0.2:2"]
     assert consumer._subscription.subscription.topics == {"t1", "t2"}
@@ -91,3 +92,37 @@ def test_a_call_site_cannot_bring_its_own_connection_options():
 
     with pytest.raises(TypeError, match="security_protocol"):
         asyncio.run(build_consumer())
+
+
+def test_every_client_gets_the_same_tls_and_sasl(tmp_path):
+    from tests.aegis_app.kafka.tls_material import make_tls_files
+
+    tls = make_tls_files(tmp_path)
+    connection = KafkaConnection(
+        ("127.0.0.1:1",),
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_username="alice",
+        sasl_password="pw-for-the-test",
+        ssl_cafile=str(tls.ca),
+    )
+
+    async def build() -> list:
+        producer = clients.producer(connection, acks=1)
+        consumer = clients.consumer(connection, "t", group_id=None)
+        paced = clients.consumer(connection, "t", paced=True, group_id=None)
+        admin = clients.admin_client(connection)
+        client = clients.client(connection)
+        inner = [producer.client, consumer._client, paced._client, admin._client, client]
+        for started in (producer, consumer, paced):
+            await started.stop()
+        await admin.close()
+        await client.close()
+        return inner
+
+    for inner in asyncio.run(build()):
+        assert inner._security_protocol == "SASL_SSL"
+        assert inner._sasl_mechanism == "SCRAM-SHA-256"
+        assert inner._sasl_plain_username == "alice"
+        assert inner._sasl_plain_password.reveal() == "pw-for-the-test"
+        assert inner._ssl_context is connection.ssl_context  # one context, built once
