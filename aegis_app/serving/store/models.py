@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     Index,
@@ -100,3 +101,29 @@ class LabelRow(Base):
         Index("ix_labels_transaction_id", "transaction_id"),
         Index("ix_labels_transaction_source_known", "transaction_id", "source", "known_at"),
     )
+
+
+# Kinesis sequence numbers are decimal strings: 0|[1-9][0-9]{0,128}.
+KINESIS_SEQUENCE_LENGTH = 129
+
+
+class KinesisCheckpointRow(Base):
+    """How far `aegis ingest kinesis` has read each shard of a stream.
+
+    `sequence_number` is the last record whose forwarding (and that of every record before
+    it in the shard) the Kafka broker acknowledged; a restart reads after it. `started_at`
+    is when reading began for a shard that had no record yet (the bridge started with
+    `--from latest`); `finished` marks a closed shard read to its end, so its children may
+    be read and it is never read again.
+    """
+
+    __tablename__ = "kinesis_checkpoints"
+
+    stream_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    shard_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sequence_number: Mapped[str | None] = mapped_column(
+        String(KINESIS_SEQUENCE_LENGTH), nullable=True
+    )
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

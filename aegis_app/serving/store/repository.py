@@ -26,7 +26,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from aegis_app.serving.store.models import LABELLED, OPEN, DecisionRow, LabelRow
+from aegis_app.serving.store.models import (
+    LABELLED,
+    OPEN,
+    DecisionRow,
+    KinesisCheckpointRow,
+    LabelRow,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MAX_PAGE = 500
@@ -477,6 +483,48 @@ class Store:
                 }
                 for r in session.scalars(query.order_by(LabelRow.id))
             ]
+
+    # ------------------------------------------------------------------ kinesis checkpoints
+
+    def kinesis_checkpoints(self, stream_name: str) -> dict[str, dict]:
+        """Every shard checkpoint of `stream_name`: {shard id: {sequence_number, started_at,
+        finished}} (aegis_app.ingest)."""
+        query = select(KinesisCheckpointRow).where(KinesisCheckpointRow.stream_name == stream_name)
+        with self._read() as session:
+            return {
+                row.shard_id: {
+                    "sequence_number": row.sequence_number,
+                    "started_at": row.started_at,
+                    "finished": bool(row.finished),
+                }
+                for row in session.scalars(query)
+            }
+
+    def save_kinesis_checkpoint(
+        self,
+        stream_name: str,
+        shard_id: str,
+        *,
+        sequence_number: str | None = None,
+        started_at: datetime | None = None,
+        finished: bool = False,
+    ) -> None:
+        """Record progress in a shard. A value not given keeps the stored one, and a shard
+        once finished stays finished (the bridge is the only writer of its stream's rows)."""
+        now = datetime.now(UTC)
+        with self._write() as session:
+            key = (stream_name, shard_id)
+            row = session.get(KinesisCheckpointRow, key, with_for_update=True)
+            if row is None:
+                row = KinesisCheckpointRow(stream_name=stream_name, shard_id=shard_id)
+                row.finished = False
+                session.add(row)
+            if sequence_number is not None:
+                row.sequence_number = sequence_number
+            if started_at is not None:
+                row.started_at = started_at
+            row.finished = bool(row.finished) or finished
+            row.updated_at = now
 
     # ------------------------------------------------------------------ drift
 
