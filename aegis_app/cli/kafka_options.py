@@ -10,18 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from aegis_app.core.settings import KAFKA_SECURITY_FIELDS
 from aegis_app.kafka.security import MECHANISMS, PROTOCOLS
 
 # Settings fields that have an option here (the option is --<field with dashes>).
-FIELDS = (
-    "kafka_security_protocol",
-    "kafka_sasl_mechanism",
-    "kafka_sasl_username",
-    "kafka_sasl_password_file",
-    "kafka_ssl_cafile",
-    "kafka_ssl_certfile",
-    "kafka_ssl_keyfile",
-)
+FIELDS = KAFKA_SECURITY_FIELDS
 
 
 def add_kafka_options(parser: argparse.ArgumentParser) -> None:

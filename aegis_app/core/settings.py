@@ -163,6 +163,27 @@ class Settings:
 TRUE = ("1", "true", "yes", "on")
 
 
+KAFKA_SECURITY_FIELDS = (
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password_file",
+    "kafka_ssl_cafile",
+    "kafka_ssl_certfile",
+    "kafka_ssl_keyfile",
+)
+
+
+def kafka_environment(settings: Settings) -> dict[str, str]:
+    """The AEGIS_* variables that hand these TLS / SASL settings to a child process (not
+    the password itself: a child inherits AEGIS_KAFKA_SASL_PASSWORD, or reads the file)."""
+    return {
+        f"AEGIS_{name.upper()}": str(value)
+        for name in KAFKA_SECURITY_FIELDS
+        if (value := getattr(settings, name)) is not None
+    }
+
+
 def env_value(field: str) -> str | None:
     """The raw AEGIS_* variable of a Settings field, None when it is not set (for callers
     that must tell "not set" from "set to the default")."""

@@ -21,10 +21,16 @@ import numpy as np
 
 from aegis_app.core.files import iter_frame
 from aegis_app.core.records import Transaction
-from aegis_app.core.settings import DECISIONS_TOPIC, TRANSACTIONS_TOPIC, Settings
+from aegis_app.core.settings import (
+    DECISIONS_TOPIC,
+    TRANSACTIONS_TOPIC,
+    Settings,
+    kafka_environment,
+)
 from aegis_app.harness import simulator
 from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
 from aegis_app.harness.stack import ManagedProcess, read_topic_async, start_worker, wait_http_ok
+from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.kafka.producer import make_producer, send_transaction
 from models.lifecycle import registry
 
@@ -49,8 +55,8 @@ def ensure_bench_model(model_dir: Path) -> None:
     train(frame, model_dir, window, delay_days=7)
 
 
-async def _produce(broker_url: str, txs: list[Transaction], rate: float | None) -> float:
-    producer = make_producer(broker_url)
+async def _produce(broker: KafkaConnection, txs: list[Transaction], rate: float | None) -> float:
+    producer = make_producer(broker)
     await producer.start()
     started = time.monotonic()
     try:
@@ -66,17 +72,17 @@ async def _produce(broker_url: str, txs: list[Transaction], rate: float | None) 
     return time.monotonic() - started
 
 
-async def _run(broker_url: str, txs: list[Transaction], rate: float | None, timeout: float):
+async def _run(broker: KafkaConnection, txs: list[Transaction], rate: float | None, timeout: float):
     expected = {tx.transaction_id for tx in txs}
     reader = asyncio.create_task(
         read_topic_async(
-            broker_url,
+            broker,
             DECISIONS_TOPIC,
             lambda recs: len({r.key for r in recs}) >= len(expected),
             timeout,
         )
     )
-    produce_seconds = await _produce(broker_url, txs, rate)
+    produce_seconds = await _produce(broker, txs, rate)
     return produce_seconds, await reader
 
 
@@ -109,8 +115,12 @@ def run(
     model_dir: Path | None = None,
     partitions: int | None = None,
     timeout: float = 600.0,
+    settings: Settings | None = None,
 ) -> dict:
-    conf = Settings.from_env()
+    """`broker_url`: an existing Kafka, reached with `settings`' TLS / SASL options (the
+    workers get them through their AEGIS_* variables); None: a fresh embedded broker,
+    plaintext."""
+    conf = settings or Settings.from_env()
     partitions = partitions or conf.partitions
     root = Path(tempfile.mkdtemp(prefix="aegis-bench-"))
     model_dir = Path(model_dir or root / "models")
@@ -120,10 +130,12 @@ def run(
     if broker_url is None:
         broker = EmbeddedBroker(port=free_port(), log_path=root / "broker.log").start()
         broker_url = broker.url
+        conf = conf.with_(kafka_security_protocol="PLAINTEXT")
+    connection = KafkaConnection.from_settings(conf.with_(kafka_broker=broker_url))
     procs: list[ManagedProcess] = []
     try:
         ports = [free_port() for _ in range(workers)]
-        env = {"AEGIS_PARTITIONS": str(partitions)}
+        env = {"AEGIS_PARTITIONS": str(partitions), **kafka_environment(conf)}
         for i, port in enumerate(ports):
             procs.append(
                 start_worker(
@@ -139,7 +151,7 @@ def run(
             wait_http_ok(f"http://127.0.0.1:{port}/health/", 180, proc)
         _wait_all_assigned(ports, partitions, 120)
         cpu_before = sum(process_cpu_seconds(proc.proc.pid) for proc in procs)
-        produce_seconds, records = asyncio.run(_run(broker_url, txs, rate, timeout))
+        produce_seconds, records = asyncio.run(_run(connection, txs, rate, timeout))
         counts = [
             httpx.get(f"http://127.0.0.1:{p}/health/", timeout=5).json()["counts"] for p in ports
         ]

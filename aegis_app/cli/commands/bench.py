@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from aegis_app.cli.kafka_options import add_kafka_options, kafka_overrides
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure end-to-end throughput and latency")
@@ -16,14 +18,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-dir", type=Path, help="model registry (default: train a small one)")
     p.add_argument("--partitions", type=int, help="partitions per topic (AEGIS_PARTITIONS)")
     p.add_argument("--json", action="store_true", help="print only the JSON result")
+    add_kafka_options(p)  # for --broker: a cluster that requires TLS / SASL
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from aegis_app.core.settings import Settings
     from aegis_app.harness import bench
 
+    settings = Settings.from_env(**kafka_overrides(args))
     result = bench.run(
-        args.transactions, args.workers, args.rate, args.broker, args.model_dir, args.partitions
+        args.transactions,
+        args.workers,
+        args.rate,
+        args.broker,
+        args.model_dir,
+        args.partitions,
+        settings=settings,
     )
     if args.json:
         print(json.dumps(result))
