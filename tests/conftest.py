@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +26,31 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         yield embedded
     finally:
         embedded.stop()
+
+
+# --------------------------------------------------------------------------- data
+
+# The public Sparkov-format slice (13,614 rows; its README beside it), kept outside the
+# repository: next to the checkout as ../shared/data, or where AEGIS_SPARKOV_SLICE points.
+SPARKOV_SLICE_NAME = "sparkov-slice.csv.gz"
+
+
+def sparkov_slice_path() -> Path | None:
+    root = Path(__file__).resolve().parents[1]
+    candidates = [
+        os.environ.get("AEGIS_SPARKOV_SLICE"),
+        root.parent / "shared" / "data" / SPARKOV_SLICE_NAME,
+        Path("/work/shared/data") / SPARKOV_SLICE_NAME,
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def sparkov_slice() -> Path:
+    path = sparkov_slice_path()
+    if path is None:
+        pytest.skip("the Sparkov slice is not here: set AEGIS_SPARKOV_SLICE to its path")
+    return path

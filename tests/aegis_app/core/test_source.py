@@ -16,7 +16,6 @@ from aegis_app.core.records import InvalidRecord
 from aegis_app.core.source import SourceReader
 
 ROOT = Path(__file__).resolve().parents[3]
-SLICE = ROOT.parent / "shared" / "data" / "sparkov-slice.csv.gz"
 HEADER = (
     "trans_date_trans_time,cc_num,merchant,category,amt,gender,state,city_pop,dob,"
     "trans_num,lat,long,merch_lat,merch_long,is_fraud"
@@ -119,9 +118,8 @@ def test_epoch_milliseconds_and_a_local_time_zone(tmp_path):
     assert SourceReader(load(ms)).record(record)["ts"] == 1522576800
 
 
-@pytest.mark.skipif(not SLICE.exists(), reason="the shared Sparkov slice is not on this machine")
-def test_the_sparkov_slice_reads_whole(reader):
-    frame = pd.read_csv(SLICE, dtype=reader.csv_dtypes())
+def test_the_sparkov_slice_reads_whole(reader, sparkov_slice):
+    frame = pd.read_csv(sparkov_slice, dtype=reader.csv_dtypes())
     good, bad = reader.frame(frame)
     assert bad == [] and len(good) == 13_614
     assert good["card"].nunique() == 908 and int(good["label"].sum()) == 172
