@@ -1,0 +1,170 @@
+"""An entity's state: its recent events and fraud labels, packed as bytes.
+
+Layout (little-endian), struct-of-arrays, events in arrival order:
+
+    header  version u8, layout u32, base time i64, events n u32, labels m u32   (21 bytes)
+    times   n x u32: event time - base time
+    cells   (1 + F + K) x n x 8 bytes, one column after the other: the transaction id hash
+            (u64), each numeric field the entity's features read (f64), each compared
+            field's value hash (u64)
+    labels  3 x m x i64, one column after the other: transaction id hash (its bits),
+            transaction time, time the fraud label became known
+
+`layout` fingerprints the columns the entity's plan keeps, so a state written under another
+config is refused with a clear error instead of being misread. Every write prunes events
+and labels older than the plan's horizon (relative to the newest event), so a state is
+bounded by the entity's traffic over its horizon, however long its history.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from tables.engine.plan import EntityPlan
+
+VERSION = 1
+HEADER = struct.Struct("<BIqII")
+TIME_BYTES = 4
+CELL_BYTES = 8
+LABEL_BYTES = 3 * 8
+MAX_OFFSET = 2**32 - 1
+
+
+class StateError(ValueError):
+    """A state that cannot be read with this plan."""
+
+
+@dataclass
+class EntityState:
+    ts: np.ndarray  # int64 (n,), arrival order
+    cells: np.ndarray  # uint64 (1 + F + K, n): id hashes, numeric fields' bits, value hashes
+    labels: np.ndarray  # int64 (3, m): id hash bits, transaction time, known at
+
+    def __len__(self) -> int:
+        return self.ts.size
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.cells[0]
+
+    def numeric(self, plan: EntityPlan, field: str) -> np.ndarray:
+        return self.cells[1 + plan.numeric_fields.index(field)].view(np.float64)
+
+    def keys(self, plan: EntityPlan, field: str) -> np.ndarray:
+        return self.cells[1 + len(plan.numeric_fields) + plan.key_fields.index(field)]
+
+    @property
+    def label_ids(self) -> np.ndarray:
+        return self.labels[0].view(np.uint64)
+
+    @property
+    def label_known(self) -> np.ndarray:
+        return self.labels[2]
+
+
+def columns(plan: EntityPlan) -> int:
+    """Number of 8-byte cells per event."""
+    return 1 + len(plan.numeric_fields) + len(plan.key_fields)
+
+
+def event_bytes(plan: EntityPlan) -> int:
+    """Bytes one event takes in this plan's state."""
+    return TIME_BYTES + CELL_BYTES * columns(plan)
+
+
+def empty(plan: EntityPlan) -> EntityState:
+    return EntityState(
+        ts=np.empty(0, np.int64),
+        cells=np.empty((columns(plan), 0), np.uint64),
+        labels=np.empty((3, 0), np.int64),
+    )
+
+
+def decode(plan: EntityPlan, blob: bytes | None) -> EntityState:
+    if not blob:
+        return empty(plan)
+    if len(blob) < HEADER.size:
+        raise StateError(f"{plan.name} state: {len(blob)} bytes, shorter than its header")
+    version, layout, base, n, m = HEADER.unpack_from(blob)
+    if version != VERSION:
+        raise StateError(f"{plan.name} state: version {version}, this engine reads {VERSION}")
+    if layout != plan.layout:
+        raise StateError(
+            f"{plan.name} state: written for other features (layout {layout:#010x}, the "
+            f"config's is {plan.layout:#010x}); rebuild the state from the transactions"
+        )
+    width = columns(plan)
+    expected = HEADER.size + n * (TIME_BYTES + CELL_BYTES * width) + m * LABEL_BYTES
+    if len(blob) != expected:
+        raise StateError(f"{plan.name} state: {len(blob)} bytes, expected {expected}")
+    offset = HEADER.size
+    ts = np.frombuffer(blob, "<u4", n, offset).astype(np.int64) + base
+    offset += n * TIME_BYTES
+    cells = np.frombuffer(blob, "<u8", n * width, offset).reshape(width, n)
+    offset += n * width * CELL_BYTES
+    labels = np.frombuffer(blob, "<i8", 3 * m, offset).reshape(3, m)
+    return EntityState(ts, cells, labels)
+
+
+def encode(plan: EntityPlan, state: EntityState) -> bytes:
+    n, m = state.ts.size, state.labels.shape[1]
+    base = int(state.ts.min()) if n else 0
+    offsets = state.ts - base
+    if n and int(offsets.max()) > MAX_OFFSET:
+        raise StateError(f"{plan.name} state: events span more than 136 years")
+    return b"".join(
+        (
+            HEADER.pack(VERSION, plan.layout, base, n, m),
+            offsets.astype("<u4").tobytes(),
+            state.cells.astype("<u8", copy=False).tobytes(),
+            state.labels.astype("<i8", copy=False).tobytes(),
+        )
+    )
+
+
+def event_cells(
+    plan: EntityPlan, id_hash: int, numeric: dict[str, float], keys: dict[str, int]
+) -> np.ndarray:
+    """One event's cells (uint64 column), in the plan's order."""
+    cells = np.empty(columns(plan), dtype=np.uint64)
+    cells[0] = id_hash
+    first_key = 1 + len(plan.numeric_fields)
+    cells[1:first_key].view(np.float64)[:] = [numeric[f] for f in plan.numeric_fields]
+    cells[first_key:] = [keys[f] for f in plan.key_fields]
+    return cells
+
+
+def append(state: EntityState, ts: int, cells: np.ndarray) -> EntityState:
+    """The state with one more event, last in arrival order."""
+    return EntityState(
+        ts=np.append(state.ts, np.int64(ts)),
+        cells=np.concatenate([state.cells, cells[:, None]], axis=1),
+        labels=state.labels,
+    )
+
+
+def with_label(
+    state: EntityState, id_hash: int, tx_ts: int, known_at: int, fraud: bool
+) -> EntityState:
+    """The state with the transaction's label set: a fraud replaces an earlier label of the
+    same transaction, a genuine label removes it."""
+    labels = state.labels[:, state.label_ids != np.uint64(id_hash)]
+    if fraud:
+        entry = np.array([np.uint64(id_hash).view(np.int64), tx_ts, known_at], dtype=np.int64)
+        labels = np.concatenate([labels, entry[:, None]], axis=1)
+    return EntityState(state.ts, state.cells, labels)
+
+
+def pruned(state: EntityState, horizon: int) -> EntityState:
+    """Without the events and labels at or before (newest event time - horizon)."""
+    if not state.ts.size:
+        return state
+    cutoff = int(state.ts.max()) - horizon
+    keep = state.ts > cutoff
+    keep_labels = state.labels[1] > cutoff
+    if keep.all() and keep_labels.all():
+        return state
+    return EntityState(state.ts[keep], state.cells[:, keep], state.labels[:, keep_labels])

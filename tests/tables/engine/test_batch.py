@@ -1,0 +1,215 @@
+"""The batch path: equal to the stream and to the definitions for random configs and
+sequences, equal to today's tables.batch on the Handbook preset, and running end to end on
+the Sparkov preset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aegis_app.core.config import load
+from tables.engine import RecordError, compute_features
+from tests.tables.engine.cases import START, run_stream, stream_cases
+from tests.tables.engine.driver import assert_rows_equal, mismatches, same
+from tests.tables.engine.reference import reference_features
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(stream_cases(), st.randoms(use_true_random=False))
+def test_stream_equals_batch_equals_the_definitions(case, random):
+    config, rows, sequence, corrections = case
+    # Rows of different seconds shuffled: the batch sorts them back (stable within a second).
+    seconds = sorted({r["ts"] for r in sequence})
+    rank = {s: random.random() for s in seconds}
+    shuffled = sorted(range(len(sequence)), key=lambda i: rank[sequence[i]["ts"]])
+    batch = compute_features(frame([sequence[i] for i in shuffled]), config)
+    assert list(batch.columns) == list(config.feature_names)
+    batch_list = batch.to_dict("records")
+    batch_in_order = [{}] * len(sequence)
+    for position, i in enumerate(shuffled):
+        batch_in_order[i] = batch_list[position]
+
+    stream = run_stream(config, sequence, corrections)
+    reference = reference_features(config, sequence)
+    assert_rows_equal(stream, batch_in_order, "stream vs batch")
+    assert_rows_equal(batch_in_order, reference, "batch vs definitions")
+    # A redelivery is answered as the first time.
+    first: dict[str, dict] = {}
+    for record, features in zip(sequence, stream):
+        previous = first.setdefault(record["transaction_id"], features)
+        assert not mismatches(features, previous)
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def handbook_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The simulator's schema, normalised by renaming (what aegis_app.core.source does)."""
+    return pd.DataFrame(
+        {
+            "transaction_id": df["TRANSACTION_ID"].astype(str),
+            "card": df["CUSTOMER_ID"].astype(str),
+            "merchant": df["TERMINAL_ID"].astype(str),
+            "amount": df["TX_AMOUNT"].astype(float),
+            "ts": df["TX_DATETIME"].to_numpy(dtype="datetime64[s]").astype(np.int64),
+            "label": df["TX_FRAUD"],
+        },
+        index=df.index,
+    )
+
+
+def test_the_handbook_preset_equals_todays_batch_features():
+    from aegis_app.harness.simulator import generate
+    from tables.batch import compute_features as todays_features
+    from tables.features import ALL_FEATURES
+
+    config = load(ROOT / "configs" / "handbook.toml")
+    df = generate(customers=150, terminals=300, days=75, seed=0)
+    assert len(df) > 10_000
+    want = todays_features(df)
+    got = compute_features(handbook_frame(df), config)
+    assert tuple(got.columns) == ALL_FEATURES
+    for name in ALL_FEATURES:
+        np.testing.assert_allclose(
+            got[name].to_numpy(dtype=float),
+            want[name].to_numpy(),
+            rtol=1e-9,
+            atol=1e-9,
+            err_msg=name,
+        )
+
+
+def sparkov_frame(path: Path) -> pd.DataFrame:
+    """The Sparkov slice, normalised by hand for this test."""
+    raw = pd.read_csv(path, dtype={"cc_num": str, "trans_num": str, "zip": str})
+    stamp = pd.to_datetime(raw["trans_date_trans_time"], format="%Y-%m-%d %H:%M:%S")
+    born = pd.to_datetime(raw["dob"], format="%Y-%m-%d")
+    return pd.DataFrame(
+        {
+            "transaction_id": raw["trans_num"],
+            "card": raw["cc_num"],
+            "merchant": raw["merchant"],
+            "amount": raw["amt"].astype(float),
+            "ts": stamp.to_numpy(dtype="datetime64[s]").astype(np.int64),
+            "label": raw["is_fraud"],
+            "category": raw["category"],
+            "gender": raw["gender"],
+            "state": raw["state"],
+            "city_pop": raw["city_pop"].astype(float),
+            "dob": born.to_numpy(dtype="datetime64[s]").astype(np.int64),
+            "home.lat": raw["lat"],
+            "home.lon": raw["long"],
+            "merchant_location.lat": raw["merch_lat"],
+            "merchant_location.lon": raw["merch_long"],
+        }
+    )
+
+
+def test_the_sparkov_preset_runs_end_to_end(sparkov_slice):
+    path = sparkov_slice
+    config = load(ROOT / "configs" / "sparkov.toml")
+    df = sparkov_frame(path)
+    assert len(df) == 13_614
+    got = compute_features(df, config)
+    assert len(got) == len(df) and tuple(got.columns) == config.feature_names
+    assert (got["card_count_1d"] >= 1).all() and (got["card_count_30d"] >= 1).all()
+    assert got["cardholder_age"].between(10, 100).all()
+    assert (got["distance_home_merchant_km"] >= 0).all()
+    assert got["distance_home_merchant_km"].max() < 200  # Sparkov merchants are close by
+    assert set(got["category"]) == set(df["category"])
+    assert set(got["gender"]) == {"F", "M"}
+    assert got["merchant_fraud_share_30d"].between(0, 1).all()
+    assert (got["card_amount_std_30d"] >= 0).all()
+    assert got["tx_hour"].between(0, 23).all()
+    numeric = got.drop(columns=["category", "gender"]).to_numpy(dtype=float)
+    assert np.isfinite(numeric).all()
+    # The slice spans 8 days: windows ending 7 days back hold its first day only.
+    assert got["merchant_count_30d_delayed"].max() >= 1
+
+
+# --------------------------------------------------------------------------- details
+
+
+def test_rows_keep_their_order_and_index():
+    config = load(ROOT / "configs" / "handbook.toml")
+    rows = [
+        {
+            "transaction_id": "b",
+            "card": "1",
+            "merchant": "m",
+            "amount": 20.0,
+            "ts": START + 60,
+            "label": 0,
+        },
+        {
+            "transaction_id": "a",
+            "card": "1",
+            "merchant": "m",
+            "amount": 10.0,
+            "ts": START,
+            "label": 0,
+        },
+    ]
+    got = compute_features(pd.DataFrame(rows, index=[7, 3]), config)
+    assert list(got.index) == [7, 3]
+    assert got.loc[7, "CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 2.0
+    assert got.loc[3, "CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 1.0
+    assert got.loc[7, "CUSTOMER_ID_AVG_AMOUNT_1DAY_WINDOW"] == 15.0
+
+
+def test_a_repeated_transaction_id_is_a_redelivery_in_batch_too():
+    config = load(ROOT / "configs" / "handbook.toml")
+    base = {"card": "1", "merchant": "m", "amount": 10.0, "label": None}
+    rows = [
+        {**base, "transaction_id": "a", "ts": START},
+        {**base, "transaction_id": "b", "ts": START + 10, "amount": 30.0},
+        {**base, "transaction_id": "a", "ts": START},
+        {**base, "transaction_id": "c", "ts": START + 20},
+    ]
+    got = compute_features(pd.DataFrame(rows), config)
+    counts = got["CUSTOMER_ID_NB_TX_1DAY_WINDOW"].tolist()
+    assert counts == [1.0, 2.0, 1.0, 3.0]
+    stream = run_stream(config, rows)
+    assert [f["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] for f in stream] == counts
+    assert all(same(s[n], got.iloc[i][n]) for i, s in enumerate(stream) for n in s)
+
+
+def test_a_missing_column_is_named():
+    config = load(ROOT / "configs" / "handbook.toml")
+    df = pd.DataFrame([{"transaction_id": "a", "card": "1", "amount": 1.0, "ts": START}])
+    with pytest.raises(RecordError, match="'merchant'"):
+        compute_features(df, config)
+
+
+def test_a_fractional_time_is_refused():
+    config = load(ROOT / "configs" / "handbook.toml")
+    df = pd.DataFrame(
+        [{"transaction_id": "a", "card": "1", "merchant": "m", "amount": 1.0, "ts": 1.5}]
+    )
+    with pytest.raises(RecordError, match="ts must be int epoch seconds"):
+        compute_features(df, config)
+
+
+def test_an_empty_frame_gives_an_empty_result():
+    config = load(ROOT / "configs" / "handbook.toml")
+    df = pd.DataFrame(columns=["transaction_id", "card", "merchant", "amount", "ts", "label"])
+    got = compute_features(df.astype({"ts": "int64", "amount": float}), config)
+    assert got.empty and tuple(got.columns) == config.feature_names
