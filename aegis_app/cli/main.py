@@ -81,8 +81,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "customers_with_transactions": int(frame["CUSTOMER_ID"].nunique()),
     }
     if args.out:
+        from aegis_app.core import config
+
         files.write_transactions(frame, args.out)
         summary["out"] = str(args.out)
+        # The file's schema and features, beside it: `--config` for every later command.
+        schema = Path(args.out).with_suffix(".config.toml")
+        schema.write_text(config.resolve(None).read_text())
+        summary["config"] = str(schema)
     if connection is not None:
         from aegis_app.kafka.producer import replay
 

@@ -1,0 +1,26 @@
+"""`aegis generate --out FILE` writes the file's config beside it, and the two agree."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from aegis_app.cli.main import main
+from aegis_app.core.config import load
+from aegis_app.core.source import SourceReader
+from tables.features import ALL_FEATURES
+
+
+def test_generate_writes_a_matching_config(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("AEGIS_CONFIG", raising=False)
+    out = tmp_path / "tx.csv"
+    args = ["generate", "--customers", "30", "--terminals", "60", "--days", "4", "--quiet"]
+    assert main([*args, "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    config = load(summary["config"])
+    assert summary["config"] == str(tmp_path / "tx.config.toml")
+    assert config.feature_names == ALL_FEATURES
+    reader = SourceReader(config)
+    good, bad = reader.frame(pd.read_csv(out, dtype=reader.csv_dtypes()))
+    assert bad == [] and len(good) == summary["transactions"] > 0
