@@ -16,8 +16,9 @@ Handbook preset (configs/handbook.toml) on a generated simulation (simulator def
 - batch: tables.engine.compute_features against tables.batch.compute_features, microseconds
   per record.
 
-Sparkov preset (configs/sparkov.toml) on the public slice (13,614 rows), normalised here by
-renaming: stream and batch microseconds per record, state bytes at the end of the slice.
+Sparkov preset (configs/sparkov.toml) on the public slice (13,614 rows), normalised by the
+preset's source reader (aegis_app.core.source): stream and batch microseconds per record,
+state bytes at the end of the slice.
 
 Prints JSON.
 """
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aegis_app.core.config import load  # noqa: E402
+from aegis_app.core.source import SourceReader  # noqa: E402
 from aegis_app.core.timerules import DAY, label_known_at  # noqa: E402
 from aegis_app.harness.simulator import generate  # noqa: E402
 from tables.batch import compute_features as todays_batch  # noqa: E402
@@ -73,28 +75,11 @@ def handbook_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def sparkov_frame(path: Path) -> pd.DataFrame:
-    raw = pd.read_csv(path, dtype={"cc_num": str, "trans_num": str, "zip": str})
-    stamp = pd.to_datetime(raw["trans_date_trans_time"], format="%Y-%m-%d %H:%M:%S")
-    born = pd.to_datetime(raw["dob"], format="%Y-%m-%d")
-    return pd.DataFrame(
-        {
-            "transaction_id": raw["trans_num"],
-            "card": raw["cc_num"],
-            "merchant": raw["merchant"],
-            "amount": raw["amt"].astype(float),
-            "ts": stamp.to_numpy(dtype="datetime64[s]").astype(np.int64),
-            "label": raw["is_fraud"],
-            "category": raw["category"],
-            "gender": raw["gender"],
-            "state": raw["state"],
-            "city_pop": raw["city_pop"].astype(float),
-            "dob": born.to_numpy(dtype="datetime64[s]").astype(np.int64),
-            "home.lat": raw["lat"],
-            "home.lon": raw["long"],
-            "merchant_location.lat": raw["merch_lat"],
-            "merchant_location.lon": raw["merch_long"],
-        }
-    ).sort_values("ts", kind="stable")
+    """The Sparkov slice, normalised by the source reader of its preset."""
+    reader = SourceReader(load(ROOT / "configs" / "sparkov.toml"))
+    frame, bad = reader.frame(pd.read_csv(path, dtype=reader.csv_dtypes()))
+    assert not bad, bad[:3]
+    return frame.sort_values("ts", kind="stable")
 
 
 def replay_engine(engine: StreamEngine, records: list[dict], label_delay: int) -> dict:

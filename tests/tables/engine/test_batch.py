@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aegis_app.core.config import load
+from aegis_app.core.source import SourceReader
 from tables.engine import RecordError, compute_features
 from tests.tables.engine.cases import START, run_stream, stream_cases
 from tests.tables.engine.driver import assert_rows_equal, mismatches, same
@@ -98,29 +99,11 @@ def test_the_handbook_preset_equals_todays_batch_features():
 
 
 def sparkov_frame(path: Path) -> pd.DataFrame:
-    """The Sparkov slice, normalised by hand for this test."""
-    raw = pd.read_csv(path, dtype={"cc_num": str, "trans_num": str, "zip": str})
-    stamp = pd.to_datetime(raw["trans_date_trans_time"], format="%Y-%m-%d %H:%M:%S")
-    born = pd.to_datetime(raw["dob"], format="%Y-%m-%d")
-    return pd.DataFrame(
-        {
-            "transaction_id": raw["trans_num"],
-            "card": raw["cc_num"],
-            "merchant": raw["merchant"],
-            "amount": raw["amt"].astype(float),
-            "ts": stamp.to_numpy(dtype="datetime64[s]").astype(np.int64),
-            "label": raw["is_fraud"],
-            "category": raw["category"],
-            "gender": raw["gender"],
-            "state": raw["state"],
-            "city_pop": raw["city_pop"].astype(float),
-            "dob": born.to_numpy(dtype="datetime64[s]").astype(np.int64),
-            "home.lat": raw["lat"],
-            "home.lon": raw["long"],
-            "merchant_location.lat": raw["merch_lat"],
-            "merchant_location.lon": raw["merch_long"],
-        }
-    )
+    """The Sparkov slice, normalised by the source reader of its preset."""
+    reader = SourceReader(load(ROOT / "configs" / "sparkov.toml"))
+    frame, bad = reader.frame(pd.read_csv(path, dtype=reader.csv_dtypes()))
+    assert not bad, bad[:3]
+    return frame
 
 
 def test_the_sparkov_preset_runs_end_to_end(sparkov_slice):
