@@ -8,14 +8,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 
 from models.decisions.policy import Rules, decide
 from models.detectors.bundle import ModelBundle
 
 
-def feature_matrix(bundle: ModelBundle, features: Sequence[dict[str, float]]) -> np.ndarray:
-    """Rows in the model's feature order (the order its manifest records)."""
-    return np.array([[f[name] for name in bundle.feature_names] for f in features], dtype=float)
+def feature_matrix(
+    bundle: ModelBundle, features: Sequence[dict[str, float | str | None]] | pd.DataFrame
+) -> np.ndarray:
+    """Rows in the model's feature order (the order its manifest records): one feature
+    dict per transaction, or a batch DataFrame; categorical values become their codes
+    (unseen or missing ones NaN)."""
+    return bundle.matrix(features)
 
 
 def build_decisions(

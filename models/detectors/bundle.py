@@ -13,15 +13,22 @@ so combining costs a few microseconds per batch.
 Fallbacks, when the stacker could not be fitted:
   * labels but too few frauds in the holdout: the mean probability of the supervised ones;
   * no labels: the mean percentile of the unsupervised detectors' scores.
+
+Categorical features (`categories`: feature -> vocabulary from the training data) enter
+the matrix as codes (models/detectors/categories.py); only detectors that handle them
+(the gradient-boosted trees) read those columns.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from models.detectors.base import Detector
+from models.detectors.categories import encode_values, vocabulary_index
 
 STACKED, SUPERVISED_MEAN, PERCENTILE_MEAN = "stacked", "supervised_mean", "percentile_mean"
 _EPS = 1e-6
@@ -83,11 +90,56 @@ class ModelBundle:
     # Per detector, sorted scores on training data (percentile fallback only).
     reference_scores: dict[str, np.ndarray] = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+    # Categorical feature -> its vocabulary (position = code); empty: all numeric.
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    # Per feature, the value a missing (NaN) one takes for detectors that cannot read NaN
+    # (training median); None: trained before missing values were filled.
+    fill_values: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self._index_columns()
 
+    @property
+    def categorical_features(self) -> list[str]:
+        return [name for name in self.feature_names if name in self.categories]
+
+    def matrix(self, rows: Sequence[Mapping[str, object]] | pd.DataFrame) -> np.ndarray:
+        """The float matrix in feature order: feature dicts (one per transaction) or a
+        DataFrame with a column per feature; categoricals become their codes."""
+        names = self.feature_names
+        if isinstance(rows, pd.DataFrame):
+            absent = [name for name in names if name not in rows.columns]
+            if absent:
+                raise KeyError(f"features missing from the batch: {absent}")
+            columns = [self._column(name, rows[name]) for name in names]
+            return np.column_stack(columns) if columns else np.empty((len(rows), 0))
+        if not self._vocab_index:
+            return np.array([[row[name] for name in names] for row in rows], dtype=float)
+        X = np.empty((len(rows), len(names)), dtype=np.float64)
+        for j, name in enumerate(names):
+            X[:, j] = self._column(name, [row[name] for row in rows])
+        return X
+
+    def _column(self, name: str, values: Sequence[object] | pd.Series) -> np.ndarray:
+        index = self._vocab_index.get(name)
+        if index is not None:
+            return encode_values(values, index)
+        try:
+            if isinstance(values, pd.Series):  # nullable dtypes: pd.NA -> NaN
+                return values.to_numpy(dtype=np.float64, na_value=np.nan)
+            return np.asarray(values, dtype=np.float64)  # None -> NaN
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"feature {name!r} is numeric in model {self.version} but a value is not a number"
+            ) from None
+
     def _index_columns(self) -> None:
+        self._vocab_index = {
+            name: vocabulary_index(vocab) for name, vocab in self.categories.items()
+        }
+        self._categorical_mask = np.array(
+            [name in self.categories for name in self.feature_names], dtype=bool
+        )
         position = {name: i for i, name in enumerate(self.feature_names)}
         self._columns: dict[str, np.ndarray | None] = {}
         for name in self.detectors:
@@ -99,11 +151,14 @@ class ModelBundle:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("categories", {})  # bundles pickled before categoricals
+        self.__dict__.setdefault("fill_values", None)
         self._index_columns()
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state.pop("_columns", None)
+        for derived in ("_columns", "_vocab_index", "_categorical_mask"):
+            state.pop(derived, None)
         return state
 
     def raw_scores(self, X: np.ndarray) -> dict[str, np.ndarray]:
@@ -112,11 +167,20 @@ class ModelBundle:
             X = X.reshape(1, -1)
         out: dict[str, np.ndarray] = {}
         for name, detector in self.detectors.items():
-            cols = self._columns.get(name)
-            out[name] = np.asarray(
-                detector.score(X if cols is None else X[:, cols]), dtype=np.float64
-            )
+            out[name] = np.asarray(detector.score(self.detector_input(name, X)), dtype=np.float64)
         return out
+
+    def detector_input(self, name: str, X: np.ndarray) -> np.ndarray:
+        """A detector's columns of X, missing values filled unless it reads NaN itself."""
+        cols = self._columns.get(name)
+        Xd = X if cols is None else X[:, cols]
+        fill = self.fill_values
+        if fill is None or getattr(self.detectors[name], "handles_missing", False):
+            return Xd
+        missing = np.isnan(Xd)
+        if not missing.any():
+            return Xd
+        return np.where(missing, fill if cols is None else fill[cols], Xd)
 
     def score(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Raw score per detector and `ensemble`, the calibrated fraud probability in [0, 1]."""
@@ -144,13 +208,15 @@ class ModelBundle:
         features furthest from their training norm."""
         row = np.asarray(row, dtype=np.float64).ravel()
         z = (row - self.feature_mean) / np.where(self.feature_std > 0, self.feature_std, 1.0)
+        # A code has no typical value, and NaN (missing) stands out from nothing.
+        z = np.where(self._categorical_mask | np.isnan(z), 0.0, z)
         reasons: list[str] = []
         used: set[int] = set()
         linear = next((d for d in self.detectors.values() if hasattr(d, "contributions")), None)
         if linear is not None:
             cols = self._columns.get(linear.name)
             contrib = np.zeros(len(row))
-            part = linear.contributions((row if cols is None else row[cols]).reshape(1, -1))[0]
+            part = linear.contributions(self.detector_input(linear.name, row.reshape(1, -1)))[0]
             if cols is None:
                 contrib[:] = part
             else:

@@ -18,6 +18,12 @@ A version is refused (ModelRefused) when its manifest does not match the running
 order, another scikit-learn/numpy release than the one that pickled it) or an artifact is
 missing or fails its checksum. Thresholds live in the manifest (`aegis thresholds` edits
 them without touching the artifact), and `load` applies them over the bundle's.
+
+The manifest's `config` block records the user's config the version was trained with
+(models/lifecycle/model_config.py: features with kinds and windows, source columns, a
+hash). `load(..., config=...)` refuses a version whose recorded config differs from the
+given one, naming each difference; a version without the block (trained before configs
+were recorded) serves only the Handbook preset, and only with its exact feature list.
 """
 
 from __future__ import annotations
@@ -34,7 +40,10 @@ import joblib
 import numpy as np
 import sklearn
 
+from aegis_app.core import config as config_files
+from aegis_app.core.config import Config, ConfigError
 from models.detectors.bundle import ModelBundle
+from models.lifecycle.model_config import config_differences, describe_config
 from tables.features import ALL_FEATURES
 
 MANIFEST_FORMAT = 2
@@ -78,6 +87,8 @@ class Manifest:
     drift_reference: dict = field(default_factory=dict)
     # Where the version came from: `aegis train`, or a retraining run (its id, champion).
     lineage: dict = field(default_factory=dict)
+    # The config the version was trained with (describe_config); empty before configs.
+    config: dict = field(default_factory=dict)
     format: int = MANIFEST_FORMAT
 
 
@@ -106,11 +117,21 @@ def save(
     activate: bool = True,
     drift_reference: dict | None = None,
     lineage: dict | None = None,
+    config: Config | None = None,
 ) -> Manifest:
     """Write a bundle as a new version (atomically) and, by default, make it active.
 
-    holdout_metrics default to the ones fit_bundle measured (bundle.metadata).
+    holdout_metrics default to the ones fit_bundle measured (bundle.metadata), the
+    config to the one fit_bundle was given (none recorded when neither is).
     """
+    metadata = bundle.metadata or {}
+    recorded_config = describe_config(config) if config is not None else metadata.get("config")
+    if recorded_config and list(bundle.feature_names) != [
+        f["name"] for f in recorded_config["features"]
+    ]:
+        raise ValueError(
+            f"model {bundle.version}: its features are not the config's features in order"
+        )
     target = _versions_dir(model_dir) / bundle.version
     if target.exists():
         raise ModelRefused(f"model version {bundle.version!r} already exists in {model_dir}")
@@ -118,7 +139,6 @@ def save(
     staging.mkdir(parents=True, exist_ok=False)
     artifact = staging / ARTIFACT
     joblib.dump(bundle, artifact)
-    metadata = bundle.metadata or {}
     manifest = Manifest(
         version=bundle.version,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -143,6 +163,7 @@ def save(
         libraries=library_versions(),
         drift_reference=_jsonable(drift_reference or {}),
         lineage=_jsonable(lineage or {"source": "aegis train"}),
+        config=_jsonable(recorded_config or {}),
     )
     _write_json(staging / "manifest.json", asdict(manifest))
     staging.rename(target)
@@ -273,9 +294,15 @@ def check_manifest(manifest: Manifest) -> None:
         raise ModelRefused(
             f"{version}: built by model code {manifest.code_version}, this is {CODE_VERSION}"
         )
-    unknown = [name for name in manifest.feature_names if name not in ALL_FEATURES]
-    if unknown:
-        raise ModelRefused(f"{version}: features this code cannot compute: {unknown}")
+    if manifest.config:
+        # The recorded config vouches for the features (load(config=...) compares it).
+        declared = [f.get("name") for f in manifest.config.get("features", [])]
+        if declared != manifest.feature_names:
+            raise ModelRefused(f"{version}: feature list and recorded config disagree")
+    else:
+        unknown = [name for name in manifest.feature_names if name not in ALL_FEATURES]
+        if unknown:
+            raise ModelRefused(f"{version}: features this code cannot compute: {unknown}")
     for name, subset in manifest.detector_features.items():
         missing = [f for f in subset if f not in manifest.feature_names]
         if missing:
@@ -295,8 +322,37 @@ def check_manifest(manifest: Manifest) -> None:
         raise ModelRefused(f"{version}: thresholds must give numbers for review and block")
 
 
-def load(model_dir: Path, version: str | None = None) -> ModelBundle:
-    """Load a version (default: the active one), refusing any mismatch or corruption."""
+def check_config(manifest: Manifest, config: Config) -> None:
+    """Refuse a version trained with another config than `config` (ModelRefused names
+    every difference)."""
+    version = manifest.version
+    if manifest.config:
+        differences = config_differences(manifest.config, config)
+        if differences:
+            raise ModelRefused(f"{version}: trained with another config: {'; '.join(differences)}")
+        return
+    # Trained before configs were recorded: the Handbook's features, nothing else.
+    try:
+        handbook = config_files.load(config_files.resolve(None))
+    except ConfigError as exc:
+        raise ModelRefused(f"{version}: records no config, and {exc}") from None
+    differences = config_differences(describe_config(handbook), config)
+    if differences:
+        raise ModelRefused(
+            f"{version}: records no config (trained before configs were recorded), so it "
+            f"serves the Handbook preset only; this config differs from it: "
+            f"{'; '.join(differences)}"
+        )
+    if manifest.feature_names != list(config.feature_names):
+        raise ModelRefused(
+            f"{version}: records no config and its features {manifest.feature_names} are not "
+            f"the Handbook preset's {list(config.feature_names)}"
+        )
+
+
+def load(model_dir: Path, version: str | None = None, config: Config | None = None) -> ModelBundle:
+    """Load a version (default: the active one), refusing any mismatch or corruption, and,
+    given the running `config`, a version trained with another one (see check_config)."""
     version = version or active_version(model_dir)
     if version is None:
         raise ModelRefused(f"no active model in {model_dir}; run `aegis train` first")
@@ -307,6 +363,8 @@ def load(model_dir: Path, version: str | None = None) -> ModelBundle:
     if manifest.version != version:
         raise ModelRefused(f"{version}: manifest names version {manifest.version!r}")
     check_manifest(manifest)
+    if config is not None:
+        check_config(manifest, config)
     for name, digest in manifest.artifacts.items():
         path = folder / name
         if not path.is_file() or _sha256(path) != digest:

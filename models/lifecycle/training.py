@@ -7,27 +7,36 @@ all known by then (see `default_train_window`).
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from aegis_app.core.config import Config
 from aegis_app.core.timerules import DAY, label_known_at
 from models.decisions import thresholds as threshold_rules
 from models.detectors.autoencoder import AutoencoderDetector
 from models.detectors.base import Detector
 from models.detectors.bundle import PERCENTILE_MEAN, STACKED, SUPERVISED_MEAN, ModelBundle, Stacker
 from models.detectors.bundle import transform as score_transform
+from models.detectors.categories import build_vocabulary, encode_values, vocabulary_index
 from models.detectors.gradient_boosting import GradientBoostingDetector
 from models.detectors.isolation_forest import IsolationForestDetector
 from models.detectors.logistic import LogisticRegressionDetector
 from models.detectors.ocsvm import OneClassSVMDetector
+from models.lifecycle.model_config import describe_config
 from tables.batch import epoch_seconds, warmup_days
 from tables.features import ALL_FEATURES
 
-# Unsupervised detectors read this subset: the amount, the card's amount norms and the
-# terminal risk. On the full set their anomalies are dominated by genuine-but-rare
-# patterns (night hours, long gaps between a card's transactions), which costs AP.
+# Unsupervised detectors read a subset: the amount, its ratio and z-score to the card's
+# norm, the fraud shares and the amount means (UNSUPERVISED_KINDS, in this order). On the
+# full set their anomalies are dominated by genuine-but-rare patterns (night hours, long
+# gaps between a card's transactions), which costs AP.
+UNSUPERVISED_KINDS: tuple[str, ...] = ("value", "ratio", "zscore", "fraud_share", "mean")
+# The rule's result on the Handbook preset (configs/handbook.toml; tested), used when no
+# config is given.
 UNSUPERVISED_FEATURES: tuple[str, ...] = (
     "TX_AMOUNT",
     "CUSTOMER_ID_AMOUNT_RATIO_30DAY",
@@ -92,9 +101,27 @@ def default_detectors(seed: int = 0, quiet: bool = True) -> list[Detector]:
     ]
 
 
-def default_feature_subsets(names: list[str]) -> dict[str, list[str]]:
-    """Features per detector: unsupervised ones on UNSUPERVISED_FEATURES when available."""
-    subset = [f for f in UNSUPERVISED_FEATURES if f in names]
+def unsupervised_features(config: Config) -> list[str]:
+    """The declared features the unsupervised detectors read: the amount's value and every
+    ratio, z-score, fraud share and mean of the amount, grouped by kind in
+    UNSUPERVISED_KINDS order, in declaration order within a kind."""
+    amount_kinds = ("value", "ratio", "zscore", "mean")
+    chosen = []
+    for kind in UNSUPERVISED_KINDS:
+        for feature in config.features:
+            if feature.kind != kind:
+                continue
+            if kind in amount_kinds and feature.field != "amount":
+                continue
+            chosen.append(feature.name)
+    return chosen
+
+
+def default_feature_subsets(names: list[str], config: Config | None = None) -> dict[str, list[str]]:
+    """Features per detector: the unsupervised ones on `unsupervised_features(config)`
+    (UNSUPERVISED_FEATURES without a config) when available."""
+    rule = UNSUPERVISED_FEATURES if config is None else unsupervised_features(config)
+    subset = [f for f in rule if f in names]
     if len(subset) < 2:
         return {}
     return {"isolation_forest": subset, "ocsvm": subset, "autoencoder": subset}
@@ -112,8 +139,13 @@ def history_start(window_start: pd.Timestamp, delay_days: int) -> pd.Timestamp:
     return window_start - pd.Timedelta(seconds=warmup_days(delay_days) * DAY)
 
 
+def categorical_features(config: Config) -> list[str]:
+    """The declared features whose values are categories (text), coded for the trees."""
+    return [f.name for f in config.features if f.kind == "category"]
+
+
 def fit_bundle(
-    X: np.ndarray,
+    X: np.ndarray | pd.DataFrame,
     y: np.ndarray | None,
     version: str,
     detectors: list[Detector] | None = None,
@@ -124,6 +156,8 @@ def fit_bundle(
     cards: np.ndarray | None = None,
     holdout_share: float = HOLDOUT_SHARE,
     quiet: bool = True,
+    config: Config | None = None,
+    categorical: Sequence[str] | None = None,
 ) -> ModelBundle:
     """Fit every detector (supervised ones on y too) and the stacked ensemble.
 
@@ -133,9 +167,29 @@ def fit_bundle(
     out-of-sample holdout scores, holdout metrics and default thresholds are computed on
     them (stacker predictions out of fold), then the detectors are refitted on all rows.
     `cards` (CUSTOMER_ID per row) enables CP@100 and the cards-per-day review threshold.
+
+    `config` (the user's declared schema and features) names the features (default: its
+    feature order), the categorical ones (kind "category") and the unsupervised subset,
+    and is recorded in the bundle's metadata for the manifest; without it, the Handbook's
+    features. Categorical columns (`categorical`, else the config's) hold text; X is then
+    a DataFrame or an object array. Each gets a vocabulary from these rows.
     """
-    X = np.asarray(X, dtype=np.float64)
+    if feature_names is None and config is not None:
+        feature_names = list(config.feature_names)
+    if feature_names is None and isinstance(X, pd.DataFrame):
+        feature_names = [str(c) for c in X.columns]
     names = list(feature_names or ALL_FEATURES)
+    if config is not None and names != list(config.feature_names):
+        raise ValueError(
+            "feature_names are not the config's features in its order: the model must "
+            "record the config it was trained with"
+        )
+    if categorical is None:
+        categorical = categorical_features(config) if config is not None else []
+    unknown = [c for c in categorical if c not in names]
+    if unknown:
+        raise ValueError(f"categorical features not among the feature names: {unknown}")
+    X, categories = _encode_training_matrix(X, names, list(categorical))
     if X.shape[1] != len(names):
         raise ValueError(f"X has {X.shape[1]} columns for {len(names)} feature names")
     if times is not None:
@@ -145,18 +199,28 @@ def fit_bundle(
         times = np.asarray(times)[order]
         cards = None if cards is None else np.asarray(cards)[order]
     detectors = detectors if detectors is not None else default_detectors(seed, quiet)
-    subsets = default_feature_subsets(names) if feature_subsets is None else feature_subsets
+    subsets = default_feature_subsets(names, config) if feature_subsets is None else feature_subsets
     has_labels = y is not None and len(np.unique(y)) == 2
     active = [d for d in detectors if has_labels or not d.supervised]
     position = {name: i for i, name in enumerate(names)}
-    columns = {d.name: [position[f] for f in subsets.get(d.name, names)] for d in active}
+    columns = {d.name: _detector_columns(d, subsets, names, categories) for d in active}
+    columns = {name: [position[f] for f in subset] for name, subset in columns.items()}
     detector_features = {d.name: [names[i] for i in columns[d.name]] for d in active}
+
+    fill_values = _fill_values(X)
+    X_filled = np.where(np.isnan(X), fill_values, X) if np.isnan(X).any() else X
+
+    def rows_for(det: Detector, rows: slice) -> np.ndarray:
+        # Detectors that cannot read NaN see the training median instead (as in scoring).
+        source = X if getattr(det, "handles_missing", False) else X_filled
+        return source[rows][:, columns[det.name]]
 
     def fit_all(rows: slice) -> dict[str, Detector]:
         fitted = {}
         for det in active:
-            Xd = X[rows][:, columns[det.name]]
-            fitted[det.name] = det.fit(Xd, y[rows] if det.supervised else None)
+            if hasattr(det, "use_categorical"):
+                det.use_categorical(np.array([names[i] in categories for i in columns[det.name]]))
+            fitted[det.name] = det.fit(rows_for(det, rows), y[rows] if det.supervised else None)
         return fitted
 
     n = len(X)
@@ -173,12 +237,14 @@ def fit_bundle(
         "training_rows": n,
         "training_frauds": int(np.sum(y)) if has_labels else None,
     }
+    if config is not None:
+        metadata["config"] = describe_config(config)
     stacker = None
     hold_scores = None
     if stack_ok:
         fit_all(slice(0, cut))
         hold_raw = {
-            d.name: np.asarray(d.score(X[cut:][:, columns[d.name]]), dtype=np.float64)
+            d.name: np.asarray(d.score(rows_for(d, slice(cut, n))), dtype=np.float64)
             for d in active
         }
         y_hold = y[cut:].astype(int)
@@ -198,6 +264,7 @@ def fit_bundle(
         metadata["stacker"] = stacker.describe()
     method = STACKED if stack_ok else (SUPERVISED_MEAN if has_labels else PERCENTILE_MEAN)
     fitted = fit_all(slice(0, n))  # refit on every row (detectors are fitted in place)
+    feature_mean, feature_std = _feature_norms(X, [name in categories for name in names])
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, REFERENCE_SIZE, False)) if n > REFERENCE_SIZE else slice(None)
     bundle = ModelBundle(
@@ -205,12 +272,14 @@ def fit_bundle(
         feature_names=names,
         detectors=fitted,
         thresholds={},
-        feature_mean=X.mean(axis=0),
-        feature_std=X.std(axis=0),
+        feature_mean=feature_mean,
+        feature_std=feature_std,
         detector_features=detector_features,
         ensemble_method=method,
         stacker=stacker,
         metadata=metadata,
+        categories=categories,
+        fill_values=fill_values,
     )
     if method == PERCENTILE_MEAN:
         bundle.reference_scores = {
@@ -235,6 +304,83 @@ def fit_bundle(
             "block": f"quantile {BLOCK_QUANTILE}",
         }
     return bundle
+
+
+def _encode_training_matrix(
+    X: np.ndarray | pd.DataFrame, names: list[str], categorical: list[str]
+) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """The float matrix, categorical columns replaced by codes, and their vocabularies."""
+    if not categorical:
+        if isinstance(X, pd.DataFrame):
+            X = X[names] if set(names) <= set(X.columns) else X
+        return np.asarray(X, dtype=np.float64), {}
+    if isinstance(X, pd.DataFrame):
+        absent = [name for name in names if name not in X.columns]
+        if absent:
+            raise ValueError(f"X has no column for the features {absent}")
+        raw = [X[name].to_numpy() for name in names]
+    else:
+        array = np.asarray(X, dtype=object)
+        if array.ndim != 2 or array.shape[1] != len(names):
+            raise ValueError(f"X has shape {array.shape} for {len(names)} feature names")
+        raw = [array[:, j] for j in range(len(names))]
+    categories: dict[str, list[str]] = {}
+    columns = []
+    for name, values in zip(names, raw):
+        if name in categorical:
+            categories[name] = build_vocabulary(values)
+            columns.append(encode_values(values, vocabulary_index(categories[name])))
+        else:
+            try:
+                columns.append(pd.to_numeric(pd.Series(values), errors="raise").to_numpy(float))
+            except (ValueError, TypeError):
+                raise ValueError(
+                    f"feature {name!r} is numeric but holds non-numbers (declare it as a "
+                    "category feature if its values are categories)"
+                ) from None
+    return np.column_stack(columns).astype(np.float64), categories
+
+
+def _detector_columns(
+    detector: Detector,
+    subsets: dict[str, list[str]],
+    names: list[str],
+    categories: dict[str, list[str]],
+) -> list[str]:
+    """A detector's features; categorical codes only for detectors that handle them."""
+    subset = list(subsets.get(detector.name, names))
+    if getattr(detector, "handles_categorical", False) or not categories:
+        return subset
+    if detector.name in subsets:
+        coded = [f for f in subset if f in categories]
+        if coded:
+            raise ValueError(
+                f"{detector.name} reads numbers only; its subset has categorical features {coded}"
+            )
+    return [f for f in subset if f not in categories]
+
+
+def _fill_values(X: np.ndarray) -> np.ndarray:
+    """Per column, the training median of the present values (0 when none is present)."""
+    if not np.isnan(X).any():
+        return np.median(X, axis=0) if len(X) else np.zeros(X.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+        return np.nan_to_num(np.nanmedian(X, axis=0))
+
+
+def _feature_norms(X: np.ndarray, categorical: list[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """Training mean and std per feature (for reasons): missing values skipped, and none
+    for categorical codes (mean 0, std 0)."""
+    if np.isnan(X).any():
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+            mean, std = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
+        mean, std = np.nan_to_num(mean), np.nan_to_num(std)
+    else:
+        mean, std = X.mean(axis=0), X.std(axis=0)
+    mask = np.asarray(categorical, dtype=bool)
+    return np.where(mask, 0.0, mean), np.where(mask, 0.0, std)
 
 
 def _holdout_thresholds(
