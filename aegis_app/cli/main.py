@@ -148,6 +148,37 @@ def _load_file(path: Path):
     return good
 
 
+def _user_schema(settings: Settings):
+    """The command's config when it is not the simulator's schema with the Handbook's
+    features (those keep their own, unchanged path), else None."""
+    from aegis_app.core import config as configs
+    from tables.features import ALL_FEATURES
+
+    config = configs.load(configs.resolve(settings.config))
+    src = config.source
+    handbook = config.feature_names == ALL_FEATURES and (
+        src.transaction_id,
+        src.card,
+        src.merchant,
+        src.amount,
+        src.timestamp.field,
+    ) == ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_DATETIME")
+    return None if handbook else config
+
+
+def _load_configured(path: Path, config):
+    """A file in the config's schema, as the protocol's view of its normalised rows."""
+    from aegis_app.core.source import SourceReader
+    from models.lifecycle.experiment import protocol_view
+
+    normalised, errors = SourceReader(config).read_file(path)
+    for line, reason in errors[:20]:
+        print(f"{path}:{line}: {reason}", file=sys.stderr)
+    if errors:
+        print(f"{path}: {len(errors)} bad row(s) skipped", file=sys.stderr)
+    return protocol_view(normalised)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -155,12 +186,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     from models.lifecycle.training import Window, default_train_window
 
     conf = _settings(args)
-    frame = _load_file(args.data)
+    config = _user_schema(conf)
+    frame = _load_configured(args.data, config) if config else _load_file(args.data)
     if args.train_start:
         window = Window(pd.Timestamp(args.train_start), args.train_days)
     else:
         window = default_train_window(frame["TX_DATETIME"], args.train_days, conf.label_delay_days)
-    manifest = train(frame, conf.model_dir, window, conf.label_delay_days, progress=not args.quiet)
+    manifest = train(
+        frame,
+        conf.model_dir,
+        window,
+        conf.label_delay_days,
+        progress=not args.quiet,
+        config=config,
+    )
     print(
         json.dumps(
             {
@@ -178,9 +217,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from models.lifecycle.evaluation import Split
     from models.lifecycle.experiment import dumps, evaluate
 
-    frame = _load_file(args.data)
+    config = _user_schema(_settings(args))
+    frame = _load_configured(args.data, config) if config else _load_file(args.data)
     split = Split(args.train_start, args.train_days, args.delay_days, args.test_days)
-    result = evaluate(frame, split, scores_out=args.scores_out, progress=not args.quiet)
+    result = evaluate(
+        frame, split, scores_out=args.scores_out, progress=not args.quiet, config=config
+    )
     print(dumps(result))
     return 0
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -94,6 +95,24 @@ class SourceReader:
         return int(moment.timestamp())
 
     # ------------------------------------------------------------------ a frame
+
+    def read_file(self, path: str | Path) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
+        """A CSV (optionally gzipped) or Parquet file's normalised rows, and (line, reason)
+        of each row that does not fit (CSV lines; for Parquet, row number + 2)."""
+        path = Path(path)
+        name = path.name.lower()
+        try:
+            if name.endswith((".parquet", ".pq")):
+                raw = pd.read_parquet(path)
+            elif name.endswith((".csv", ".csv.gz")):
+                raw = pd.read_csv(path, dtype=self.csv_dtypes(), low_memory=False)
+            else:
+                raise InvalidRecord(f"{path}: expected a .csv, .csv.gz or .parquet file")
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, InvalidRecord):
+                raise
+            raise InvalidRecord(f"{path}: cannot read it ({exc})") from None
+        return self.frame(raw)
 
     def missing_columns(self, columns: Any) -> list[str]:
         """Configured columns a file lacks (the label may be absent: no labels known)."""

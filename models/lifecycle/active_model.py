@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aegis_app.core import config as configs
+from aegis_app.core.config import Config
 from models.detectors.bundle import ModelBundle
 from models.lifecycle import registry
 
@@ -31,8 +33,13 @@ class Refresh:
 
 
 class ActiveModel:
-    def __init__(self, model_dir: Path | str) -> None:
+    """`config`: the features this process computes; a version trained with another config
+    is refused, naming the difference (default: the default preset, configs/handbook.toml,
+    which is what the workers and the API compute today)."""
+
+    def __init__(self, model_dir: Path | str, config: Config | None = None) -> None:
         self.model_dir = Path(model_dir)
+        self.config = config if config is not None else configs.load(configs.resolve(None))
         self.bundle: ModelBundle | None = None
         self.loaded_at: str | None = None  # ISO time the current bundle was loaded
         self.last_error: str | None = None  # why no (newer) model is loaded, if so
@@ -49,7 +56,7 @@ class ActiveModel:
                 self.last_error = f"no active model in {self.model_dir}"
             return Refresh(UNCHANGED, current, current)
         try:
-            bundle = registry.load(self.model_dir, version)
+            bundle = registry.load(self.model_dir, version, config=self.config)
         except registry.ModelRefused as exc:
             self.last_error = str(exc)
             log.error("model refused, keeping %s: %s", current or "none", exc)

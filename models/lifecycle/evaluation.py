@@ -245,7 +245,8 @@ def card_precision_at_k(
         .reset_index()
     )
 
-    detected: np.ndarray = np.empty(0, dtype=per_card["card"].dtype)
+    # to_numpy(): text card ids are a pandas string array, which numpy has no dtype for.
+    detected: np.ndarray = np.empty(0, dtype=per_card["card"].to_numpy().dtype)
     per_day: list[float] = []
     # Sequential over days (at most a handful): each day depends on earlier detections.
     for _, cards in per_card.groupby("day", sort=True):

@@ -1,7 +1,11 @@
 """`aegis evaluate` and `aegis train`: the Handbook protocol and model training on a file.
 
-Both compute features with tables.batch (the stream's own feature code) on the rows that
-can affect the window (its 30 + delay days of history), then fit with models.lifecycle.training.
+Both compute features on the rows that can affect the window (its warm-up of history), then
+fit with models.lifecycle.training. Without a config the file has the simulator's columns
+and the Handbook's features come from tables.batch (the stream's own feature code). With a
+config (aegis_app.core.config) the frame holds normalised records (aegis_app.core.source)
+and the config's features come from the feature engine (tables.engine); the protocol reads
+them through the simulator's column names (:func:`protocol_view`).
 """
 
 from __future__ import annotations
@@ -13,14 +17,38 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aegis_app.core.config import Config
 from models.lifecycle import registry
 from models.lifecycle.drift import bundle_reference
 from models.lifecycle.evaluation import Split, score_columns_to_metrics, split_masks, test_set_mask
 from models.lifecycle.training import Window, fit_bundle, history_start, known_labels
 from tables.batch import compute_features
+from tables.engine import compute_features as engine_features
 from tables.features import ALL_FEATURES
 
 log = logging.getLogger(__name__)
+
+
+def protocol_view(normalised: pd.DataFrame) -> pd.DataFrame:
+    """Normalised records with the columns the protocol and training read added under the
+    simulator's names (time as naive UTC datetimes)."""
+    view = normalised.copy()
+    # Ids as plain objects: numpy has no dtype for pandas' string arrays.
+    view["TRANSACTION_ID"] = normalised["transaction_id"].astype(object)
+    view["TX_DATETIME"] = pd.to_datetime(normalised["ts"].to_numpy(dtype="int64"), unit="s")
+    view["CUSTOMER_ID"] = normalised["card"].astype(object)
+    view["TERMINAL_ID"] = normalised["merchant"].astype(object)
+    view["TX_AMOUNT"] = normalised["amount"]
+    view["TX_FRAUD"] = normalised["label"]
+    return view
+
+
+def _features(
+    rows: pd.DataFrame, delay_days: int, config: Config | None, progress: bool
+) -> pd.DataFrame:
+    if config is None:
+        return compute_features(rows, delay_days, progress=progress)
+    return engine_features(rows, config, progress=progress)
 
 
 def _rows_between(df: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -34,16 +62,18 @@ def evaluate(
     scores_out: Path | None = None,
     progress: bool = False,
     feature_names: list[str] | None = None,
+    config: Config | None = None,
 ) -> dict:
     """Train on the split's training window, score its test window, return the metrics.
 
-    Writes `scores_out` (TRANSACTION_ID, one column per model, `ensemble`) for every
-    transaction of the test window; metrics are computed on the test set (the window
-    minus cards already known to be compromised, evaluation.md).
+    Writes `scores_out` (the transaction id column, one column per model, `ensemble`) for
+    every transaction of the test window; metrics are computed on the test set (the window
+    minus cards already known to be compromised, evaluation.md). With `config`, `df` is a
+    :func:`protocol_view` and the id column is the config's.
     """
-    names = feature_names or list(ALL_FEATURES)
+    names = feature_names or list(config.feature_names if config else ALL_FEATURES)
     rows = _rows_between(df, history_start(split.train_start, split.delay_days), split.test_end)
-    features = compute_features(rows, split.delay_days, progress=progress)
+    features = _features(rows, split.delay_days, config, progress)
     train_mask, test_mask = split_masks(rows, split)
     # Training happens at the start of the test window: only labels known by then.
     y_all = known_labels(rows, split.test_start, split.delay_days)
@@ -51,21 +81,23 @@ def evaluate(
     if not train_known.any():
         raise ValueError("no labelled transactions in the training window")
     bundle = fit_bundle(
-        features.loc[train_known, names].to_numpy(),
+        _inputs(features.loc[train_known, names], config),
         y_all[train_known].astype(int),
         version="evaluation",
         feature_names=names,
         times=rows.loc[train_known, "TX_DATETIME"].to_numpy(),
         cards=rows.loc[train_known, "CUSTOMER_ID"].to_numpy(),
         quiet=not progress,
+        config=config,
     )
     test_rows = rows.loc[test_mask].reset_index(drop=True)
-    scores = bundle.score(features.loc[test_mask, names].to_numpy())
+    scores = bundle.score(bundle.matrix(features.loc[test_mask, names]))
     frame = pd.DataFrame({"TRANSACTION_ID": test_rows["TRANSACTION_ID"].to_numpy()})
     for name, values in scores.items():
         frame[name] = values
     if scores_out is not None:
-        frame.to_csv(scores_out, index=False)
+        id_column = config.source.transaction_id if config else "TRANSACTION_ID"
+        frame.rename(columns={"TRANSACTION_ID": id_column}).to_csv(scores_out, index=False)
     # The rule needs the frauds before the test window, so it reads all rows.
     in_test_set = test_set_mask(rows, split)[test_mask]
     labelled = test_rows.loc[in_test_set].reset_index(drop=True)
@@ -106,14 +138,17 @@ def train(
     delay_days: int,
     progress: bool = False,
     activate: bool = True,
+    config: Config | None = None,
 ) -> registry.Manifest:
-    """Fit a bundle on `window` with the labels known at its end + delay; register it."""
+    """Fit a bundle on `window` with the labels known at its end + delay; register it.
+    With `config`, `df` is a :func:`protocol_view` and the features are the config's."""
     rows = _rows_between(df, history_start(window.start, delay_days), window.end)
-    features = compute_features(rows, delay_days, progress=progress)
+    features = _features(rows, delay_days, config, progress)
     in_window = window.mask(rows["TX_DATETIME"])
     labels = known_labels(rows, window.end + pd.Timedelta(days=delay_days), delay_days)
     usable = in_window & ~np.isnan(labels)
-    X = features.loc[in_window, list(ALL_FEATURES)].to_numpy()
+    names = list(config.feature_names if config else ALL_FEATURES)
+    X = _inputs(features.loc[in_window, names], config)
     y = None
     if usable.sum() == in_window.sum() and in_window.any():
         y = labels[in_window].astype(int)
@@ -123,9 +158,11 @@ def train(
         X,
         y,
         version=registry.new_version_id(model_dir),
+        feature_names=names,
         times=rows.loc[in_window, "TX_DATETIME"].to_numpy(),
         cards=rows.loc[in_window, "CUSTOMER_ID"].to_numpy(),
         quiet=not progress,
+        config=config,
     )
     info = {
         **window.describe(),
@@ -133,7 +170,7 @@ def train(
         "frauds": int(np.nansum(labels[in_window])),
     }
     # The drift reference: the training window's features and the bundle's scores on them.
-    drift_reference = bundle_reference(bundle, X)
+    drift_reference = bundle_reference(bundle, bundle.matrix(features.loc[in_window, names]))
     return registry.save(
         bundle,
         model_dir,
@@ -141,6 +178,12 @@ def train(
         activate=activate,
         drift_reference=drift_reference,
     )
+
+
+def _inputs(features: pd.DataFrame, config: Config | None) -> np.ndarray | pd.DataFrame:
+    """What fit_bundle takes: the Handbook's all-numeric matrix, or the config's frame
+    (categorical features hold text; the bundle codes them)."""
+    return features if config is not None else features.to_numpy()
 
 
 def dumps(result: dict) -> str:

@@ -329,7 +329,7 @@ def check_config(manifest: Manifest, config: Config) -> None:
     if manifest.config:
         differences = config_differences(manifest.config, config)
         if differences:
-            raise ModelRefused(f"{version}: trained with another config: {'; '.join(differences)}")
+            raise ModelRefused(f"{version}: trained with another config: {_listed(differences)}")
         return
     # Trained before configs were recorded: the Handbook's features, nothing else.
     try:
@@ -341,13 +341,19 @@ def check_config(manifest: Manifest, config: Config) -> None:
         raise ModelRefused(
             f"{version}: records no config (trained before configs were recorded), so it "
             f"serves the Handbook preset only; this config differs from it: "
-            f"{'; '.join(differences)}"
+            f"{_listed(differences)}"
         )
     if manifest.feature_names != list(config.feature_names):
         raise ModelRefused(
             f"{version}: records no config and its features {manifest.feature_names} are not "
             f"the Handbook preset's {list(config.feature_names)}"
         )
+
+
+def _listed(differences: list[str], shown: int = 6) -> str:
+    """The first differences, and how many more: a whole other config would fill a screen."""
+    more = len(differences) - shown
+    return "; ".join(differences[:shown]) + (f"; and {more} more" if more > 0 else "")
 
 
 def load(model_dir: Path, version: str | None = None, config: Config | None = None) -> ModelBundle:
