@@ -75,6 +75,8 @@ def evaluate(
     rows = _rows_between(df, history_start(split.train_start, split.delay_days), split.test_end)
     features = _features(rows, split.delay_days, config, progress)
     train_mask, test_mask = split_masks(rows, split)
+    if not train_mask.any() or not test_mask.any():
+        raise ValueError(_split_outside(df, split))
     # Training happens at the start of the test window: only labels known by then.
     y_all = known_labels(rows, split.test_start, split.delay_days)
     train_known = train_mask & ~np.isnan(y_all)
@@ -143,8 +145,10 @@ def train(
     """Fit a bundle on `window` with the labels known at its end + delay; register it.
     With `config`, `df` is a :func:`protocol_view` and the features are the config's."""
     rows = _rows_between(df, history_start(window.start, delay_days), window.end)
-    features = _features(rows, delay_days, config, progress)
     in_window = window.mask(rows["TX_DATETIME"])
+    if not in_window.any():
+        raise ValueError(_too_short(df, window, delay_days))
+    features = _features(rows, delay_days, config, progress)
     labels = known_labels(rows, window.end + pd.Timedelta(days=delay_days), delay_days)
     usable = in_window & ~np.isnan(labels)
     names = list(config.feature_names if config else ALL_FEATURES)
@@ -177,6 +181,36 @@ def train(
         training_window=info,
         activate=activate,
         drift_reference=drift_reference,
+    )
+
+
+def _too_short(df: pd.DataFrame, window: Window, delay_days: int) -> str:
+    """Why a training window holds no transaction, in days the user can act on."""
+    if df.empty:
+        return "the file holds no transactions"
+    when = pd.to_datetime(df["TX_DATETIME"])
+    first, last = when.min().normalize(), when.max().normalize()
+    held = (last - first).days + 1
+    return (
+        f"no transactions in the training window {window.start.date()} .. "
+        f"{(window.end - pd.Timedelta(days=1)).date()}: the file holds {held} day(s) "
+        f"({first.date()} .. {last.date()}), and training on {window.days} day(s) whose "
+        f"labels are known {delay_days} day(s) later needs at least {window.days + delay_days}"
+        " (choose --train-days / --delay-days, or --train-start inside the file)"
+    )
+
+
+def _split_outside(df: pd.DataFrame, split: Split) -> str:
+    """Why a split finds no training or no test rows, in days."""
+    if df.empty:
+        return "the file holds no transactions"
+    when = pd.to_datetime(df["TX_DATETIME"])
+    first, last = when.min().normalize(), when.max().normalize()
+    return (
+        f"the split needs transactions from {split.train_start.date()} to "
+        f"{(split.test_end - pd.Timedelta(days=1)).date()} (train {split.train_days}, delay "
+        f"{split.delay_days}, test {split.test_days} days); the file holds "
+        f"{(last - first).days + 1} day(s), {first.date()} .. {last.date()}"
     )
 
 

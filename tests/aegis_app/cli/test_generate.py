@@ -24,3 +24,16 @@ def test_generate_writes_a_matching_config(tmp_path, capsys, monkeypatch):
     reader = SourceReader(config)
     good, bad = reader.frame(pd.read_csv(out, dtype=reader.csv_dtypes()))
     assert bad == [] and len(good) == summary["transactions"] > 0
+
+
+def test_a_file_too_short_to_train_on_says_how_many_days_it_needs(tmp_path, capsys):
+    out = tmp_path / "short.csv"
+    args = ["generate", "--customers", "30", "--terminals", "60", "--days", "3", "--quiet"]
+    assert main([*args, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--data", str(out), "--model-dir", str(tmp_path / "m"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the file holds 3 day(s)" in err and "needs at least 14" in err
+    split = ["--train-start", "2018-04-01", "--quiet"]
+    assert main(["evaluate", "--data", str(out), *split]) == 2
+    assert "the split needs transactions from 2018-04-01 to 2018-04-21" in capsys.readouterr().err
