@@ -10,6 +10,16 @@ import pytest
 
 from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
 
+# --------------------------------------------------------------------------- environment
+
+
+@pytest.fixture(autouse=True)
+def _config_stays_with_its_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`aegis` commands hand their --config on through AEGIS_CONFIG (to the processes they
+    start); a command run in-process by a test must not leave it to the tests after it."""
+    monkeypatch.delenv("AEGIS_CONFIG", raising=False)
+
+
 # --------------------------------------------------------------------------- broker
 
 

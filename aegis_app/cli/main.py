@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from aegis_app.cli.datafiles import load_configured, user_schema
 from aegis_app.cli.kafka_options import add_kafka_options, kafka_overrides
 from aegis_app.core.settings import Settings
 from aegis_app.kafka.security import KafkaSecurityError
@@ -148,37 +149,6 @@ def _load_file(path: Path):
     return good
 
 
-def _user_schema(settings: Settings):
-    """The command's config when it is not the simulator's schema with the Handbook's
-    features (those keep their own, unchanged path), else None."""
-    from aegis_app.core import config as configs
-    from tables.features import ALL_FEATURES
-
-    config = configs.load(configs.resolve(settings.config))
-    src = config.source
-    handbook = config.feature_names == ALL_FEATURES and (
-        src.transaction_id,
-        src.card,
-        src.merchant,
-        src.amount,
-        src.timestamp.field,
-    ) == ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_DATETIME")
-    return None if handbook else config
-
-
-def _load_configured(path: Path, config):
-    """A file in the config's schema, as the protocol's view of its normalised rows."""
-    from aegis_app.core.source import SourceReader
-    from models.lifecycle.experiment import protocol_view
-
-    normalised, errors = SourceReader(config).read_file(path)
-    for line, reason in errors[:20]:
-        print(f"{path}:{line}: {reason}", file=sys.stderr)
-    if errors:
-        print(f"{path}: {len(errors)} bad row(s) skipped", file=sys.stderr)
-    return protocol_view(normalised)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -186,8 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from models.lifecycle.training import Window, default_train_window
 
     conf = _settings(args)
-    config = _user_schema(conf)
-    frame = _load_configured(args.data, config) if config else _load_file(args.data)
+    config = user_schema(conf)
+    frame = load_configured(args.data, config) if config else _load_file(args.data)
     if args.train_start:
         window = Window(pd.Timestamp(args.train_start), args.train_days)
     else:
@@ -217,8 +187,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from models.lifecycle.evaluation import Split
     from models.lifecycle.experiment import dumps, evaluate
 
-    config = _user_schema(_settings(args))
-    frame = _load_configured(args.data, config) if config else _load_file(args.data)
+    config = user_schema(_settings(args))
+    frame = load_configured(args.data, config) if config else _load_file(args.data)
     split = Split(args.train_start, args.train_days, args.delay_days, args.test_days)
     result = evaluate(
         frame, split, scores_out=args.scores_out, progress=not args.quiet, config=config

@@ -16,7 +16,7 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("thresholds", help="choose review/block thresholds from evaluation scores")
     p.add_argument("--scores", type=Path, required=True, help="`aegis evaluate --scores-out` CSV")
-    p.add_argument("--data", type=Path, required=True, help="transactions with TX_FRAUD labels")
+    p.add_argument("--data", type=Path, required=True, help="the transactions, with labels")
     goal = p.add_mutually_exclusive_group()
     goal.add_argument("--target-precision", type=float, help="review at this precision")
     goal.add_argument(
@@ -35,15 +35,25 @@ def run(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
+    from aegis_app.cli.datafiles import load_configured, user_schema
     from aegis_app.core import files
     from aegis_app.core.settings import Settings
     from models.decisions import thresholds as rules
     from models.lifecycle import registry
 
-    scores = pd.read_csv(args.scores)
+    config = user_schema(Settings.from_env())
+    if config is None:
+        scores = pd.read_csv(args.scores)
+        data = files.read_transactions(args.data)
+    else:
+        # The scores file starts with the config's id column (`aegis evaluate`); ids are text.
+        id_column = config.source.transaction_id
+        scores = pd.read_csv(args.scores, dtype={id_column: str})
+        scores = scores.rename(columns={id_column: "TRANSACTION_ID"})
+        data = load_configured(args.data, config)
     if "TRANSACTION_ID" not in scores or args.column not in scores:
-        raise ValueError(f"{args.scores}: needs TRANSACTION_ID and {args.column!r} columns")
-    data = files.read_transactions(args.data)
+        id_name = config.source.transaction_id if config else "TRANSACTION_ID"
+        raise ValueError(f"{args.scores}: needs {id_name} and {args.column!r} columns")
     labels = data[["TRANSACTION_ID", "CUSTOMER_ID", "TX_DATETIME", "TX_FRAUD"]]
     joined = scores[["TRANSACTION_ID", args.column]].merge(labels, on="TRANSACTION_ID")
     joined["TX_FRAUD"] = pd.to_numeric(joined["TX_FRAUD"], errors="coerce")

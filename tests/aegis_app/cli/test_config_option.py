@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 
-import pytest
-
 from aegis_app.cli.main import build_parser, main
 
 
@@ -44,9 +42,3 @@ def test_the_checked_config_reaches_the_environment(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("AEGIS_CONFIG", str(tmp_path / "absent.toml"))
     assert main(["models", "--model-dir", str(tmp_path)]) == 2
     assert "cannot read the config file" in capsys.readouterr().err
-
-
-@pytest.fixture(autouse=True)
-def _restore_config(monkeypatch):
-    monkeypatch.setenv("AEGIS_CONFIG", os.environ.get("AEGIS_CONFIG", ""))
-    monkeypatch.delenv("AEGIS_CONFIG")

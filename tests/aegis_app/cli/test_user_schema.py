@@ -1,4 +1,4 @@
-"""`aegis evaluate` and `aegis train` on a file of another schema (configs/sparkov.toml on
+"""`aegis evaluate`, `thresholds` and `train` on a file of another schema (configs/sparkov.toml on
 the public Sparkov slice): the config's features, its id column in the scores file, and a
 model that records its config, which a process computing other features refuses."""
 
@@ -34,6 +34,13 @@ def test_evaluate_follows_the_config(sparkov_slice, tmp_path, capsys):
     assert list(frame.columns)[0] == "trans_num" and list(frame.columns)[-1] == "ensemble"
     assert "gradient_boosting" in frame.columns
     assert frame["trans_num"].str.fullmatch(r"[0-9a-f]{32}").all()
+    # Review and block thresholds from those scores and the file's labels, matched on
+    # the configured id column.
+    argv = ["thresholds", "--config", SPARKOV, "--scores", str(scores), "--data"]
+    assert main([*argv, str(sparkov_slice), "--daily-budget", "50", "--dry-run"]) == 0
+    chosen = _last_json(capsys.readouterr().out)
+    assert chosen["selection"]["source"]["unmatched_scores"] == 0
+    assert 0 < chosen["thresholds"]["review"] <= chosen["thresholds"]["block"] <= 1
 
 
 def test_a_model_trained_on_another_schema_is_refused_by_a_handbook_process(
