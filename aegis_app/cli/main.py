@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from aegis_app.cli.datafiles import load_configured, user_schema
@@ -272,19 +273,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in _command_modules():
         module.register(sub)
-    _add_config_option(sub)
+    _add_config_option(parser)
     return parser
 
 
-def _add_config_option(sub: argparse._SubParsersAction) -> None:
+def leaf_parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """(command path, parser) of every command that runs, e.g. (("ingest", "kinesis"), p)."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        yield path, parser
+    for group in groups:
+        for name, child in group.choices.items():
+            yield from leaf_parsers(child, (*path, name))
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
     """`--config FILE` on every command (and every command under a command group)."""
-    for parser in sub.choices.values():
-        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        if nested:
-            for group in nested:
-                _add_config_option(group)
-            continue
-        parser.add_argument(
+    for _, command in leaf_parsers(parser):
+        command.add_argument(
             "--config",
             type=Path,
             help="the schema and features config, TOML or YAML (AEGIS_CONFIG; default "

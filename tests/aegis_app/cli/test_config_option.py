@@ -3,23 +3,13 @@ and handed on to everything the command starts."""
 
 from __future__ import annotations
 
-import argparse
 import os
 
-from aegis_app.cli.main import build_parser, main
-
-
-def _leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
-    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not groups:
-        yield path, parser
-    for group in groups:
-        for name, child in group.choices.items():
-            yield from _leaf_parsers(child, (*path, name))
+from aegis_app.cli.main import build_parser, leaf_parsers, main
 
 
 def test_every_command_takes_config():
-    leaves = dict(_leaf_parsers(build_parser()))
+    leaves = dict(leaf_parsers(build_parser()))
     assert ("worker",) in leaves and ("evaluate",) in leaves
     without = [
         " ".join(path) for path, p in leaves.items() if "--config" not in p._option_string_actions

@@ -4,38 +4,25 @@ the password anywhere in the command's output or logs."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 import pytest
 
 from aegis_app.cli.kafka_options import FIELDS
-from aegis_app.cli.main import build_parser, main
+from aegis_app.cli.main import build_parser, leaf_parsers, main
 from tests.aegis_app.kafka.fake_sasl_broker import FakeSaslBroker
 
 PASSWORD = "n0t-in-any-output-7f3a"
-# `aegis bench --broker` measures an outside cluster in plaintext only: its harness starts
-# workers with a broker URL alone (aegis_app/harness/bench.py).
-PLAINTEXT_ONLY = {("bench",)}
-
-
-def _leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
-    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not groups:
-        yield path, parser
-    for group in groups:
-        for name, child in group.choices.items():
-            yield from _leaf_parsers(child, (*path, name))
 
 
 def test_every_command_with_a_broker_takes_the_tls_and_sasl_options():
-    leaves = dict(_leaf_parsers(build_parser()))
+    leaves = dict(leaf_parsers(build_parser()))
     with_broker = {p for p, parser in leaves.items() if "--broker" in parser._option_string_actions}
-    assert {("worker",), ("replay",), ("api",), ("sink",), ("promote",)} <= with_broker
+    assert {("worker",), ("replay",), ("api",), ("sink",), ("promote",), ("bench",)} <= with_broker
     options = {"--" + field.replace("_", "-") for field in FIELDS}
     missing = {
         " ".join(path): sorted(options - leaves[path]._option_string_actions.keys())
-        for path in with_broker - PLAINTEXT_ONLY
+        for path in with_broker
     }
     assert {name: gone for name, gone in missing.items() if gone} == {}
     for parser in leaves.values():
