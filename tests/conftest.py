@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,38 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         yield embedded
     finally:
         embedded.stop()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def pg_engine() -> Iterator:
+    """An engine on the real PostgreSQL whose search_path is a fresh schema, dropped after
+    the test (skipped when PostgreSQL is unreachable)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from aegis_app.serving.store.repository import make_engine
+
+    admin = make_engine(POSTGRES_URL)
+    schema = f"aegis_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc.orig}")
+    engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 # --------------------------------------------------------------------------- data

@@ -8,12 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from aegis_app.ingest.local_endpoint import MOTO_ENV, MotoServer
+from aegis_app.harness.kinesis_local import MOTO_ENV, MotoServer
 from aegis_app.serving.store import Store
 
 REGION = "us-east-1"
 # The PostgreSQL that .ci/run starts (tests/aegis_app/serving/store/conftest.py uses it too).
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(scope="session")
@@ -61,32 +60,11 @@ def sqlite_store(tmp_path) -> Iterator[Store]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_store(request, tmp_path) -> Iterator[Store]:
     """The store on SQLite and on the real PostgreSQL (skipped when unreachable)."""
-    from sqlalchemy import text
-    from sqlalchemy.exc import OperationalError
-
-    from aegis_app.serving.store.repository import make_engine
-
     if request.param == "sqlite":
         store = Store(f"sqlite:///{tmp_path}/aegis.db")
-        try:
-            yield store
-        finally:
-            store.close()
-        return
-    admin = make_engine(POSTGRES_URL)
-    schema = f"aegis_ingest_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc.orig}")
-    engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
-    store = Store(engine=engine)
+    else:
+        store = Store(engine=request.getfixturevalue("pg_engine"))
     try:
         yield store
     finally:
         store.close()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
