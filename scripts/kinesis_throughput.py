@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 from aegis_app.core import files  # noqa: E402
 from aegis_app.harness import simulator  # noqa: E402
 from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port  # noqa: E402
+from aegis_app.harness.kinesis_local import MOTO_ENV, MotoServer  # noqa: E402
 from aegis_app.ingest.conversion import kinesis_data  # noqa: E402
-from aegis_app.ingest.local_endpoint import MOTO_ENV, MotoServer  # noqa: E402
 from aegis_app.serving.store import Store  # noqa: E402
 
 STREAM = "aegis-throughput"

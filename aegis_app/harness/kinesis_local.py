@@ -8,7 +8,6 @@ shard (aegis_app/ingest/kinesis.py).
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,9 @@ from types import TracebackType
 
 import httpx
 
-LOOPBACK = "127.0.0.1"
+from aegis_app.harness.embedded_broker import free_port
+from aegis_app.kafka.admin import LOOPBACK
+
 # Credentials and region for a moto endpoint (any are accepted), e.g. for a child's env.
 MOTO_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -26,13 +27,6 @@ MOTO_ENV = {
     # Never ask an instance-metadata address for credentials from a test.
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-
-
-def free_port() -> int:
-    """A loopback TCP port free right now (racy by nature; fine for tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 class MotoServer:

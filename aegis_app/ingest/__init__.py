@@ -4,6 +4,7 @@
   validated Transaction, and the dead letter of a record that is not one;
 - shards: the shard graph (parents before children) and where each shard starts;
 - checkpoints: the shards' progress in the result store;
-- kinesis: the AWS calls and the bridge itself;
-- local_endpoint: a local Kinesis (moto's server) for tests, benchmarks and trials.
+- kinesis: the AWS calls and the bridge itself.
+
+A local Kinesis (moto's server) for tests and benchmarks: aegis_app/harness/kinesis_local.py.
 """

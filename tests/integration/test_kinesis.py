@@ -26,6 +26,7 @@ from aegis_app.core import files
 from aegis_app.core.settings import DEADLETTER_TOPIC
 from aegis_app.harness import simulator
 from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
+from aegis_app.harness.kinesis_local import MOTO_ENV, MotoServer
 from aegis_app.harness.stack import (
     ManagedProcess,
     aegis_command,
@@ -33,7 +34,6 @@ from aegis_app.harness.stack import (
     start_worker,
     wait_http_ok,
 )
-from aegis_app.ingest.local_endpoint import MOTO_ENV, MotoServer
 from aegis_app.serving.store import Store
 from models.lifecycle.experiment import train
 from models.lifecycle.training import default_train_window

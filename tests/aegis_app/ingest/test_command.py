@@ -16,8 +16,8 @@ from aegis_app.core import codec
 from aegis_app.core.records import InvalidRecord
 from aegis_app.core.settings import TRANSACTIONS_TOPIC
 from aegis_app.harness.embedded_broker import free_port
+from aegis_app.harness.kinesis_local import MOTO_ENV
 from aegis_app.harness.stack import aegis_command, read_topic
-from aegis_app.ingest.local_endpoint import MOTO_ENV
 from aegis_app.serving.store import Store
 from tests.aegis_app.ingest.conftest import REGION
 from tests.aegis_app.ingest.streams import as_records, generated, put_all, wait_until
