@@ -32,13 +32,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(**overrides)
 
 
-def _export(conf: Settings) -> None:
-    """Hand the effective settings to code that reads the environment (the Faust app)."""
-    for key, value in vars(conf).items():
-        if value is not None:
-            os.environ[f"AEGIS_{key.upper()}"] = str(value)
-
-
 def cmd_broker(args: argparse.Namespace) -> int:
     from aegis_app.harness.embedded_broker import run_foreground
 
@@ -52,7 +45,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     conf = _settings(args)
     if args.rebalance_timeout:
         conf = conf.with_(rebalance_timeout_s=args.rebalance_timeout)
-    _export(conf)
     worker.run(conf, loglevel=args.loglevel)
     return 0
 
