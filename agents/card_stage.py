@@ -1,8 +1,9 @@
-"""Card stage: decode and validate, update the card's state, forward by terminal.
+"""Card stage: decode and check the record in the user's schema, update the card's state,
+and pass the transaction on to the next entity's state.
 
-Input aegis.transactions is keyed by card, so a card's transactions arrive in order
-here, which the card windows need (same-second transactions count in arrival order).
-The per-event logic is in the plain functions `read_transaction` and `observe_card`;
+Input aegis.transactions is keyed by card, so a card's transactions arrive in order here,
+which the card windows need (same-second transactions count in arrival order). The
+per-event logic is in the plain functions `read_transaction` and `observe_card`;
 `register` wires them to the stream.
 """
 
@@ -13,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
-from aegis_app.core import codec
+from aegis_app.core.codec import RecordCodec, json_safe
 from aegis_app.core.messages import Refusal, Rekey, TxHop
-from aegis_app.core.records import InvalidRecord, Transaction
-from aegis_app.core.settings import BY_TERMINAL_TOPIC
+from aegis_app.core.records import InvalidRecord
+from aegis_app.core.settings import BY_ENTITY_TOPIC
 from aegis_app.kafka import raw_producer
-from tables.features import CardState
+from tables.engine import RecordError, StreamEngine
+from tables.engine.state import StateError
 
 if TYPE_CHECKING:
     from agents.pipeline import Pipeline
@@ -26,44 +28,53 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def card_key(tx: Transaction) -> str:
-    """The key a transaction's card state is kept under (and its input record keyed by)."""
-    return str(tx.customer_id)
-
-
 def read_transaction(
-    payload: bytes | None, record_key: bytes | None, max_bytes: int
-) -> Transaction | Refusal | Rekey:
-    """The validated transaction of an input record; a Refusal (with the reason) if it is
-    not one; a Rekey if it is keyed by something other than its card."""
+    codec: RecordCodec, payload: bytes | None, record_key: bytes | None, max_bytes: int
+) -> dict[str, Any] | Refusal | Rekey:
+    """The normalised record of an input message; a Refusal (with the reason) if it is not
+    one; a Rekey if it is keyed by something other than its card."""
     try:
-        tx = codec.decode(payload, max_bytes)
+        record = codec.decode(payload, max_bytes)
     except InvalidRecord as exc:
         return Refusal(str(exc))
-    key = card_key(tx)
-    if record_key != key.encode():
-        return Rekey(key)
-    return tx
+    key = codec.key(record)
+    if record_key != key:
+        return Rekey(key.decode())
+    return record
 
 
 def observe_card(
-    tx: Transaction, state_value: Any, ingested_ms: int, source_partition: int | None
-) -> tuple[list, TxHop]:
-    """The card's new state value and the message for the terminal stage."""
-    state = CardState.from_value(state_value)
-    card_features = state.observe(tx.transaction_id, tx.ts, tx.tx_amount, tx.terminal_id)
+    engine: StreamEngine,
+    card_entity: str,
+    record: dict[str, Any],
+    state: bytes | None,
+    ingested_ms: int | None,
+    source_partition: int | None,
+) -> tuple[bytes | None, TxHop]:
+    """The card's new state and the hop to the next entity (RecordError, StateError if the
+    record or the stored state cannot be used)."""
+    features, new_state = engine.observe_entity(card_entity, record, state)
+    keys = engine.keys(record)
+    pending = [e for e in engine.entities if e != card_entity and keys[e] is not None]
+    # An entity the record has no key for: NaN features, no state (StreamEngine's rule).
+    for entity in engine.entities:
+        if entity != card_entity and keys[entity] is None:
+            features.update(engine.observe_entity(entity, record, None)[0])
     hop = TxHop(
-        tx={**tx.to_wire(), "ts": tx.ts},
-        card=card_features,
+        record=json_safe(record),
+        features=json_safe(features),
+        pending=pending,
         ingested_ms=ingested_ms,
         source_partition=source_partition,
     )
-    return state.to_value(), hop
+    return new_state, hop
 
 
 def register(app: faust.App, pipeline: Pipeline) -> None:
     topics, counts = pipeline.topics, pipeline.counters.counts
-    card_state, dead_letters = pipeline.card_state, pipeline.dead_letters
+    engine, codec, dead_letters = pipeline.engine, pipeline.codec, pipeline.dead_letters
+    card_entity = pipeline.card_entity
+    card_state = pipeline.states[card_entity]
     max_bytes = pipeline.settings.max_record_bytes
     source = topics.transactions.get_topic_name()
 
@@ -72,7 +83,7 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
         async for event in stream.events():
             payload = event.value
             counts["transactions_in"] += 1
-            read = read_transaction(payload, event.key, max_bytes)
+            read = read_transaction(codec, payload, event.key, max_bytes)
             if isinstance(read, Refusal):
                 await dead_letters.send(payload, read.reason, source, event)
                 continue
@@ -82,22 +93,27 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                 counts["rekeyed"] += 1
                 await topics.transactions.send(key=read.card_key.encode(), value=payload)
                 continue
-            tx, key = read, card_key(read)
+            record = read
+            key = engine.keys(record)[card_entity]
             try:
-                state_value, hop = observe_card(
-                    tx,
+                new_state, hop = observe_card(
+                    engine,
+                    card_entity,
+                    record,
                     card_state.lookup(key),
                     int(event.message.timestamp * 1000),
                     event.message.partition,
                 )
+            except (RecordError, StateError) as exc:
+                await dead_letters.send(payload, str(exc), source, event)
+                continue
             except Exception as exc:  # corrupt state must not stop the stream for every card
                 log.exception("card %s: state update failed", key)
                 await dead_letters.send(payload, f"card state error: {exc!r}", source, event)
                 continue
-            await card_state.put(key, state_value)
+            if new_state is not None:
+                await card_state.put(key, new_state)
+            next_key = engine.keys(record)[hop.pending[0]]
             await raw_producer.send(
-                app,
-                BY_TERMINAL_TOPIC,
-                str(tx.terminal_id).encode(),
-                raw_producer.dumps(hop.to_wire()),
+                app, BY_ENTITY_TOPIC, str(next_key).encode(), raw_producer.dumps(hop.to_wire())
             )

@@ -18,16 +18,18 @@ class WorkerCounters:
         self.counts: Counter[str] = Counter()
         # The latest alerts this worker raised, newest last, for the web view.
         self.recent_alerts: deque[dict] = deque(maxlen=recent_alerts)
-        # Latest transaction time the terminal stage has seen from each card partition:
-        # their spread is the event-time skew that terminal features tolerate up to the
-        # label delay.
-        self.source_watermarks: dict[int, int] = {}
+        # The newest transaction time the entity stage has seen, and the most any hop arrived
+        # behind it: delayed entity features are exact while that lateness stays within the
+        # label delay (a hop late by more may reach a state after a transaction that should
+        # have counted it; docs/FEATURES.md, "State").
+        self.newest_event_ts: int | None = None
+        self.max_lateness_seconds = 0
 
-    def saw_event_time(self, source_partition: int | None, ts: int) -> None:
-        if source_partition is not None and ts > self.source_watermarks.get(source_partition, 0):
-            self.source_watermarks[source_partition] = ts
-
-    def event_time_skew_seconds(self) -> int:
-        if len(self.source_watermarks) < 2:
+    def saw_event_time(self, ts: int) -> int:
+        """Note a hop's transaction time; how far (seconds) it arrived behind the newest."""
+        if self.newest_event_ts is None or ts > self.newest_event_ts:
+            self.newest_event_ts = ts
             return 0
-        return max(self.source_watermarks.values()) - min(self.source_watermarks.values())
+        lateness = self.newest_event_ts - ts
+        self.max_lateness_seconds = max(self.max_lateness_seconds, lateness)
+        return lateness

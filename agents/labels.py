@@ -1,4 +1,5 @@
-"""Labels in: route each label to its terminal's partition of the terminal stage.
+"""Labels in: route each label to the state of every entity with label-based features
+(the merchant's partition of the entity stage, a category's, ...).
 
 The per-event logic is the plain function `route_label`; `register` wires it."""
 
@@ -16,32 +17,48 @@ if TYPE_CHECKING:
     from agents.pipeline import Pipeline
 
 
-def route_label(payload: bytes | None) -> tuple[bytes, LabelHop] | Refusal:
-    """The terminal key and the message for a label record, or why it is refused."""
+def route_label(
+    payload: bytes | None, label_entities: tuple[str, ...]
+) -> list[tuple[bytes, LabelHop]] | Refusal:
+    """(entity key, message) for each entity of `label_entities` the label names a key
+    for, or why it is refused (not a label, or a key for none of them)."""
     try:
         label = label_records.parse(payload)
     except InvalidRecord as exc:
         return Refusal(str(exc))
-    hop = LabelHop(
-        transaction_id=label.transaction_id,
-        label=label.label,
-        tx_ts=parse_datetime(label.tx_datetime),
-        known_at=parse_datetime(label.known_at),
-    )
-    return str(label.terminal_id).encode(), hop
+    routes = []
+    for entity in label_entities:
+        key = label.entities.get(entity)
+        if key is None:
+            continue
+        hop = LabelHop(
+            entity=entity,
+            transaction_id=label.transaction_id,
+            label=label.label,
+            tx_ts=parse_datetime(label.tx_datetime),
+            known_at=parse_datetime(label.known_at),
+        )
+        routes.append((key.encode(), hop))
+    if label_entities and not routes:
+        return Refusal(
+            f"label.entities: no key for {', '.join(label_entities)} (the entities whose "
+            "label-based features take labels); a label names its transaction's keys"
+        )
+    return routes
 
 
 def register(app: faust.App, pipeline: Pipeline) -> None:
     topics, counts = pipeline.topics, pipeline.counters.counts
     source = topics.labels.get_topic_name()
+    label_entities = pipeline.engine.label_entities
 
     @app.agent(topics.labels, name="route_labels")
     async def route_labels(stream):
         async for event in stream.events():
-            routed = route_label(event.value)
+            routed = route_label(event.value, label_entities)
             if isinstance(routed, Refusal):
                 await pipeline.dead_letters.send(event.value, routed.reason, source, event)
                 continue
             counts["labels_in"] += 1
-            key, hop = routed
-            await topics.by_terminal.send(key=key, value=hop.to_wire())
+            for key, hop in routed:
+                await topics.by_entity.send(key=key, value=hop.to_wire())

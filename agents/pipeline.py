@@ -1,8 +1,9 @@
 """The worker's stream pipeline, registered on a Faust app by the app factory.
 
-    aegis.transactions -> card stage -> aegis.by-terminal <- label router <- aegis.labels
-                                              |
-                                     terminal stage -> scorer -> aegis.decisions, aegis.alerts
+    aegis.transactions -> card stage -> aegis.by-entity <- label router <- aegis.labels
+                                             |  (one hop per further entity of the config:
+                                             |   the merchant, then e.g. a category)
+                                      entity stage -> scorer -> aegis.decisions, aegis.alerts
 
 Each stage's module has its per-event logic as plain functions and a `register(app,
 pipeline)` that attaches its agent; nothing attaches itself at import.
@@ -14,14 +15,17 @@ from dataclasses import dataclass
 
 import faust
 
+from aegis_app.core.codec import RecordCodec
+from aegis_app.core.config import Config, ConfigError
 from aegis_app.core.settings import Settings
 from aegis_app.kafka.lean_table import LeanTable
-from agents import card_stage, labels, scoring, terminal_stage, views
+from agents import card_stage, entity_stage, labels, scoring, views
 from agents.counters import WorkerCounters
 from agents.deadletter import DeadLetters
 from agents.scoring import MicroBatchScorer
 from agents.state import declare_tables
 from agents.topics import Topics, declare_topics
+from tables.engine import StreamEngine
 
 
 @dataclass
@@ -29,28 +33,50 @@ class Pipeline:
     """Everything the stages share in one worker."""
 
     settings: Settings
+    config: Config
+    engine: StreamEngine
+    codec: RecordCodec
     topics: Topics
-    card_state: LeanTable
-    terminal_state: LeanTable
+    card_entity: str
+    states: dict[str, LeanTable]  # entity name -> its state table
     counters: WorkerCounters
     dead_letters: DeadLetters
     scorer: MicroBatchScorer
 
 
+def card_entity_of(engine: StreamEngine) -> str:
+    """The entity kept per card: the card stage's, whose input is keyed by card. Its
+    state cannot take labels (they travel by the other entities' keys)."""
+    card = engine.entity_of_column("card")
+    if card is None:  # the config's checks require it; kept for a clear message
+        raise ConfigError('entities: state must be kept for the card (e.g. card = "card")')
+    if card in engine.label_entities:
+        raise ConfigError(
+            f"features: label-based features (fraud_share) on the card entity {card!r} are "
+            "not supported by the stream; declare them on the merchant or another entity"
+        )
+    return card
+
+
 def register(app: faust.App, settings: Settings) -> Pipeline:
     """Declare the topics and tables on `app` and attach every agent, task and web page."""
+    config = settings.load_config()
+    engine = StreamEngine(config)
+    card = card_entity_of(engine)
     topics = declare_topics(app)
-    card_table, terminal_table = declare_tables(app, settings)
     counters = WorkerCounters()
     pipeline = Pipeline(
         settings=settings,
+        config=config,
+        engine=engine,
+        codec=RecordCodec(config),
         topics=topics,
-        card_state=card_table,
-        terminal_state=terminal_table,
+        card_entity=card,
+        states=declare_tables(app, settings, engine.entities),
         counters=counters,
         dead_letters=DeadLetters(topics.deadletter, counters),
-        scorer=scoring.register(app, settings, counters),
+        scorer=scoring.register(app, settings, counters, engine),
     )
-    for stage in (card_stage, labels, terminal_stage, views):
+    for stage in (card_stage, labels, entity_stage, views):
         stage.register(app, pipeline)
     return pipeline

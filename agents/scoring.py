@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import faust
 
+from aegis_app.core.config import Config
 from aegis_app.core.messages import ScoreRequest
 from aegis_app.core.settings import ALERTS_TOPIC, DECISIONS_TOPIC, Settings
 from aegis_app.kafka import raw_producer
@@ -29,6 +31,7 @@ from models.decisions.decision import build_decisions
 from models.decisions.policy import ALLOW, Rules
 from models.detectors.bundle import ModelBundle
 from models.lifecycle.active_model import LOADED, REFUSED, SWAPPED, ActiveModel
+from tables.engine import StreamEngine
 
 log = logging.getLogger(__name__)
 # Announcements make swaps prompt; the poll only bounds how stale a worker can get.
@@ -47,6 +50,8 @@ class MicroBatchScorer:
         max_wait_s: float,
         rules: Rules,
         poll_seconds: float = MODEL_POLL_SECONDS,
+        entity_keys: Callable[[Mapping], dict[str, str | None]] | None = None,
+        config: Config | None = None,
     ) -> None:
         self.app = app
         self.counters = counters
@@ -55,9 +60,12 @@ class MicroBatchScorer:
         self.max_wait_s = max_wait_s
         self.poll_seconds = poll_seconds
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=batch_size * 4)
-        self.model = ActiveModel(model_dir)
+        # The worker's config: a model trained with another one is refused, naming the change.
+        self.model = ActiveModel(model_dir, config=config)
         self.last_swap: dict | None = None
         self.rules = rules
+        # Each decision names its entities' keys (labels need them): StreamEngine.keys.
+        self.entity_keys = entity_keys
         # Set by register(): the listener whose status /health/ shows.
         self.updates_listener: ModelUpdatesListener | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-score")
@@ -167,7 +175,10 @@ class MicroBatchScorer:
         """Decisions and their record bytes (encoded here, in the thread, not on the loop)."""
         started = time.perf_counter()
         decisions = build_decisions(
-            bundle, self.rules, [(r.tx, r.features, r.ingested_ms) for _, _, r in batch]
+            bundle,
+            self.rules,
+            [(r.tx, r.features, r.ingested_ms) for _, _, r in batch],
+            entity_keys=self.entity_keys,
         )
         encoded = [(decision, raw_producer.dumps(decision)) for decision in decisions]
         self.counters.counts["scored"] += len(batch)
@@ -186,7 +197,9 @@ class MicroBatchScorer:
         }
 
 
-def register(app: faust.App, settings: Settings, counters: WorkerCounters) -> MicroBatchScorer:
+def register(
+    app: faust.App, settings: Settings, counters: WorkerCounters, engine: StreamEngine
+) -> MicroBatchScorer:
     """The worker's scorer and model-updates listener, run as tasks of `app`."""
     scorer = MicroBatchScorer(
         app,
@@ -195,6 +208,8 @@ def register(app: faust.App, settings: Settings, counters: WorkerCounters) -> Mi
         settings.score_batch_size,
         settings.score_batch_ms / 1000,
         Rules.from_file(settings.rules_file),
+        entity_keys=engine.keys,
+        config=engine.plan.config,
     )
     # Every worker hears every announcement (no consumer group), see
     # aegis_app/kafka/model_updates.py.

@@ -12,7 +12,7 @@ from aegis_app.core import settings as names
 @dataclass(frozen=True)
 class Topics:
     transactions: faust.TopicT
-    by_terminal: faust.TopicT
+    by_entity: faust.TopicT
     decisions: faust.TopicT
     alerts: faust.TopicT
     deadletter: faust.TopicT
@@ -26,10 +26,8 @@ def declare_topics(app: faust.App) -> Topics:
             names.TRANSACTIONS_TOPIC, value_serializer="raw", key_serializer="raw"
         ),
         # JSON envelopes {"kind": "tx" | "label", ...} (aegis_app.core.messages), keyed by
-        # terminal id.
-        by_terminal=app.topic(
-            names.BY_TERMINAL_TOPIC, value_serializer="json", key_serializer="raw"
-        ),
+        # the key of the entity whose state they go to (the merchant, a category, ...).
+        by_entity=app.topic(names.BY_ENTITY_TOPIC, value_serializer="json", key_serializer="raw"),
         decisions=app.topic(names.DECISIONS_TOPIC, value_serializer="json", key_serializer="raw"),
         alerts=app.topic(names.ALERTS_TOPIC, value_serializer="json", key_serializer="raw"),
         deadletter=app.topic(names.DEADLETTER_TOPIC, value_serializer="json", key_serializer="raw"),

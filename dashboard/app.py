@@ -1,13 +1,15 @@
 """The Aegis analyst page (Streamlit): `aegis dashboard --port 8501`.
 
 Layout only; data comes from the REST API through dashboard.client, shaping lives in
-dashboard.shaping, and each section in dashboard.views.
+dashboard.shaping, and each section in dashboard.views. The record's parts are titled with
+the names of the config (dashboard.config.record_names), the API's own.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from aegis_app.core.config import ConfigError
 from dashboard import config, shaping
 from dashboard.views import common, detail, drift, filters, model, monitoring, queue
 
@@ -19,6 +21,15 @@ st.set_page_config(
 )
 
 cfg = config.load()
+try:
+    names = config.record_names()
+except ConfigError as exc:
+    st.error(
+        f"**Config not usable.** {exc}. Start the page with `aegis --config FILE dashboard` "
+        "(or set AEGIS_CONFIG) naming the config the API uses.",
+        icon=":material/settings_alert:",
+    )
+    st.stop()
 client = common.get_client()
 chosen = filters.render(getattr(client, "base_url", cfg.api_url))
 
@@ -36,9 +47,9 @@ def live_queue() -> None:
         return
     left, right = st.columns([11, 9], gap="large")
     with left:
-        selected = queue.render(page["items"], page["total"], page.get("more", False))
+        selected = queue.render(page["items"], page["total"], page.get("more", False), names)
     with right, st.container(border=True):
-        detail.render(client, selected, chosen.analyst)
+        detail.render(client, selected, chosen.analyst, names)
 
 
 def live_monitoring() -> None:

@@ -8,6 +8,7 @@ same methods, or an `httpx.MockTransport` via `transport=`.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -100,10 +101,10 @@ class AegisClient:
         return {"items": items, "total": total, "more": more}
 
     def alert(self, transaction_id: int | str) -> dict[str, Any]:
-        return self._get(f"/v1/alerts/{transaction_id}", what=f"alert {transaction_id}")
+        return self._get(f"/v1/alerts/{_segment(transaction_id)}", what=f"alert {transaction_id}")
 
     def card(self, card_id: int | str) -> dict[str, Any]:
-        return self._get(f"/v1/cards/{card_id}", what=f"card {card_id}")
+        return self._get(f"/v1/cards/{_segment(card_id)}", what=f"card {card_id}")
 
     def models(self) -> dict[str, Any]:
         return self._get("/v1/models", what="model registry")
@@ -148,7 +149,10 @@ class AegisClient:
             )
         body = {"label": label, "note": note or None, "analyst": analyst or None}
         response = self._request(
-            "POST", f"/v1/alerts/{transaction_id}/label", json=body, what=f"alert {transaction_id}"
+            "POST",
+            f"/v1/alerts/{_segment(transaction_id)}/label",
+            json=body,
+            what=f"alert {transaction_id}",
         )
         return _json(response)
 
@@ -207,6 +211,11 @@ class AegisClient:
                 status=status,
             )
         return response
+
+
+def _segment(value: int | str) -> str:
+    """An id as one URL path segment: ids are the user's text ("#", "?", "/" included)."""
+    return quote(str(value), safe="")
 
 
 def _json(response: httpx.Response) -> Any:

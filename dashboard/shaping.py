@@ -1,15 +1,24 @@
-"""Pure data shaping for the analyst page: API rows in, pandas frames out (no Streamlit)."""
+"""Pure data shaping for the analyst page: API rows in, pandas frames out (no Streamlit).
+
+Rows are decisions as the API answers them (the record's parts under their normalised
+names: transaction_id, card, merchant, amount, tx_datetime, fields, features); the page
+titles them with the names the config gives them (`RecordNames`).
+"""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from aegis_app.core.config import Config
 
 ACTIONS = ("review", "block")
 # Markdown badges (Streamlit colours; no emoji, which headless browsers may lack).
@@ -18,7 +27,8 @@ ACTION_BADGE = {
     "review": ":orange-background[**REVIEW**]",
     "allow": ":green-background[ALLOW]",
 }
-QUEUE_COLUMNS = ["Tx", "Decided", "Action", "Score", "Amount", "Card", "Label", "Top reason"]
+# The page's own column titles; a config name equal to one of them gets its role added.
+FIXED_TITLES = ("Decided", "Action", "Score", "Label", "Top reason", "Feature", "Field", "Value")
 TIME_WINDOWS: dict[str, timedelta | None] = {
     "Last 15 minutes": timedelta(minutes=15),
     "Last hour": timedelta(hours=1),
@@ -26,6 +36,62 @@ TIME_WINDOWS: dict[str, timedelta | None] = {
     "Last 7 days": timedelta(days=7),
     "Any time": None,
 }
+
+
+# ---------------------------------------------------------------------------- names
+@dataclass(frozen=True)
+class RecordNames:
+    """The config's names of a record's parts (`config.source`), and its extra fields and
+    features in their configured order: what the page calls them."""
+
+    transaction_id: str = "transaction_id"
+    card: str = "card"
+    merchant: str = "merchant"
+    amount: str = "amount"
+    timestamp: str = "tx_datetime"
+    fields: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, config: Config) -> RecordNames:
+        src = config.source
+        return cls(
+            transaction_id=src.transaction_id,
+            card=src.card,
+            merchant=src.merchant,
+            amount=src.amount,
+            timestamp=src.timestamp.field,
+            fields=tuple(src.fields),
+            features=tuple(config.feature_names),
+        )
+
+    def title(self, role: str) -> str:
+        """The column title of a role (transaction_id, card, merchant, amount, timestamp)."""
+        name = getattr(self, role)
+        return f"{name} ({role})" if name in FIXED_TITLES else name
+
+    def queue_columns(self) -> list[str]:
+        return [
+            self.title("transaction_id"),
+            "Decided",
+            "Action",
+            "Score",
+            self.title("amount"),
+            self.title("card"),
+            "Label",
+            "Top reason",
+        ]
+
+    def recent_columns(self) -> list[str]:
+        return [
+            self.title("transaction_id"),
+            self.title("timestamp"),
+            self.title("merchant"),
+            self.title("amount"),
+            "Action",
+            "Score",
+            "Label",
+        ]
 
 
 # ---------------------------------------------------------------------------- labels
@@ -87,36 +153,34 @@ def top_reason(reasons: Any) -> str:
     return first if len(first) <= 80 else first[:77] + "..."
 
 
-def queue_frame(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per alert, columns in QUEUE_COLUMNS order, newest first as given."""
-    rows = []
-    for item in items:
-        label = normalise_label(item.get("label"))
-        rows.append(
-            {
-                "Tx": _int_or_none(item.get("transaction_id")),
-                "Decided": _timestamp(item.get("decided_at")),
-                "Action": str(item.get("action") or ""),
-                "Score": _float_or_nan(item.get("score")),
-                "Amount": _float_or_nan(item.get("tx_amount")),
-                "Card": _int_or_none(item.get("customer_id")),
-                "Label": label or ("open" if alert_status(item) == "open" else ""),
-                "Top reason": top_reason(item.get("reasons")),
-            }
-        )
-    return pd.DataFrame(rows, columns=QUEUE_COLUMNS)
+def queue_frame(items: Iterable[Mapping[str, Any]], names: RecordNames) -> pd.DataFrame:
+    """One row per alert, columns in names.queue_columns() order, newest first as given."""
+    rows = [
+        [
+            _text(item.get("transaction_id")),
+            _timestamp(item.get("decided_at")),
+            str(item.get("action") or ""),
+            _float_or_nan(item.get("score")),
+            _float_or_nan(item.get("amount")),
+            _text(item.get("card")),
+            normalise_label(item.get("label")) or ("open" if alert_status(item) == "open" else ""),
+            top_reason(item.get("reasons")),
+        ]
+        for item in items
+    ]
+    return pd.DataFrame(rows, columns=names.queue_columns())
 
 
-def alert_option(row: Mapping[str, Any]) -> str:
-    """The text of an alert in the picker: '#17 · block · 0.998 · 12.50 · card 5'."""
+def alert_option(row: Mapping[str, Any], names: RecordNames) -> str:
+    """The text of an alert in the picker: '#17 · block · score 0.999 · 12.50 · CUSTOMER_ID 5'."""
     score = _float_or_nan(row.get("score"))
-    amount = _float_or_nan(row.get("tx_amount"))
+    amount = _float_or_nan(row.get("amount"))
     parts = [
         f"#{row.get('transaction_id')}",
         str(row.get("action", "")),
         f"score {score:.3f}" if not math.isnan(score) else "score ?",
         f"{amount:,.2f}" if not math.isnan(amount) else "",
-        f"card {row.get('customer_id')}",
+        f"{names.card} {row.get('card')}",
     ]
     label = normalise_label(row.get("label"))
     if label:
@@ -134,27 +198,39 @@ def scores_frame(scores: Mapping[str, Any] | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Model", "Score"])
 
 
-def features_frame(features: Mapping[str, Any] | None) -> pd.DataFrame:
-    rows = [{"Feature": str(k), "Value": _format_value(v)} for k, v in (features or {}).items()]
+def features_frame(features: Mapping[str, Any] | None, order: Sequence[str] = ()) -> pd.DataFrame:
+    """(Feature, Value) by the features' configured names, in the config's order (`order`);
+    any the config does not name come after, as the API gave them."""
+    features = features or {}
+    names = [n for n in order if n in features] + [n for n in features if n not in set(order)]
+    rows = [{"Feature": str(n), "Value": _format_value(features[n])} for n in names]
     return pd.DataFrame(rows, columns=["Feature", "Value"])
 
 
-def recent_frame(decisions: Iterable[Mapping[str, Any]] | None) -> pd.DataFrame:
+def fields_frame(fields: Mapping[str, Any] | None) -> pd.DataFrame:
+    """(Field, Value) of the record's configured extra fields (a latlon field's two
+    coordinates as NAME.lat / NAME.lon)."""
     rows = [
-        {
-            "Tx": _int_or_none(d.get("transaction_id")),
-            "Tx time": str(d.get("tx_datetime") or ""),
-            "Terminal": _int_or_none(d.get("terminal_id")),
-            "Amount": _float_or_nan(d.get("tx_amount")),
-            "Action": str(d.get("action") or ""),
-            "Score": _float_or_nan(d.get("score")),
-            "Label": normalise_label(d.get("label")) or "",
-        }
+        {"Field": str(k), "Value": "—" if v is None else _format_value(v)}
+        for k, v in (fields or {}).items()
+    ]
+    return pd.DataFrame(rows, columns=["Field", "Value"])
+
+
+def recent_frame(decisions: Iterable[Mapping[str, Any]] | None, names: RecordNames) -> pd.DataFrame:
+    rows = [
+        [
+            _text(d.get("transaction_id")),
+            str(d.get("tx_datetime") or ""),
+            _text(d.get("merchant")),
+            _float_or_nan(d.get("amount")),
+            str(d.get("action") or ""),
+            _float_or_nan(d.get("score")),
+            normalise_label(d.get("label")) or "",
+        ]
         for d in decisions or []
     ]
-    return pd.DataFrame(
-        rows, columns=["Tx", "Tx time", "Terminal", "Amount", "Action", "Score", "Label"]
-    )
+    return pd.DataFrame(rows, columns=names.recent_columns())
 
 
 # ---------------------------------------------------------------------------- metrics text
@@ -402,11 +478,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+def _text(value: Any) -> str | None:
+    """An id as the page shows it (ids are text: a card number is not a quantity)."""
+    return None if value is None else str(value)
 
 
 def _float_or_nan(value: Any) -> float:

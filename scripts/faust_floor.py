@@ -13,8 +13,9 @@ all; prints JSON with events per second for each mode. The modes, per event:
     raw_send    consume + one send on the aiokafka producer under Faust
                 (what aegis_app/raw_producer.py does)
 
-An Aegis transaction is two consumed records (the transaction, then its by-terminal hop),
-two table writes and at least two sends (by-terminal, decision), so these figures bound
+An Aegis transaction is one consumed record per stateful entity (the transaction, then one
+aegis.by-entity hop per further entity: two for the Handbook preset), one table write per
+entity and at least two sends (the hop, the decision), so these figures bound
 what one worker process can reach, whatever Aegis's own code costs (BENCHMARKS.md).
 """
 

@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from aegis_app.core import config as configs  # noqa: E402
 from aegis_app.core import files  # noqa: E402
 from aegis_app.harness import simulator  # noqa: E402
 from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port  # noqa: E402
@@ -51,7 +52,8 @@ def transactions(count: int) -> list[tuple[str, bytes]]:
     if len(frame) < count:
         raise SystemExit(f"the simulation gave {len(frame)} transactions, fewer than {count}")
     rows = files.iter_frame(frame.head(count))
-    return [(str(tx.customer_id), kinesis_data(tx)) for _, tx, _ in rows]
+    # The bridge runs the default preset (pinned below): the simulator's schema.
+    return [(record["card"], kinesis_data(raw)) for record, raw in files.good_rows(rows)]
 
 
 def fill(client, records: list[tuple[str, bytes]]) -> dict[str, str]:
@@ -104,7 +106,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict:
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            env={**os.environ, **MOTO_ENV},  # moto's credentials through the AWS chain
+            # moto's credentials through the AWS chain; the simulator's schema
+            env={**os.environ, **MOTO_ENV, "AEGIS_CONFIG": str(configs.resolve(None))},
         )
         first = None
         try:

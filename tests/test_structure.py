@@ -41,7 +41,7 @@ LAYERS: dict[str, set[str]] = {
         "tables",
         "models",
     },
-    "aegis_app.ingest": {"aegis_app.core", "aegis_app.kafka", "aegis_app.serving"},
+    "aegis_app.ingest": {"aegis_app.core", "aegis_app.kafka", "aegis_app.serving", "tables"},
     "dashboard": {"aegis_app.core"},
     "aegis_app.harness": {
         "aegis_app.core",

@@ -1,6 +1,7 @@
 """Transaction files for the commands that read one (train, evaluate, thresholds): in the
-simulator's schema with the Handbook's features (their original path, unchanged), or in the
-schema a config declares (its source reader and the feature engine)."""
+schema the command's config declares (the default preset, the Handbook simulator's, unless
+--config / AEGIS_CONFIG names another), read by its source reader; their features come from
+the feature engine, one path for every config."""
 
 from __future__ import annotations
 
@@ -11,25 +12,14 @@ from aegis_app.core.settings import Settings
 
 
 def user_schema(settings: Settings):
-    """The command's config when it is not the simulator's schema with the Handbook's
-    features (those keep their own, unchanged path), else None."""
-    from aegis_app.core import config as configs
-    from tables.features import ALL_FEATURES
-
-    config = configs.load(configs.resolve(settings.config))
-    src = config.source
-    handbook = config.feature_names == ALL_FEATURES and (
-        src.transaction_id,
-        src.card,
-        src.merchant,
-        src.amount,
-        src.timestamp.field,
-    ) == ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "TX_DATETIME")
-    return None if handbook else config
+    """The command's config (Settings.load_config(); never None: the Handbook preset takes
+    the same path as any other config)."""
+    return settings.load_config()
 
 
 def load_configured(path: Path, config):
-    """A file in the config's schema, as the protocol's view of its normalised rows."""
+    """A file in the config's schema, as the protocol's view of its normalised rows; rows
+    that do not fit are reported on stderr (file:line: reason) and skipped."""
     from aegis_app.core.source import SourceReader
     from models.lifecycle.experiment import protocol_view
 

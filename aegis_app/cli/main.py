@@ -84,7 +84,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         schema.write_text(config.resolve(None).read_text())
         summary["config"] = str(schema)
     if connection is not None:
-        from aegis_app.kafka.producer import replay
+        from aegis_app.ingest.replay import replay
 
         rows = files.iter_frame(frame)
         result = asyncio.run(
@@ -103,43 +103,34 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from aegis_app.core import files
+    from aegis_app.ingest.replay import replay
     from aegis_app.kafka.clients import KafkaConnection
-    from aegis_app.kafka.producer import replay
 
     conf = _settings(args)
+    config = conf.load_config()  # the file's schema
     connection = KafkaConnection.from_settings(conf)  # a bad TLS/SASL setting fails here
 
     def report(line: int, reason: str) -> None:
         print(f"{args.file}:{line}: {reason}", file=sys.stderr)
 
-    rows = files.iter_transactions(args.file)
+    rows = files.iter_transactions(args.file, config)
     total = files.count_rows(args.file) if not args.quiet else None
-    delay = None if args.no_labels else conf.label_delay_days
+    # The config's [labels] delay_days, unless --delay-days says otherwise.
+    delay = args.delay_days if args.delay_days is not None else config.label_delay_days
     summary = asyncio.run(
         replay(
             rows,
             connection,
             rate=args.rate,
-            label_delay_days=delay,
+            label_delay_days=None if args.no_labels else delay,
             total=total,
             progress=not args.quiet,
             on_bad_row=report,
+            config=config,
         )
     )
     print(json.dumps(summary.as_dict()))
     return 0
-
-
-def _load_file(path: Path):
-    from aegis_app.core import files
-
-    frame = files.read_transactions(path)
-    good, errors = files.validate_frame(frame)
-    for line, reason in errors[:20]:
-        print(f"{path}:{line}: {reason}", file=sys.stderr)
-    if errors:
-        print(f"{path}: {len(errors)} bad row(s) skipped", file=sys.stderr)
-    return good
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -150,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     conf = _settings(args)
     config = user_schema(conf)
-    frame = load_configured(args.data, config) if config else _load_file(args.data)
+    frame = load_configured(args.data, config)
     if args.train_start:
         window = Window(pd.Timestamp(args.train_start), args.train_days)
     else:
@@ -181,7 +172,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from models.lifecycle.experiment import dumps, evaluate
 
     config = user_schema(_settings(args))
-    frame = load_configured(args.data, config) if config else _load_file(args.data)
+    frame = load_configured(args.data, config)
     split = Split(args.train_start, args.train_days, args.delay_days, args.test_days)
     result = evaluate(
         frame, split, scores_out=args.scores_out, progress=not args.quiet, config=config
@@ -235,11 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     _broker_option(p)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("replay", help="stream a CSV/Parquet file onto aegis.transactions")
+    p = sub.add_parser(
+        "replay",
+        help="stream a CSV (.csv, .csv.gz) or Parquet file in the config's schema onto "
+        "aegis.transactions, with its labels on aegis.labels",
+    )
     p.add_argument("file", type=Path)
     _broker_option(p)
     p.add_argument("--rate", type=float, help="transactions per second (default: max)")
-    p.add_argument("--delay-days", type=int, help="label delay (AEGIS_LABEL_DELAY_DAYS)")
+    p.add_argument(
+        "--delay-days", type=int, help="label delay (default: the config's labels.delay_days)"
+    )
     p.add_argument("--no-labels", action="store_true", help="do not publish labels")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_replay)

@@ -1,61 +1,69 @@
-"""Transaction files in the simulator schema: CSV or Parquet, chosen by extension.
+"""Transaction files in the schema a config declares: CSV (optionally gzipped) or Parquet,
+chosen by extension.
 
-Two ways in, both reporting bad rows by line number (header = line 1, first data row = line 2;
-a Parquet row is numbered as if it were the same data written as CSV):
+- streaming, for `aegis replay` and the harness: iter_transactions() / iter_frame(), one row
+  at a time through the config's SourceReader, so a replayed row is judged exactly as a live
+  one (the bulk path is SourceReader.read_file);
+- write_transactions() / read_transactions(): a frame to and from a file, as written.
 
-- bulk, for training and evaluation: read_transactions() then validate_frame(), vectorised;
-- streaming, for `aegis replay`: iter_transactions(), one row at a time through
-  aegis_app.core.records.from_file_row, so a replayed row is judged exactly as a live one.
+Bad rows are reported by line number (header = line 1, first data row = line 2; a Parquet
+row is numbered as if it were the same data written as CSV). Blank lines in a CSV are
+skipped but counted, so line numbers match the file. A CSV row with too many fields is a
+structural error (FileFormatError), not a bad row.
 
-Blank lines in a CSV are skipped but counted, so line numbers match the file. A CSV row with
-too many fields is a structural error (FileFormatError), not a bad row.
+Without a config, the default preset (configs/handbook.toml) is used: the schema
+`aegis generate` writes.
 """
 
 from __future__ import annotations
 
+import gzip
 import math
 import warnings
+import zlib
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aegis_app.core.records import (
-    DATETIME_FORMAT,
-    FILE_COLUMNS,
-    MAX_AMOUNT,
-    REQUIRED_FILE_COLUMNS,
-    InvalidRecord,
-    Transaction,
-    from_file_row,
-)
+from aegis_app.core import config as configs
+from aegis_app.core.config import Config
+from aegis_app.core.records import DATETIME_FORMAT, InvalidRecord
+from aegis_app.core.source import SourceReader
 
-CSV_SUFFIXES = (".csv",)
+CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-# pandas' own default resolution; every frame from this module uses it.
-DATETIME_DTYPE = "datetime64[us]"
 FIRST_DATA_LINE = 2
-DERIVED_INT_COLUMNS = ("TX_TIME_SECONDS", "TX_TIME_DAYS")
 CHUNK_ROWS = 50_000
+
+# (line number, normalised record or the InvalidRecord saying why not, raw row)
+Row = tuple[int, dict[str, Any] | InvalidRecord, dict[str, Any]]
 
 
 class FileFormatError(ValueError):
     """The file as a whole cannot be used: wrong extension, missing columns, not parseable."""
 
 
+@cache
+def simulator_config() -> Config:
+    """The default preset: the schema the simulator (`aegis generate`) writes."""
+    return configs.load(configs.resolve(None))
+
+
 def _kind(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in CSV_SUFFIXES:
+    name = path.name.lower()
+    if name.endswith(CSV_SUFFIXES):
         return "csv"
-    if suffix in PARQUET_SUFFIXES:
+    if name.endswith(PARQUET_SUFFIXES):
         return "parquet"
     supported = ", ".join(CSV_SUFFIXES + PARQUET_SUFFIXES)
-    raise FileFormatError(f"{path}: unsupported file type {suffix!r} (expected {supported})")
+    raise FileFormatError(f"{path}: unsupported file type {path.suffix!r} (expected {supported})")
 
 
 _READ_ERRORS = (
@@ -63,6 +71,9 @@ _READ_ERRORS = (
     pd.errors.ParserWarning,  # raised as an error by _strict
     pd.errors.EmptyDataError,
     UnicodeDecodeError,
+    gzip.BadGzipFile,
+    EOFError,  # a truncated .gz
+    zlib.error,
     pa.ArrowException,
 )
 
@@ -81,14 +92,15 @@ def _unreadable(path: Path, exc: Exception) -> FileFormatError:
     return FileFormatError(f"{path}: not a readable {_kind(path)} file: {exc}")
 
 
-def _check_columns(columns: Any, source: object) -> None:
-    missing = [c for c in REQUIRED_FILE_COLUMNS if c not in set(columns)]
+def _check_columns(reader: SourceReader, columns: Any, source: object) -> None:
+    missing = reader.missing_columns(columns)
     if missing:
         raise FileFormatError(f"{source}: missing required column(s): {', '.join(missing)}")
 
 
 def write_transactions(df: pd.DataFrame, path: str | Path) -> None:
-    """Write df as CSV or Parquet according to the extension of path (parents created)."""
+    """Write df as CSV (.csv, .csv.gz) or Parquet according to the extension of path
+    (parents created); datetimes in a CSV as 'YYYY-MM-DD HH:MM:SS'."""
     path = Path(path)
     kind = _kind(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,164 +111,19 @@ def write_transactions(df: pd.DataFrame, path: str | Path) -> None:
 
 
 def read_transactions(path: str | Path) -> pd.DataFrame:
-    """The whole file as a frame whose index is the file line number of each row.
-
-    TX_DATETIME is parsed (naive UTC, DATETIME_DTYPE) when every value parses; a column with a
-    bad value anywhere is left as read, so that validate_frame can name the value.
-    Rows are not validated here: pass the result through validate_frame before using it.
-    """
+    """The whole file as read (pandas' own types; no schema, no checks), indexed by the file
+    line number of each row. For the checked, normalised rows: SourceReader.read_file."""
     path = Path(path)
-    csv = _kind(path) == "csv"
     try:
-        # CSV blank lines are kept (as empty rows) so that row positions map to line numbers;
-        # index_col=False: a row longer than the header must not turn into an index.
-        if csv:
-            df = _strict(lambda: pd.read_csv(path, skip_blank_lines=False, index_col=False))
+        if _kind(path) == "csv":
+            # index_col=False: a row longer than the header must not turn into an index.
+            df = _strict(lambda: pd.read_csv(path, index_col=False))
         else:
             df = pd.read_parquet(path)
     except _READ_ERRORS as exc:
         raise _unreadable(path, exc) from None
-    _check_columns(df.columns, path)
     df.index = pd.RangeIndex(FIRST_DATA_LINE, FIRST_DATA_LINE + len(df), name="line")
-    if csv:
-        df = df[df.notna().any(axis=1)]
-    parsed, failed = _parse_datetimes(df["TX_DATETIME"])
-    if not failed.any():
-        df = df.assign(TX_DATETIME=parsed)
     return df
-
-
-def _parse_datetimes(column: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """(parsed naive-UTC values, mask of present values that did not parse)."""
-    if isinstance(column.dtype, pd.DatetimeTZDtype):
-        parsed = column.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif pd.api.types.is_datetime64_dtype(column.dtype):
-        parsed = column
-    elif pd.api.types.is_numeric_dtype(column.dtype):
-        parsed = pd.Series(pd.NaT, index=column.index)  # records.parse_datetime refuses numbers
-    else:
-        # Only text parses, as in records.parse_datetime (naive means UTC, offsets converted).
-        text = column
-        if column.dtype == object:  # may mix in values that are neither text nor datetimes
-            text = column.where(column.map(lambda v: isinstance(v, str | datetime)))
-        parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-        parsed = parsed.dt.tz_localize(None)
-    # records.validate keeps whole seconds.
-    parsed = parsed.astype(DATETIME_DTYPE).dt.floor("s")
-    return parsed, column.notna() & parsed.isna()
-
-
-# One vectorised check: (column whose raw value the reason shows, failing rows, the reason).
-_Check = tuple[str, pd.Series, Callable[[Any], str]]
-
-
-def _as_int(value: Any) -> Any:
-    """The value as records' reason shows it: an integral value has become an int by then."""
-    number = float(value)
-    return int(number) if math.isfinite(number) and number == int(number) else value
-
-
-def _amount_checks(raw: pd.Series) -> tuple[pd.Series, list[_Check]]:
-    amount = pd.to_numeric(raw, errors="coerce").astype(float)
-    present = raw.notna()
-    col = "TX_AMOUNT"
-    return amount, [
-        (col, ~present, lambda v: "tx_amount: missing"),
-        (col, present & amount.isna(), lambda v: f"tx_amount: expected a number, got {v!r}"),
-        (col, np.isinf(amount), lambda v: f"tx_amount: must be finite, got {float(v)}"),
-        (col, amount < 0, lambda v: f"tx_amount: must not be negative, got {float(v)}"),
-        (col, amount > MAX_AMOUNT, lambda v: f"tx_amount: implausibly large, got {float(v)}"),
-    ]
-
-
-def _datetime_reason(value: Any) -> str:
-    if isinstance(value, str):
-        return f"tx_datetime: cannot parse {value!r}"
-    return f"tx_datetime: expected a timestamp string, got {type(value).__name__}"
-
-
-def _int_checks(
-    raw: pd.Series, col: str, required: bool, allowed: tuple[int, ...] | None = None
-) -> tuple[pd.Series, list[_Check]]:
-    """Numbers of an integer column and its checks, with records._int_field's reasons."""
-    name = FILE_COLUMNS[col]
-    present = raw.notna()
-    if pd.api.types.is_bool_dtype(raw.dtype):
-        bool_check = (col, present, lambda v: f"{name}: expected an integer, got bool")
-        return raw.astype(float), [bool_check]
-    numbers = pd.to_numeric(raw, errors="coerce")
-    as_float = numbers.astype(float)
-    if not pd.api.types.is_integer_dtype(numbers.dtype):  # integers stay exact beyond 2**53
-        numbers = as_float
-    integral = np.isfinite(as_float) & (as_float == np.floor(as_float))
-    checks: list[_Check] = [(col, ~present, lambda v: f"{name}: missing")] if required else []
-    checks += [
-        (col, present & ~integral, lambda v: f"{name}: expected an integer, got {v!r}"),
-        (col, numbers < 0, lambda v: f"{name}: must not be negative, got {_as_int(v)}"),
-    ]
-    if allowed is not None:
-        expected = " or ".join(map(str, allowed))
-        checks.append(
-            (
-                col,
-                present & ~numbers.isin(allowed),
-                lambda v: f"{name}: expected {expected}, got {_as_int(v)}",
-            )
-        )
-    return numbers, checks
-
-
-def validate_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
-    """Split a frame from read_transactions into (valid rows, [(line number, reason)]).
-
-    Line numbers are the frame's index (read_transactions sets it to the file line). The
-    checks and reasons follow aegis_app.core.records.validate: each row gets its first failure in
-    the order validate tests them. Valid rows come back typed: integer ids, amounts rounded to
-    cents, TX_DATETIME parsed; TX_FRAUD / TX_FRAUD_SCENARIO are nullable Int64 when some valid
-    rows lack them; TX_TIME_SECONDS / TX_TIME_DAYS are int64 when all valid rows have them.
-    """
-    _check_columns(df.columns, "frame")
-    amount, checks = _amount_checks(df["TX_AMOUNT"])
-    parsed, unparsed = _parse_datetimes(df["TX_DATETIME"])
-    checks += [
-        ("TX_DATETIME", df["TX_DATETIME"].isna(), lambda v: "tx_datetime: missing"),
-        ("TX_DATETIME", unparsed, _datetime_reason),
-    ]
-    integers: dict[str, pd.Series] = {}
-    for col, required, allowed in (
-        ("TX_FRAUD", False, (0, 1)),
-        ("TRANSACTION_ID", True, None),
-        ("CUSTOMER_ID", True, None),
-        ("TERMINAL_ID", True, None),
-        ("TX_FRAUD_SCENARIO", False, None),
-    ):
-        if col in df.columns:
-            integers[col], col_checks = _int_checks(df[col], col, required, allowed)
-            checks += col_checks
-
-    # Positional masks: the index (line numbers) need not be unique, e.g. after a concat.
-    bad = np.zeros(len(df), dtype=bool)
-    reasons = np.empty(len(df), dtype=object)
-    for col, failing, reason in checks:
-        new = failing.to_numpy(dtype=bool, na_value=False) & ~bad
-        if new.any():  # bad rows are few: build their messages one by one
-            reasons[new] = [reason(v) for v in df[col][new].tolist()]
-            bad |= new
-    errors = [(int(line), text) for line, text in zip(df.index[bad], reasons[bad], strict=True)]
-
-    good = df[~bad].copy()
-    good["TX_AMOUNT"] = amount[~bad].round(2)
-    good["TX_DATETIME"] = parsed[~bad]
-    for col, numbers in integers.items():
-        kept = numbers[~bad]
-        good[col] = kept.astype("Int64" if kept.isna().any() else np.int64)
-    # Not checked by records, but typed too when clean (a CSV blank line makes them float).
-    for col in DERIVED_INT_COLUMNS:
-        if col in good.columns:
-            values = pd.to_numeric(good[col], errors="coerce")
-            if (np.isfinite(values) & (values == np.floor(values))).all():
-                good[col] = values.astype(np.int64)
-    return good, errors
 
 
 def _records(chunk: pd.DataFrame) -> Iterator[dict[str, Any]]:
@@ -279,10 +146,14 @@ def _chunk_rows(
 
 
 def _csv_chunks(path: Path) -> Iterator[pd.DataFrame]:
-    # Text as written, so one bad value cannot change how the rest of its chunk is read.
-    reader = pd.read_csv(
-        path, dtype=str, skip_blank_lines=False, index_col=False, chunksize=CHUNK_ROWS
-    )
+    # Text as written, so one bad value cannot change how the rest of its chunk is read
+    # (and a 19-digit card number stays exact).
+    try:
+        reader = pd.read_csv(
+            path, dtype=str, skip_blank_lines=False, index_col=False, chunksize=CHUNK_ROWS
+        )
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, exc) from None
     with reader:
         while True:
             try:
@@ -307,53 +178,90 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             line += 1
 
 
-def _validated(
-    rows: Iterator[tuple[int, dict[str, Any]]],
-) -> Iterator[tuple[int, Transaction | InvalidRecord, dict[str, Any]]]:
-    for line, row in rows:
+class _TimesAsWritten:
+    """Typed times (a Parquet timestamp column, a frame's datetimes) as the text or number
+    the config's formats read, so a typed file is judged, and sent, as its CSV would be."""
+
+    def __init__(self, config: Config) -> None:
+        src = config.source
+        stamp = src.timestamp
+        self._stamp = (stamp.field, stamp.format, ZoneInfo(stamp.timezone))
+        self._dates = dict(src.date_formats)
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        column, fmt, zone = self._stamp
+        value = row.get(column)
+        if isinstance(value, datetime):
+            row[column] = _stamp_as_written(value, fmt, zone)
+        for column, fmt in self._dates.items():
+            value = row.get(column)
+            if isinstance(value, date):
+                row[column] = value.strftime(fmt)
+        return row
+
+
+def _stamp_as_written(value: datetime, fmt: str, zone: ZoneInfo) -> str | int:
+    if fmt in ("epoch_s", "epoch_ms"):
+        seconds = (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+        return int(seconds * 1000) if fmt == "epoch_ms" else int(seconds)
+    if value.tzinfo is not None:  # naive values are in the configured zone already
+        value = value.astimezone(zone)
+    return value.strftime(fmt)
+
+
+def _checked(rows: Iterator[tuple[int, dict[str, Any]]], config: Config) -> Iterator[Row]:
+    reader = SourceReader(config)
+    as_written = _TimesAsWritten(config)
+    for line, raw in rows:
+        raw = as_written(raw)
         try:
-            record: Transaction | InvalidRecord = from_file_row(row)
+            record: dict[str, Any] | InvalidRecord = reader.record(raw)
         except InvalidRecord as exc:
             record = exc
-        yield line, record, row
+        yield line, record, raw
 
 
-def iter_transactions(
-    path: str | Path,
-) -> Iterator[tuple[int, Transaction | InvalidRecord, dict[str, Any]]]:
-    """Stream (line number, Transaction or the InvalidRecord saying why not, raw row).
+def iter_transactions(path: str | Path, config: Config | None = None) -> Iterator[Row]:
+    """Stream (line number, normalised record or the InvalidRecord saying why not, raw row)
+    of a file in the config's schema.
 
     Reads CHUNK_ROWS at a time, so memory does not grow with the file. The file type and the
     header are checked now, at the call (FileFormatError), not at the first row.
     """
+    config = config if config is not None else simulator_config()
     path = Path(path)
     csv = _kind(path) == "csv"
     try:
         columns = pd.read_csv(path, nrows=0).columns if csv else pq.read_schema(path).names
     except _READ_ERRORS as exc:
         raise _unreadable(path, exc) from None
-    _check_columns(columns, path)
+    _check_columns(SourceReader(config), columns, path)
     rows = _chunk_rows(_csv_chunks(path), skip_blank=True) if csv else _parquet_rows(path)
-    return _validated(rows)
+    return _checked(rows, config)
 
 
-def iter_frame(
-    df: pd.DataFrame,
-) -> Iterator[tuple[int, Transaction | InvalidRecord, dict[str, Any]]]:
-    """As iter_transactions, for a frame in the file schema (e.g. fresh from the simulator).
-
-    Line numbers are those the rows would have in a CSV of the frame.
-    """
-    _check_columns(df.columns, "frame")
+def iter_frame(df: pd.DataFrame, config: Config | None = None) -> Iterator[Row]:
+    """As iter_transactions, for a frame in the config's schema (e.g. fresh from the
+    simulator). Line numbers are those the rows would have in a CSV of the frame."""
+    config = config if config is not None else simulator_config()
+    _check_columns(SourceReader(config), df.columns, "frame")
     chunks = (df.iloc[start : start + CHUNK_ROWS] for start in range(0, len(df), CHUNK_ROWS))
-    return _validated(_chunk_rows(chunks, skip_blank=False))
+    return _checked(_chunk_rows(chunks, skip_blank=False), config)
+
+
+def good_rows(rows: Iterable[Row]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(normalised record, raw row) of the rows that fit (bad rows are dropped)."""
+    for _, record, raw in rows:
+        if not isinstance(record, InvalidRecord):
+            yield record, raw
 
 
 def count_rows(path: str | Path) -> int:
     """How many rows iter_transactions will yield, for a progress bar's total.
 
     Cheap: Parquet metadata, or a count of non-blank CSV lines (so a line of bare commas, which
-    iter_transactions skips as blank, is counted here).
+    iter_transactions skips as blank, is counted here; a quoted field spanning lines counts
+    each line).
     """
     path = Path(path)
     if _kind(path) == "parquet":
@@ -361,5 +269,9 @@ def count_rows(path: str | Path) -> int:
             return pq.ParquetFile(path).metadata.num_rows
         except _READ_ERRORS as exc:
             raise _unreadable(path, exc) from None
-    with path.open("rb") as lines:
-        return max(sum(1 for line in lines if line.strip()) - 1, 0)  # minus the header
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as lines:
+            return max(sum(1 for line in lines if line.strip()) - 1, 0)  # minus the header
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise _unreadable(path, exc) from None

@@ -1,11 +1,13 @@
 """The messages that pass between the worker's stages, typed, with their wire form.
 
-The card stage sends a :class:`TxHop` to the terminal stage on aegis.by-terminal (key:
-terminal id); the label router sends a :class:`LabelHop` on the same topic, so a terminal's
-transactions and labels arrive in one order. The terminal stage hands a
-:class:`ScoreRequest` to the scorer; any stage that refuses a record produces a
-:class:`Refusal`, which the agent turns into a dead letter. The wire form is JSON, as it
-always was (``{"kind": "tx" | "label", ...}``), so workers of the previous version read it.
+The card stage computes the card's features and sends a :class:`TxHop` on aegis.by-entity,
+keyed by the record's key for the next entity of the config (the merchant, then e.g. a
+category); each entity stage adds its entity's features and passes the hop on, the last one
+hands a :class:`ScoreRequest` to the scorer. The label router sends a :class:`LabelHop` on
+the same topic for each entity with label-based features, so an entity's transactions and
+labels arrive in one order. A stage that refuses a record produces a :class:`Refusal`,
+which the agent turns into a dead letter. The wire form is JSON (``{"kind": "tx" |
+"label", ...}``).
 """
 
 from __future__ import annotations
@@ -19,28 +21,42 @@ LABEL_KIND = "label"
 
 @dataclass(frozen=True, slots=True)
 class TxHop:
-    """A validated transaction and its card features, on its way to its terminal."""
+    """A checked transaction and the features computed so far, on its way to the state of
+    the next entity in `pending`."""
 
-    tx: dict[str, Any]  # wire fields plus "ts" (epoch seconds)
-    card: dict[str, float]  # the card features of this transaction
-    ingested_ms: int  # broker timestamp of the input record, for end-to-end latency
-    source_partition: int | None  # card partition it came from (event-time skew)
+    record: dict[str, Any]  # the normalised record, JSON-safe (NaN as None)
+    features: dict[str, Any]  # the features of the entities already visited
+    pending: list[str]  # entities still to visit, in order; the first is the hop's key
+    ingested_ms: int | None  # broker timestamp of the input record, for end-to-end latency
+    source_partition: int | None  # card partition it came from (for tracing a hop)
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "kind": TX_KIND,
-            "tx": self.tx,
-            "card": self.card,
+            "record": self.record,
+            "features": self.features,
+            "pending": self.pending,
             "ingested_ms": self.ingested_ms,
             "source_partition": self.source_partition,
         }
 
+    def passed_on(self, features: dict[str, Any]) -> TxHop:
+        """The hop to the next pending entity, with this entity's features added."""
+        return TxHop(
+            record=self.record,
+            features={**self.features, **features},
+            pending=self.pending[1:],
+            ingested_ms=self.ingested_ms,
+            source_partition=self.source_partition,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class LabelHop:
-    """A fraud label, on its way to the terminal of its transaction."""
+    """A fraud label, on its way to one entity's state (the entity of its transaction)."""
 
-    transaction_id: int
+    entity: str
+    transaction_id: str
     label: int
     tx_ts: int  # the transaction's time, epoch seconds
     known_at: int  # when the label became known, epoch seconds
@@ -49,6 +65,7 @@ class LabelHop:
         return {
             "kind": LABEL_KIND,
             "label": {
+                "entity": self.entity,
                 "transaction_id": self.transaction_id,
                 "label": self.label,
                 "tx_ts": self.tx_ts,
@@ -58,18 +75,20 @@ class LabelHop:
 
 
 def hop_from_wire(message: dict[str, Any]) -> TxHop | LabelHop:
-    """The typed message of an aegis.by-terminal record (KeyError/TypeError if malformed)."""
+    """The typed message of an aegis.by-entity record (KeyError/TypeError if malformed)."""
     if message.get("kind") == LABEL_KIND:
         label = message["label"]
         return LabelHop(
+            entity=label["entity"],
             transaction_id=label["transaction_id"],
             label=label["label"],
             tx_ts=label["tx_ts"],
             known_at=label["known_at"],
         )
     return TxHop(
-        tx=message["tx"],
-        card=message["card"],
+        record=message["record"],
+        features=message["features"],
+        pending=list(message["pending"]),
         ingested_ms=message.get("ingested_ms"),
         source_partition=message.get("source_partition"),
     )
@@ -77,10 +96,11 @@ def hop_from_wire(message: dict[str, Any]) -> TxHop | LabelHop:
 
 @dataclass(frozen=True, slots=True)
 class ScoreRequest:
-    """A transaction with its full feature vector, waiting for its decision."""
+    """A transaction (normalised record) with its full feature vector, waiting for its
+    decision."""
 
     tx: dict[str, Any]
-    features: dict[str, float]
+    features: dict[str, Any]
     ingested_ms: int | None
 
 

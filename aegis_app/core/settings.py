@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aegis_app.core.config import Config
 
 # Topic names are part of the public contract (see README): one topic per message kind.
 TRANSACTIONS_TOPIC = "aegis.transactions"
@@ -16,8 +20,9 @@ ALERTS_TOPIC = "aegis.alerts"
 DEADLETTER_TOPIC = "aegis.deadletter"
 LABELS_TOPIC = "aegis.labels"
 MODEL_UPDATES_TOPIC = "aegis.model-updates"
-# Internal repartition topics: terminal stage keyed by terminal, card stage keyed by card.
-BY_TERMINAL_TOPIC = "aegis.by-terminal"
+# Internal repartition topics: the entity stage keyed by each non-card entity's key (the
+# merchant, a category, ...), card stage keyed by card.
+BY_ENTITY_TOPIC = "aegis.by-entity"
 BY_CARD_TOPIC = "aegis.by-card"
 
 
@@ -155,6 +160,13 @@ class Settings:
             "target_file_size_base": self.rocksdb_write_buffer_mb * mb,
             "block_cache_size": self.rocksdb_block_cache_mb * mb,
         }
+
+    def load_config(self) -> Config:
+        """The schema and features config these settings name (the default preset when
+        none is given); ConfigError naming the key if it is not usable."""
+        from aegis_app.core import config  # config imports nothing of settings: no cycle
+
+        return config.load(config.resolve(self.config))
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

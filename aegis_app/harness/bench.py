@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from aegis_app.core.files import iter_frame
-from aegis_app.core.records import Transaction
+from aegis_app.core import config as configs
+from aegis_app.core.files import good_rows, iter_frame, simulator_config
 from aegis_app.core.settings import (
     DECISIONS_TOPIC,
     TRANSACTIONS_TOPIC,
@@ -30,6 +30,7 @@ from aegis_app.core.settings import (
 from aegis_app.harness import simulator
 from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
 from aegis_app.harness.stack import ManagedProcess, read_topic_async, start_worker, wait_http_ok
+from aegis_app.ingest.replay import Outgoing, ReplayEncoder
 from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.kafka.producer import make_producer, send_transaction
 from models.lifecycle import registry
@@ -37,11 +38,13 @@ from models.lifecycle import registry
 TX_PER_DAY = 9_800  # simulator defaults: ~9.8k transactions a day
 
 
-def bench_transactions(n: int, seed: int = 0) -> list[Transaction]:
-    """N transactions of the default population (5,000 cards), in time order."""
+def bench_transactions(n: int, seed: int = 0) -> list[Outgoing]:
+    """N transactions of the default population (5,000 cards), in time order, encoded as
+    `aegis replay` sends them (the default preset's wire format, keyed by card)."""
     days = max(2, math.ceil(n / TX_PER_DAY) + 1)
     frame = simulator.generate(days=days, seed=seed).head(n)
-    return [record for _, record, _ in iter_frame(frame)]
+    encoder = ReplayEncoder(simulator_config())
+    return [encoder.outgoing(record, raw) for record, raw in good_rows(iter_frame(frame))]
 
 
 def ensure_bench_model(model_dir: Path) -> None:
@@ -52,16 +55,16 @@ def ensure_bench_model(model_dir: Path) -> None:
 
     frame = simulator.generate(customers=2000, terminals=4000, days=60, seed=1)
     window = default_train_window(frame["TX_DATETIME"], 7, 7)
-    train(frame, model_dir, window, delay_days=7)
+    train(frame, model_dir, window, delay_days=7, config=simulator_config())
 
 
-async def _produce(broker: KafkaConnection, txs: list[Transaction], rate: float | None) -> float:
+async def _produce(broker: KafkaConnection, txs: list[Outgoing], rate: float | None) -> float:
     producer = make_producer(broker)
     await producer.start()
     started = time.monotonic()
     try:
         for i, tx in enumerate(txs):
-            await send_transaction(producer, tx)
+            await send_transaction(producer, tx.payload, tx.key)
             if rate:
                 ahead = started + (i + 1) / rate - time.monotonic()
                 if ahead > 0:
@@ -72,7 +75,7 @@ async def _produce(broker: KafkaConnection, txs: list[Transaction], rate: float 
     return time.monotonic() - started
 
 
-async def _run(broker: KafkaConnection, txs: list[Transaction], rate: float | None, timeout: float):
+async def _run(broker: KafkaConnection, txs: list[Outgoing], rate: float | None, timeout: float):
     expected = {tx.transaction_id for tx in txs}
     reader = asyncio.create_task(
         read_topic_async(
@@ -135,7 +138,13 @@ def run(
     procs: list[ManagedProcess] = []
     try:
         ports = [free_port() for _ in range(workers)]
-        env = {"AEGIS_PARTITIONS": str(partitions), **kafka_environment(conf)}
+        env = {
+            "AEGIS_PARTITIONS": str(partitions),
+            # The default preset, whatever config started the bench: the data is the
+            # simulator's.
+            "AEGIS_CONFIG": str(configs.resolve(None)),
+            **kafka_environment(conf),
+        }
         for i, port in enumerate(ports):
             procs.append(
                 start_worker(

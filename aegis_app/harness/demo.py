@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from aegis_app.core import files
+from aegis_app.core import config, files
 from aegis_app.core.settings import TRANSACTIONS_TOPIC, Settings, env_value
 from aegis_app.harness import simulator
 from aegis_app.harness.embedded_broker import (
@@ -65,7 +65,14 @@ def _ensure_model(data: Path, model_dir: Path) -> None:
     frame = files.read_transactions(data)
     # The data's first two weeks: the stream then runs past what this model has seen.
     origin = pd.Timestamp(frame["TX_DATETIME"].min()).normalize()
-    manifest = train(frame, model_dir, Window(origin, 14), delay_days=7, progress=True)
+    manifest = train(
+        frame,
+        model_dir,
+        Window(origin, 14),
+        delay_days=7,
+        progress=True,
+        config=files.simulator_config(),
+    )
     print(f"model {manifest.version} trained on {manifest.training_window}")
 
 
@@ -122,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         # Every consumer spaces its reads: the embedded broker's reads get dearer as the
         # demo's topics fill (aegis_app.harness.embedded_broker).
         interval = env_value("fetch_interval_ms") or str(EMBEDDED_FETCH_INTERVAL_MS)
-        paced = {"AEGIS_FETCH_INTERVAL_MS": interval}
+        # Every process reads the simulator's schema: the default preset.
+        paced = {"AEGIS_FETCH_INTERVAL_MS": interval, "AEGIS_CONFIG": str(config.resolve(None))}
         worker = start_worker(
             broker.url, state, web_port, model_dir, logs / "worker.log", env=paced
         )
@@ -167,12 +175,14 @@ def main(argv: list[str] | None = None) -> int:
                 "replay", str(data), "--broker", broker.url, "--rate", str(args.rate), "--quiet"
             ),
             logs / "replay.log",
+            paced,
         ).start()
         processes.append(replayer)
 
         print()
         print("Aegis demo is running. Where to look:")
-        print(f"  worker web view  http://127.0.0.1:{web_port}/health/  /alerts/  /cards/<id>/")
+        web = f"http://127.0.0.1:{web_port}"
+        print(f"  worker web view  {web}/health/  /alerts/  /entities/card/<id>/")
         if api:
             print(f"  REST API         http://127.0.0.1:{api_port}/docs   (token: {token})")
         if page:

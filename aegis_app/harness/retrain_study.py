@@ -38,14 +38,9 @@ from aegis_app.harness import simulator
 from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
 from aegis_app.harness.scenarios import SPENDING_BURST, add_spending_bursts
 from aegis_app.harness.stack import ManagedProcess, aegis_command, start_worker, wait_http_ok
+from aegis_app.ingest.replay import publication_order
 from aegis_app.kafka.model_updates import announce
-from aegis_app.kafka.producer import (
-    Deliveries,
-    make_producer,
-    publication_order,
-    send_label,
-    send_transaction,
-)
+from aegis_app.kafka.producer import Deliveries, make_producer, send_label, send_transaction
 from aegis_app.serving.store import Store
 from models.lifecycle import registry, retraining
 from models.lifecycle.evaluation import metrics
@@ -98,12 +93,13 @@ async def _send(broker_url: str, items: list[tuple[str, object]]) -> tuple[int, 
     try:
         for kind, item in items:
             if kind == "tx":
-                send = send_transaction
                 sent += 1
+                await deliveries.send(
+                    lambda item=item: send_transaction(producer, item.payload, item.key)
+                )
             else:
-                send = send_label
                 labels += 1
-            await deliveries.send(lambda send=send, item=item: send(producer, item))
+                await deliveries.send(lambda item=item: send_label(producer, item))
         await producer.flush()
         await deliveries.check(wait=True)
     finally:
@@ -140,6 +136,7 @@ def _wait_version(web_url: str, version: str, timeout: float = 60) -> float:
 def weekly_metrics(store: Store, data: pd.DataFrame, static, config: StudyConfig) -> list[dict]:
     """Per evaluation week: both arms' AP, CP@100 and spending-burst frauds alerted on."""
     truth = data.set_index("TRANSACTION_ID")[["TX_FRAUD", "TX_FRAUD_SCENARIO"]]
+    truth.index = truth.index.astype(str)  # the store keeps ids as text
     origin = pd.Timestamp(data["TX_DATETIME"].min()).normalize()
     weeks = []
     for day in range(config.first_week_day, config.days - 6, 7):
@@ -150,7 +147,7 @@ def weekly_metrics(store: Store, data: pd.DataFrame, static, config: StudyConfig
         testing = truth.loc[ids, "TX_FRAUD_SCENARIO"].to_numpy() == SPENDING_BURST
         live = rows.frame["score"].to_numpy()
         stored = store.actions(ids.tolist())
-        live_alert = np.array([stored[int(t)] != "allow" for t in ids])
+        live_alert = np.array([stored[str(t)] != "allow" for t in ids])
         static_score = static.score(rows.matrix(list(static.feature_names)))["ensemble"]
         static_alert = static_score >= static.thresholds["review"]
         week = {"week_start_day": day, "rows": len(ids), "frauds": int(y.sum())}

@@ -1,24 +1,23 @@
 """Kinesis records in, Kafka messages out.
 
-A record's data is one JSON object with a transaction's fields under the simulator-file
-column names (TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, and the
-optional TX_FRAUD, TX_FRAUD_SCENARIO, ...), judged by aegis_app.core.records.from_file_row
-exactly as a replayed file row is. A record that is not one becomes a dead letter with the
-same fields as the worker's (agents/deadletter.py) plus where it was in the stream.
+A record's data is one JSON object: a transaction in the user's schema (the config's column
+names, e.g. TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, ... for the default preset), checked by
+the config's RecordCodec exactly as a replayed file row is, and sent in its wire format keyed
+by card. A record that is not one becomes a dead letter with the same fields as the
+worker's (agents/deadletter.py) plus where it was in the stream.
 """
 
 from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from aegis_app.core.records import FILE_COLUMNS, InvalidRecord, Transaction, from_file_row
-
-# File column of each wire field that has one (TX_TIME_* are derived, not wire fields).
-_COLUMN_OF_FIELD = {field: column for column, field in FILE_COLUMNS.items()}
+from aegis_app.core.codec import RecordCodec
+from aegis_app.core.records import InvalidRecord
 
 
 def source_name(stream_name: str) -> str:
@@ -26,8 +25,9 @@ def source_name(stream_name: str) -> str:
     return f"kinesis:{stream_name}"
 
 
-def transaction_from_data(data: bytes, max_bytes: int) -> Transaction:
-    """The validated transaction in a record's data, or InvalidRecord saying why not."""
+def message_from_data(data: bytes, codec: RecordCodec, max_bytes: int) -> tuple[bytes, bytes]:
+    """(wire payload, key) for aegis.transactions of the transaction in a record's data, or
+    InvalidRecord saying why it is not one."""
     if len(data) > max_bytes:
         raise InvalidRecord(f"data: {len(data)} bytes exceeds the {max_bytes}-byte limit")
     if not data:
@@ -38,7 +38,9 @@ def transaction_from_data(data: bytes, max_bytes: int) -> Transaction:
         raise InvalidRecord(f"data: not JSON ({exc})") from None
     if not isinstance(row, dict):
         raise InvalidRecord(f"data: expected a JSON object, got {_json_kind(row)}")
-    return from_file_row(row)
+    record = codec.reader.record(row)
+    # RecordCodec.encode(row), without checking the row a second time.
+    return codec.encode_fields(codec.fields_of(record, row)), codec.key(record)
 
 
 def _json_kind(value: object) -> str:
@@ -85,14 +87,10 @@ def dead_letter(
     return f"{source}/{shard_id}/{sequence_number}".encode(), letter
 
 
-def kinesis_data(tx: Transaction) -> bytes:
-    """A transaction as a Kinesis record's data (what `transaction_from_data` reads back)."""
-    row = {}
-    for field, value in tx.to_wire().items():
-        column = _COLUMN_OF_FIELD.get(field)
-        if column is not None and value is not None:
-            row[column] = value
-    return orjson.dumps(row)
+def kinesis_data(raw: Mapping[str, Any]) -> bytes:
+    """A raw record in the user's schema as a Kinesis record's data (what
+    `message_from_data` reads); missing values are left out."""
+    return orjson.dumps({k: v for k, v in raw.items() if v is not None})
 
 
 def _b64(data: bytes) -> str:

@@ -33,6 +33,7 @@ import orjson
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
+from aegis_app.core.codec import RecordCodec
 from aegis_app.core.records import InvalidRecord
 from aegis_app.core.settings import (
     DEADLETTER_TOPIC,
@@ -40,7 +41,7 @@ from aegis_app.core.settings import (
     Settings,
 )
 from aegis_app.ingest.checkpoints import CheckpointBook
-from aegis_app.ingest.conversion import dead_letter, transaction_from_data
+from aegis_app.ingest.conversion import dead_letter, message_from_data
 from aegis_app.ingest.shards import (
     START_POSITIONS,
     Checkpoint,
@@ -268,12 +269,14 @@ class KinesisBridge:
         book: CheckpointBook,
         producer: Any,
         options: BridgeOptions,
+        codec: RecordCodec,
         progress_out: IO[str] | None = None,
     ) -> None:
         self.stream = stream
         self.book = book
         self.producer = producer
         self.options = options
+        self.codec = codec  # the config's: the records' schema and the wire format
         self.progress_out = progress_out
         self.counts = BridgeCounts()
         self.tracker = ShardTracker()
@@ -384,7 +387,7 @@ class KinesisBridge:
         for record in records:
             data = bytes(record["Data"])
             try:
-                tx = transaction_from_data(data, self.options.max_record_bytes)
+                payload, key = message_from_data(data, self.codec, self.options.max_record_bytes)
             except InvalidRecord as exc:
                 key, letter = dead_letter(
                     self.stream.stream_name,
@@ -403,7 +406,9 @@ class KinesisBridge:
                 )
                 dead += 1
                 continue
-            await deliveries.send(lambda tx=tx: send_transaction(producer, tx))
+            await deliveries.send(
+                lambda payload=payload, key=key: send_transaction(producer, payload, key)
+            )
             forwarded += 1
         await deliveries.check(wait=True)
         self.counts.forwarded += forwarded
@@ -503,6 +508,7 @@ async def serve(
 ) -> dict[str, Any]:
     """Check the stream, the broker and the store, then bridge until SIGTERM/SIGINT (or
     `stop`); returns the run's counts. Failures users hit raise IngestError."""
+    codec = RecordCodec(settings.load_config())  # the records' schema
     stream = KinesisStream(
         options.stream_name, settings.kinesis_region, settings.kinesis_endpoint_url
     )
@@ -521,7 +527,12 @@ async def serve(
     try:
         store = _open_store(settings.db_url)
         bridge = KinesisBridge(
-            stream, CheckpointBook(store, options.stream_name), producer, options, progress_out
+            stream,
+            CheckpointBook(store, options.stream_name),
+            producer,
+            options,
+            codec,
+            progress_out,
         )
         with _stop_on_signals(stop.set):
             await bridge.run(stop, listing)

@@ -59,7 +59,7 @@ class AegisConsumerThread(TrueHighwaters, SeekGatedConsumerThread, AIOKafkaConsu
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # Faust passes fetch_max_wait_ms=1500. The embedded broker holds a fetch that long
-        # when little data is waiting, so every hop (transactions -> by-terminal ->
+        # when little data is waiting, so every hop (transactions -> by-entity ->
         # decisions) added up to 1.5 s: p50 719 ms at 200 tx/s, 68 ms with 50 ms here.
         # Read by start(), when the consumer creates its Fetcher.
         consumer._fetch_max_wait_ms = self.fetch_max_wait_ms

@@ -3,7 +3,7 @@
 Why: on this project's machine Faust's ``Topic.send`` costs ~150 µs per record (a
 FutureMessage, a PendingMessage, channel and sensor bookkeeping), the aiokafka producer
 under it ~40 µs (``scripts/faust_floor.py``, BENCHMARKS.md). The hot path writes four
-records per transaction (by-terminal hop, two changelog rows, the decision), so those
+records per transaction (a by-entity hop, two changelog rows, the decision), so those
 layers were the largest share of a worker's time.
 
 Nothing about delivery changes: this is the same aiokafka producer Faust uses, with the

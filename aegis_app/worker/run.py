@@ -22,19 +22,21 @@ from aegis_app.kafka import admin, clients
 from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.runtime.process import tune_process
 from aegis_app.worker.app import create_app
-from agents.state import TABLE_NAMES
+from agents.state import table_name
 
 log = logging.getLogger(__name__)
 
 
 def changelog_topics(conf: Settings) -> list[str]:
-    return [f"{conf.app_id}-{table}-changelog" for table in TABLE_NAMES]
+    """The changelog of every entity's state table the config declares."""
+    entities = conf.load_config().entities
+    return [f"{conf.app_id}-{table_name(entity)}-changelog" for entity in entities]
 
 
 def all_topics(conf: Settings) -> list[str]:
     return [
         names.TRANSACTIONS_TOPIC,
-        names.BY_TERMINAL_TOPIC,
+        names.BY_ENTITY_TOPIC,
         names.DECISIONS_TOPIC,
         names.ALERTS_TOPIC,
         names.DEADLETTER_TOPIC,

@@ -1,5 +1,7 @@
-"""One alert in full: amount, card, terminal, scores per model, reasons, the card's history
-and features, and the buttons that label it through the API."""
+"""One alert in full: amount, card, merchant (titled with the config's names), scores per
+model, reasons, the card's history and features, the record's fields, and the buttons that
+label it through the API (which publishes the label with the decision's card and entity
+keys)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from dashboard.client import ApiNotFound
 from dashboard.views.common import flash, show_api_error
 
 
-def render(client: Any, alert: Mapping[str, Any] | None, analyst: str) -> None:
+def render(
+    client: Any, alert: Mapping[str, Any] | None, analyst: str, names: shaping.RecordNames
+) -> None:
     if alert is None:
         st.subheader("Alert detail")
         st.caption("Open an alert from the queue to see it here.")
@@ -32,16 +36,17 @@ def render(client: Any, alert: Mapping[str, Any] | None, analyst: str) -> None:
     )
     st.markdown(f"{badge} &nbsp;·&nbsp; {status}")
 
-    amount = _num(alert.get("tx_amount"))
+    amount = _num(alert.get("amount"))
     score = _num(alert.get("score"))
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Amount", f"{amount:,.2f}" if not math.isnan(amount) else "—")
+    c1.metric(names.amount, f"{amount:,.2f}" if not math.isnan(amount) else "—")
     c2.metric("Score", f"{score:.4f}" if not math.isnan(score) else "—")
-    c3.metric("Card", str(alert.get("customer_id", "—")))
-    c4.metric("Terminal", str(alert.get("terminal_id", "—")))
+    c3.metric(names.card, str(alert.get("card", "—")))
+    c4.metric(names.merchant, str(alert.get("merchant", "—")))
     st.caption(
-        f"Transaction time {alert.get('tx_datetime', '—')} · decided "
-        f"{alert.get('decided_at', '—')} · model {alert.get('model_version', '—')}"
+        f"{names.transaction_id} {tx} · {names.timestamp} {alert.get('tx_datetime', '—')} "
+        f"(UTC) · decided {alert.get('decided_at', '—')} · model "
+        f"{alert.get('model_version', '—')}"
     )
 
     if alert.get("label_note"):
@@ -71,7 +76,7 @@ def render(client: Any, alert: Mapping[str, Any] | None, analyst: str) -> None:
             },
         )
 
-    _card_section(client, alert)
+    _card_section(client, alert, names)
 
 
 def _label_controls(client: Any, tx: Any, current: str | None, analyst: str) -> None:
@@ -101,9 +106,9 @@ def _label_controls(client: Any, tx: Any, current: str | None, analyst: str) -> 
     st.rerun()  # the whole page: the queue drops or updates the alert at once
 
 
-def _card_section(client: Any, alert: Mapping[str, Any]) -> None:
-    card_id = alert.get("customer_id")
-    st.markdown(f"**Card {card_id}**")
+def _card_section(client: Any, alert: Mapping[str, Any], names: shaping.RecordNames) -> None:
+    card_id = alert.get("card")
+    st.markdown(f"**{_escape(names.card)} {_escape(str(card_id))}**")
     card: Mapping[str, Any] | None
     try:
         card = client.card(card_id)
@@ -113,11 +118,14 @@ def _card_section(client: Any, alert: Mapping[str, Any]) -> None:
     except Exception as exc:  # noqa: BLE001
         show_api_error(exc, where="Card history")
         card = None
-    history, card_features, tx_features = st.tabs(
-        ["Recent transactions", "Card features", "This transaction's features"]
+    history, card_features, tx_features, tx_fields = st.tabs(
+        ["Recent transactions", "Card features", "This transaction's features", "Fields"]
+    )
+    tx, when, merchant, amount = (
+        names.title(role) for role in ("transaction_id", "timestamp", "merchant", "amount")
     )
     with history:
-        recent = shaping.recent_frame((card or {}).get("recent_decisions"))
+        recent = shaping.recent_frame((card or {}).get("recent_decisions"), names)
         if recent.empty:
             st.caption("No recent transactions for this card.")
         else:
@@ -127,25 +135,31 @@ def _card_section(client: Any, alert: Mapping[str, Any]) -> None:
                 width="stretch",
                 height=min(38 + 35 * len(recent), 300),
                 column_config={
-                    "Tx": st.column_config.NumberColumn(format="%d"),
-                    "Terminal": st.column_config.NumberColumn(format="%d"),
-                    "Amount": st.column_config.NumberColumn(format="%.2f"),
+                    tx: st.column_config.TextColumn(),
+                    merchant: st.column_config.TextColumn(),
+                    amount: st.column_config.NumberColumn(format="%.2f"),
                     "Score": st.column_config.NumberColumn(format="%.4f"),
-                    "Tx time": st.column_config.TextColumn(width="medium"),
+                    when: st.column_config.TextColumn(width="medium"),
                 },
             )
     with card_features:
-        feats = shaping.features_frame((card or {}).get("features"))
+        feats = shaping.features_frame((card or {}).get("features"), names.features)
         if feats.empty:
             st.caption("No card features available.")
         else:
             st.dataframe(feats, hide_index=True, width="stretch", height=300)
     with tx_features:
-        feats = shaping.features_frame(alert.get("features"))
+        feats = shaping.features_frame(alert.get("features"), names.features)
         if feats.empty:
             st.caption("The decision carries no features.")
         else:
             st.dataframe(feats, hide_index=True, width="stretch", height=300)
+    with tx_fields:
+        fields = shaping.fields_frame(alert.get("fields"))
+        if fields.empty:
+            st.caption("The config declares no other fields for a transaction.")
+        else:
+            st.dataframe(fields, hide_index=True, width="stretch")
 
 
 def _escape(text: str) -> str:

@@ -14,16 +14,21 @@ _LAST_TABLE_PICK = "_queue_table_pick"
 
 
 def render(
-    items: Sequence[Mapping[str, Any]], total: int | None, more: bool = False
+    items: Sequence[Mapping[str, Any]],
+    total: int | None,
+    more: bool,
+    names: shaping.RecordNames,
 ) -> Mapping[str, Any] | None:
-    """Draw the queue; returns the alert row the analyst has open (or None)."""
+    """Draw the queue, its columns titled with the config's `names`; returns the alert row
+    the analyst has open (or None)."""
     st.subheader("Alert queue")
     st.caption(count_caption(len(items), total, more) + " · click a row to open an alert")
     if not items:
         st.info("No alerts match these filters. New alerts appear here as they are decided.")
         return None
 
-    frame = shaping.queue_frame(items)
+    frame = shaping.queue_frame(items, names)
+    tx, amount, card = (names.title(role) for role in ("transaction_id", "amount", "card"))
     styled = frame.style.map(_action_style, subset=["Action"]).map(_label_style, subset=["Label"])
     event = st.dataframe(
         styled,
@@ -33,14 +38,15 @@ def render(
         on_select="rerun",
         selection_mode="single-row",
         column_config={
-            "Tx": st.column_config.NumberColumn("Tx", format="%d", width="small"),
+            # Config names may be long: these columns size to their title.
+            tx: st.column_config.TextColumn(tx, help="the transaction id"),
             "Decided": st.column_config.DatetimeColumn(
                 "Decided", format="HH:mm:ss", width="small", help="decision time, UTC"
             ),
             "Action": st.column_config.TextColumn("Action", width="small"),
             "Score": st.column_config.NumberColumn("Score", format="%.4f", width="small"),
-            "Amount": st.column_config.NumberColumn("Amount", format="%.2f", width="small"),
-            "Card": st.column_config.NumberColumn("Card", format="%d", width="small"),
+            amount: st.column_config.NumberColumn(amount, format="%.2f", help="the amount"),
+            card: st.column_config.TextColumn(card, help="the card"),
             "Label": st.column_config.TextColumn("Label", width="small"),
             "Top reason": st.column_config.TextColumn("Top reason", width="large"),
         },
@@ -62,7 +68,9 @@ def render(
         "Open alert",
         ids,
         key=PICK_KEY,
-        format_func=lambda tx: shaping.alert_option(by_id.get(tx, {"transaction_id": tx})),
+        format_func=lambda key: shaping.alert_option(
+            by_id.get(key, {"transaction_id": key}), names
+        ),
     )
     return by_id.get(chosen)
 

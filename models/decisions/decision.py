@@ -4,12 +4,14 @@ transaction with the same features gets the same score, action and reasons."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
+from aegis_app.core.codec import extra_fields
+from aegis_app.core.records import format_datetime
 from models.decisions.policy import Rules, decide
 from models.detectors.bundle import ModelBundle
 
@@ -28,11 +30,16 @@ def build_decisions(
     rules: Rules,
     items: Sequence[tuple[dict, dict[str, float], int | None]],
     decided_at: str | None = None,
+    entity_keys: Callable[[Mapping], dict[str, str | None]] | None = None,
 ) -> list[dict]:
-    """One decision per (tx wire fields, features, ingested_ms), scored as one batch.
+    """One decision per (normalised record, features, ingested_ms), scored as one batch.
 
-    The decision JSON is the one documented for aegis.decisions (docs/DEVELOPING.md).
+    The decision JSON is the one documented for aegis.decisions (docs/DEVELOPING.md):
+    the record's ids, amount and time under their normalised names, its configured extra
+    fields in ``fields``, and in ``entities`` the key of each entity its labels must reach
+    (`entity_keys`: the config's StreamEngine.keys; by default the card and the merchant).
     """
+    entity_keys = entity_keys or _card_and_merchant
     if not items:
         return []
     X = feature_matrix(bundle, [item[1] for item in items])
@@ -47,10 +54,13 @@ def build_decisions(
         decisions.append(
             {
                 "transaction_id": tx["transaction_id"],
-                "customer_id": tx["customer_id"],
-                "terminal_id": tx["terminal_id"],
-                "tx_amount": tx["tx_amount"],
-                "tx_datetime": tx["tx_datetime"],
+                "card": tx["card"],
+                "merchant": tx["merchant"],
+                "amount": tx["amount"],
+                "ts": tx["ts"],
+                "tx_datetime": format_datetime(tx["ts"]),
+                "fields": extra_fields(tx),
+                "entities": entity_keys(tx),
                 "action": action,
                 "score": score,
                 "scores": {name: float(values[i]) for name, values in scores.items()},
@@ -62,3 +72,7 @@ def build_decisions(
             }
         )
     return decisions
+
+
+def _card_and_merchant(tx: Mapping) -> dict[str, str | None]:
+    return {"card": str(tx["card"]), "merchant": str(tx["merchant"])}

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aegis_app.core import config as configs
 from aegis_app.core.config import Config
 from models.detectors.bundle import ModelBundle
 from models.lifecycle import registry
+from models.lifecycle.model_config import running_config
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,12 @@ class Refresh:
 
 class ActiveModel:
     """`config`: the features this process computes; a version trained with another config
-    is refused, naming the difference (default: the default preset, configs/handbook.toml,
-    which is what the workers and the API compute today)."""
+    is refused, naming the difference (default: the config the process runs,
+    Settings.load_config(): AEGIS_CONFIG, else the default preset)."""
 
     def __init__(self, model_dir: Path | str, config: Config | None = None) -> None:
         self.model_dir = Path(model_dir)
-        self.config = config if config is not None else configs.load(configs.resolve(None))
+        self.config = config if config is not None else running_config()
         self.bundle: ModelBundle | None = None
         self.loaded_at: str | None = None  # ISO time the current bundle was loaded
         self.last_error: str | None = None  # why no (newer) model is loaded, if so

@@ -1,11 +1,11 @@
 """`aegis evaluate` and `aegis train`: the Handbook protocol and model training on a file.
 
 Both compute features on the rows that can affect the window (its warm-up of history), then
-fit with models.lifecycle.training. Without a config the file has the simulator's columns
-and the Handbook's features come from tables.batch (the stream's own feature code). With a
-config (aegis_app.core.config) the frame holds normalised records (aegis_app.core.source)
-and the config's features come from the feature engine (tables.engine); the protocol reads
-them through the simulator's column names (:func:`protocol_view`).
+fit with models.lifecycle.training. The file's records are normalised by the config's
+source reader (aegis_app.core.source) and their features come from the feature engine
+(tables.engine), for every config, the Handbook preset included; the protocol reads them
+through the simulator's column names (:func:`protocol_view`). Without a config, the one
+the process runs (Settings.load_config(): AEGIS_CONFIG, else the default preset).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 
 from aegis_app.core.config import Config
+from aegis_app.core.source import SourceReader
 from models.lifecycle import registry
 from models.lifecycle.drift import bundle_reference
 from models.lifecycle.evaluation import Split, score_columns_to_metrics, split_masks, test_set_mask
+from models.lifecycle.model_config import running_config
 from models.lifecycle.training import Window, fit_bundle, history_start, known_labels
-from tables.batch import compute_features
-from tables.engine import compute_features as engine_features
-from tables.features import ALL_FEATURES
+from tables.engine import compute_features
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,21 @@ def protocol_view(normalised: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
-def _features(
-    rows: pd.DataFrame, delay_days: int, config: Config | None, progress: bool
-) -> pd.DataFrame:
-    if config is None:
-        return compute_features(rows, delay_days, progress=progress)
-    return engine_features(rows, config, progress=progress)
+# The columns protocol_view adds: a frame holding them all is a view already.
+VIEW_COLUMNS = ("transaction_id", "card", "merchant", "amount", "ts", "label", "TX_DATETIME")
+
+
+def prepare(df: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """The protocol's view of `df`: returned as is when it is one (aegis_app.cli.datafiles
+    reads files into it), else `df` holds the user's records in the config's schema and is
+    normalised by its source reader; rows that do not fit are skipped, with a warning."""
+    if all(column in df.columns for column in VIEW_COLUMNS):
+        return df
+    normalised, bad = SourceReader(config).frame(df)
+    if bad:
+        line, reason = bad[0]
+        log.warning("%d row(s) do not fit the config, skipped (row %d: %s)", len(bad), line, reason)
+    return protocol_view(normalised)
 
 
 def _rows_between(df: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -61,19 +70,20 @@ def evaluate(
     split: Split,
     scores_out: Path | None = None,
     progress: bool = False,
-    feature_names: list[str] | None = None,
     config: Config | None = None,
 ) -> dict:
     """Train on the split's training window, score its test window, return the metrics.
 
-    Writes `scores_out` (the transaction id column, one column per model, `ensemble`) for
-    every transaction of the test window; metrics are computed on the test set (the window
-    minus cards already known to be compromised, evaluation.md). With `config`, `df` is a
-    :func:`protocol_view` and the id column is the config's.
+    `df`: the user's records or their :func:`protocol_view` (see :func:`prepare`). Writes
+    `scores_out` (the config's transaction id column, one column per model, `ensemble`)
+    for every transaction of the test window; metrics are computed on the test set (the
+    window minus cards already known to be compromised, evaluation.md).
     """
-    names = feature_names or list(config.feature_names if config else ALL_FEATURES)
-    rows = _rows_between(df, history_start(split.train_start, split.delay_days), split.test_end)
-    features = _features(rows, split.delay_days, config, progress)
+    config = config if config is not None else running_config()
+    df = prepare(df, config)
+    names = list(config.feature_names)
+    rows = _rows_between(df, history_start(split.train_start, config), split.test_end)
+    features = compute_features(rows, config, progress=progress)
     train_mask, test_mask = split_masks(rows, split)
     if not train_mask.any() or not test_mask.any():
         raise ValueError(_split_outside(df, split))
@@ -83,7 +93,7 @@ def evaluate(
     if not train_known.any():
         raise ValueError("no labelled transactions in the training window")
     bundle = fit_bundle(
-        _inputs(features.loc[train_known, names], config),
+        features.loc[train_known, names],
         y_all[train_known].astype(int),
         version="evaluation",
         feature_names=names,
@@ -98,7 +108,7 @@ def evaluate(
     for name, values in scores.items():
         frame[name] = values
     if scores_out is not None:
-        id_column = config.source.transaction_id if config else "TRANSACTION_ID"
+        id_column = config.source.transaction_id
         frame.rename(columns={"TRANSACTION_ID": id_column}).to_csv(scores_out, index=False)
     # The rule needs the frauds before the test window, so it reads all rows.
     in_test_set = test_set_mask(rows, split)[test_mask]
@@ -143,16 +153,19 @@ def train(
     config: Config | None = None,
 ) -> registry.Manifest:
     """Fit a bundle on `window` with the labels known at its end + delay; register it.
-    With `config`, `df` is a :func:`protocol_view` and the features are the config's."""
-    rows = _rows_between(df, history_start(window.start, delay_days), window.end)
+    `df`: the user's records or their :func:`protocol_view` (see :func:`prepare`); the
+    features are the config's (default: the one the process runs)."""
+    config = config if config is not None else running_config()
+    df = prepare(df, config)
+    rows = _rows_between(df, history_start(window.start, config), window.end)
     in_window = window.mask(rows["TX_DATETIME"])
     if not in_window.any():
         raise ValueError(_too_short(df, window, delay_days))
-    features = _features(rows, delay_days, config, progress)
+    features = compute_features(rows, config, progress=progress)
     labels = known_labels(rows, window.end + pd.Timedelta(days=delay_days), delay_days)
     usable = in_window & ~np.isnan(labels)
-    names = list(config.feature_names if config else ALL_FEATURES)
-    X = _inputs(features.loc[in_window, names], config)
+    names = list(config.feature_names)
+    X = features.loc[in_window, names]
     y = None
     if usable.sum() == in_window.sum() and in_window.any():
         y = labels[in_window].astype(int)
@@ -212,12 +225,6 @@ def _split_outside(df: pd.DataFrame, split: Split) -> str:
         f"{split.delay_days}, test {split.test_days} days); the file holds "
         f"{(last - first).days + 1} day(s), {first.date()} .. {last.date()}"
     )
-
-
-def _inputs(features: pd.DataFrame, config: Config | None) -> np.ndarray | pd.DataFrame:
-    """What fit_bundle takes: the Handbook's all-numeric matrix, or the config's frame
-    (categorical features hold text; the bundle codes them)."""
-    return features if config is not None else features.to_numpy()
 
 
 def dumps(result: dict) -> str:

@@ -29,6 +29,14 @@ _WORDS = {
 }
 
 
+def running_config() -> Config:
+    """The config this process runs: AEGIS_CONFIG (which `aegis --config` sets), else the
+    default preset (Settings.load_config())."""
+    from aegis_app.core.settings import Settings
+
+    return Settings.from_env().load_config()
+
+
 def describe_config(config: Config) -> dict:
     """The model-relevant part of `config` (features, source columns, entities, label
     delay) and its SHA-256 `hash`, as JSON types."""

@@ -44,7 +44,6 @@ from aegis_app.core import config as config_files
 from aegis_app.core.config import Config, ConfigError
 from models.detectors.bundle import ModelBundle
 from models.lifecycle.model_config import config_differences, describe_config
-from tables.features import ALL_FEATURES
 
 MANIFEST_FORMAT = 2
 # The model code's version: a bundle pickled by another one may not unpickle into the same
@@ -300,7 +299,9 @@ def check_manifest(manifest: Manifest) -> None:
         if declared != manifest.feature_names:
             raise ModelRefused(f"{version}: feature list and recorded config disagree")
     else:
-        unknown = [name for name in manifest.feature_names if name not in ALL_FEATURES]
+        # Trained before configs were recorded: the Handbook preset's features only.
+        handbook = _default_preset(version).feature_names
+        unknown = [name for name in manifest.feature_names if name not in handbook]
         if unknown:
             raise ModelRefused(f"{version}: features this code cannot compute: {unknown}")
     for name, subset in manifest.detector_features.items():
@@ -332,10 +333,7 @@ def check_config(manifest: Manifest, config: Config) -> None:
             raise ModelRefused(f"{version}: trained with another config: {_listed(differences)}")
         return
     # Trained before configs were recorded: the Handbook's features, nothing else.
-    try:
-        handbook = config_files.load(config_files.resolve(None))
-    except ConfigError as exc:
-        raise ModelRefused(f"{version}: records no config, and {exc}") from None
+    handbook = _default_preset(version)
     differences = config_differences(describe_config(handbook), config)
     if differences:
         raise ModelRefused(
@@ -348,6 +346,15 @@ def check_config(manifest: Manifest, config: Config) -> None:
             f"{version}: records no config and its features {manifest.feature_names} are not "
             f"the Handbook preset's {list(config.feature_names)}"
         )
+
+
+def _default_preset(version: str) -> Config:
+    """The default preset (configs/handbook.toml), which a version recording no config was
+    trained with."""
+    try:
+        return config_files.load(config_files.resolve(None))
+    except ConfigError as exc:
+        raise ModelRefused(f"{version}: records no config, and {exc}") from None
 
 
 def _listed(differences: list[str], shown: int = 6) -> str:

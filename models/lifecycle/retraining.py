@@ -4,7 +4,9 @@ champion on the latest labelled holdout, promoted only when clearly better.
 Everything comes from the result store, which holds every decision with the features the
 stream computed for it, and every label (analyst verdicts from the API, chargebacks the
 sink reads from aegis.labels). Training on the stream's own features means a challenger
-learns exactly what it will see when it scores.
+learns exactly what it will see when it scores. The features are the ones of the config
+the process runs (the stream's): a champion trained with another config is not evaluated,
+and stored decisions that lack one of its features are refused.
 
 Time layout, backwards from the reference time R (the newest stored transaction, or
 `as_of` for a backtest; only labels known by then are used):
@@ -35,9 +37,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aegis_app.core.config import Config
 from models.detectors.bundle import ModelBundle
 from models.lifecycle import drift, registry
 from models.lifecycle.evaluation import metrics
+from models.lifecycle.model_config import running_config
 from models.lifecycle.training import Window, fit_bundle
 
 log = logging.getLogger(__name__)
@@ -96,27 +100,39 @@ def plan(reference: pd.Timestamp, config: RetrainConfig) -> Plan:
 class LabelledRows:
     """Stored decisions of one window, as a model reads them."""
 
-    frame: pd.DataFrame  # TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, score, ...
-    features: list[dict]
+    # TRANSACTION_ID, TX_DATETIME, CUSTOMER_ID (the card), TERMINAL_ID (the merchant),
+    # score, model_version: the protocol's names (models.lifecycle.evaluation reads them).
+    frame: pd.DataFrame
+    features: list[dict]  # the stored features: name -> float, or str (categories) or None
     y: np.ndarray
     # Built once per feature order: the holdout is scored by the champion and by every
     # challenger, a training window is fitted on and profiled for drift.
-    _matrices: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict, repr=False)
+    _tables: dict[tuple[str, ...], pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
     def frauds(self) -> int:
         return int(self.y.sum())
 
-    def matrix(self, names: list[str]) -> np.ndarray:
+    def table(self, names: list[str]) -> pd.DataFrame:
+        """The stored features in this order, one column each (categories stay text)."""
         key = tuple(names)
-        if key not in self._matrices:
-            missing = sorted({n for row in self.features[:1] for n in names if n not in row})
-            if missing:
-                raise registry.ModelRefused(f"stored decisions lack features {missing}")
-            self._matrices[key] = np.array(
-                [[row[n] for n in names] for row in self.features], dtype=np.float64
+        if key not in self._tables:
+            lacking = sorted({n for row in self.features for n in names if n not in row})
+            if lacking:
+                raise registry.ModelRefused(f"stored decisions lack features {lacking}")
+            self._tables[key] = pd.DataFrame(
+                {n: [row[n] for row in self.features] for n in names}, index=self.frame.index
             )
-        return self._matrices[key]
+        return self._tables[key]
+
+    def matrix(self, names: list[str]) -> np.ndarray:
+        """The features as floats, in this order (numeric features only: a bundle reads
+        categories through :meth:`inputs`)."""
+        return self.table(names).to_numpy(dtype=np.float64)
+
+    def inputs(self, bundle: ModelBundle) -> np.ndarray:
+        """The float matrix `bundle` reads (its feature order, categories coded)."""
+        return bundle.matrix(self.table(list(bundle.feature_names)))
 
 
 def load_window(store, window: Window, known_by: datetime | None) -> LabelledRows:
@@ -128,8 +144,8 @@ def load_window(store, window: Window, known_by: datetime | None) -> LabelledRow
         {
             "TRANSACTION_ID": [r["transaction_id"] for r in rows],
             "TX_DATETIME": pd.to_datetime([r["tx_datetime"] for r in rows]),
-            "CUSTOMER_ID": [r["customer_id"] for r in rows],
-            "TERMINAL_ID": [r["terminal_id"] for r in rows],
+            "CUSTOMER_ID": [r["card"] for r in rows],
+            "TERMINAL_ID": [r["merchant"] for r in rows],
             "score": [r["score"] for r in rows],
             "model_version": [r["model_version"] for r in rows],
         }
@@ -139,7 +155,7 @@ def load_window(store, window: Window, known_by: datetime | None) -> LabelledRow
 
 
 def ensemble_scores(bundle: ModelBundle, rows: LabelledRows) -> np.ndarray:
-    return bundle.score(rows.matrix(list(bundle.feature_names)))["ensemble"]
+    return bundle.score(rows.inputs(bundle))["ensemble"]
 
 
 def _metrics(rows: LabelledRows, scores: np.ndarray) -> dict[str, float | None]:
@@ -198,14 +214,18 @@ def retrain(
     on_promote: Callable[[dict], None] | None = None,
     report: Callable[[str], None] | None = None,
     quiet: bool = True,
+    feature_config: Config | None = None,
 ) -> dict:
     """One retraining run; returns (and records) what it did and why.
 
     `as_of` replays the decision at an earlier moment (labels known by then only); by
     default the reference is the newest stored transaction and every stored label counts.
     `on_promote` receives the activation entry (the CLI announces it to the workers).
+    `feature_config`: the config the stream computed the stored features with (default:
+    the one this process runs); challengers record it, a champion of another is refused.
     """
     config = config or RetrainConfig()
+    features = feature_config if feature_config is not None else running_config()
     say = report or (lambda message: log.info("%s", message))
     started = time.monotonic()
     run: dict = {
@@ -249,13 +269,19 @@ def retrain(
         return finish(
             "skipped", f"holdout has {holdout.frauds} frauds, fewer than {config.min_frauds}"
         )
+    names = list(features.feature_names)
+    try:
+        holdout.table(names)
+    except registry.ModelRefused as exc:
+        # Decisions stored under another config: nothing here can be compared.
+        return finish("skipped", f"holdout: {exc} (stored under another config?)")
 
     champion_version = registry.active_version(model_dir)
     champion_score = -math.inf
     champion_scores: np.ndarray | None = None
     if champion_version is not None:
         try:
-            champion = registry.load(model_dir, champion_version)
+            champion = registry.load(model_dir, champion_version, config=features)
             champion_scores = ensemble_scores(champion, holdout)
             result = _metrics(holdout, champion_scores)
             champion_score = _comparable(result[config.metric])
@@ -280,10 +306,16 @@ def retrain(
             entry["skipped"] = f"{rows.frauds} frauds in the training window"
             say(f"  challenger on {window.days} d: skipped ({entry['skipped']})")
             continue
+        try:
+            rows.table(names)
+        except registry.ModelRefused as exc:
+            entry["skipped"] = f"{exc} (stored under another config?)"
+            say(f"  challenger on {window.days} d: skipped ({entry['skipped']})")
+            continue
         say(
             f"  training a challenger on {window.days} d ({len(rows.y)} rows, {rows.frauds} frauds)"
         )
-        bundle = _fit(rows, model_dir, config, quiet)
+        bundle = _fit(rows, model_dir, config, features, quiet)
         scores = ensemble_scores(bundle, holdout)
         result = _metrics(holdout, scores)
         entry.update(version=bundle.version, metrics=result)
@@ -301,7 +333,7 @@ def retrain(
             model_dir,
             training_window=entry["training_window"],
             activate=False,
-            drift_reference=drift.bundle_reference(bundle, rows.matrix(list(bundle.feature_names))),
+            drift_reference=drift.bundle_reference(bundle, rows.inputs(bundle)),
             lineage={
                 "source": "retrain",
                 "run": run["run"],
@@ -349,15 +381,14 @@ def retrain(
     )
 
 
-def _fit(rows: LabelledRows, model_dir: Path, config: RetrainConfig, quiet: bool) -> ModelBundle:
-    from tables.features import ALL_FEATURES
-
-    names = list(ALL_FEATURES)
+def _fit(
+    rows: LabelledRows, model_dir: Path, config: RetrainConfig, features: Config, quiet: bool
+) -> ModelBundle:
     return fit_bundle(
-        rows.matrix(names),
+        rows.table(list(features.feature_names)),
         rows.y,
         version=registry.new_version_id(model_dir),
-        feature_names=names,
+        config=features,
         seed=config.seed,
         times=rows.frame["TX_DATETIME"].to_numpy(),
         cards=rows.frame["CUSTOMER_ID"].to_numpy(),

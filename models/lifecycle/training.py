@@ -1,4 +1,4 @@
-"""Training: features from the shared feature code, detectors fitted, a bundle made.
+"""Training: features from the feature engine (tables.engine), detectors fitted, a bundle made.
 
 Only labels known by the moment of training are used: a label becomes known
 `delay_days` after its transaction, so the caller passes a window whose labels are
@@ -7,6 +7,7 @@ all known by then (see `default_train_window`).
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from aegis_app.core import config as config_files
 from aegis_app.core.config import Config
 from aegis_app.core.timerules import DAY, label_known_at
 from models.decisions import thresholds as threshold_rules
@@ -27,8 +29,6 @@ from models.detectors.isolation_forest import IsolationForestDetector
 from models.detectors.logistic import LogisticRegressionDetector
 from models.detectors.ocsvm import OneClassSVMDetector
 from models.lifecycle.model_config import describe_config
-from tables.batch import epoch_seconds, warmup_days
-from tables.features import ALL_FEATURES
 
 # Unsupervised detectors read a subset: the amount, its ratio and z-score to the card's
 # norm, the fraud shares and the amount means (UNSUPERVISED_KINDS, in this order). On the
@@ -134,9 +134,15 @@ def default_train_window(datetimes: pd.Series, train_days: int, delay_days: int)
     return Window(end - pd.Timedelta(days=train_days), train_days)
 
 
-def history_start(window_start: pd.Timestamp, delay_days: int) -> pd.Timestamp:
+def warmup_days(config: Config) -> int:
+    """Days of history before a target window that the config's features look at: the
+    longest window plus its delay, over every entity (whole days)."""
+    return math.ceil(max((config.horizon_days(e) for e in config.entities), default=0.0))
+
+
+def history_start(window_start: pd.Timestamp, config: Config) -> pd.Timestamp:
     """Earliest transaction that can affect features inside a window starting here."""
-    return window_start - pd.Timedelta(seconds=warmup_days(delay_days) * DAY)
+    return window_start - pd.Timedelta(seconds=warmup_days(config) * DAY)
 
 
 def categorical_features(config: Config) -> list[str]:
@@ -170,15 +176,19 @@ def fit_bundle(
 
     `config` (the user's declared schema and features) names the features (default: its
     feature order), the categorical ones (kind "category") and the unsupervised subset,
-    and is recorded in the bundle's metadata for the manifest; without it, the Handbook's
-    features. Categorical columns (`categorical`, else the config's) hold text; X is then
-    a DataFrame or an object array. Each gets a vocabulary from these rows.
+    and is recorded in the bundle's metadata for the manifest; without it, the features
+    are `feature_names`, else X's columns, else the default preset's. Categorical columns
+    (`categorical`, else the config's) hold text; X is then a DataFrame or an object
+    array. Each gets a vocabulary from these rows.
     """
     if feature_names is None and config is not None:
         feature_names = list(config.feature_names)
     if feature_names is None and isinstance(X, pd.DataFrame):
         feature_names = [str(c) for c in X.columns]
-    names = list(feature_names or ALL_FEATURES)
+    if feature_names is None:
+        # Neither named: the default preset's features (configs/handbook.toml), as always.
+        feature_names = list(config_files.load(config_files.resolve(None)).feature_names)
+    names = list(feature_names)
     if config is not None and names != list(config.feature_names):
         raise ValueError(
             "feature_names are not the config's features in its order: the model must "
@@ -488,8 +498,9 @@ def _params(detector: Detector) -> dict:
 
 
 def known_labels(df: pd.DataFrame, at: pd.Timestamp, delay_days: int) -> np.ndarray:
-    """TX_FRAUD where known at time `at` (transaction + delay <= at), else NaN."""
-    labels = pd.to_numeric(df.get("TX_FRAUD"), errors="coerce").to_numpy(dtype=float)
-    known_since = label_known_at(epoch_seconds(df["TX_DATETIME"]), delay_days)
+    """The label of each normalised record (aegis_app.core.source: `label`, `ts`) where
+    known at time `at` (transaction + delay <= at), else NaN."""
+    labels = pd.to_numeric(df["label"], errors="coerce").to_numpy(dtype=float)
+    known_since = label_known_at(df["ts"].to_numpy(dtype=np.int64), delay_days)
     cutoff = int(at.tz_localize("UTC").timestamp()) if at.tzinfo is None else int(at.timestamp())
     return np.where(known_since <= cutoff, labels, np.nan)

@@ -61,28 +61,54 @@ class StreamEngine:
         A transaction id already in an entity's state is a redelivery: it is answered as
         the first time (from the events that had arrived before it) and not counted again.
         """
+        parts: dict[str, Any] = {}
+        new_states: dict[str, bytes] = {}
+        for name in self.plan.entities:
+            values, state = self.observe_entity(name, record, states.get(name))
+            parts.update(values)
+            if state is not None:
+                new_states[name] = state
+        parts.update(self.transaction_features(record))
+        return self.assemble(parts), new_states
+
+    def observe_entity(
+        self, entity: str, record: Mapping[str, Any], state: bytes | None
+    ) -> tuple[dict[str, Any], bytes | None]:
+        """One entity's features of the record and its new state (None: the record has no
+        key for this entity; its features are NaN and no state is kept). The stream calls
+        this where the entity's state lives, then :meth:`assemble` once every part is in."""
+        plan = self.plan.entities[entity]
+        if is_missing(_column(record, plan.column)):
+            return {f.name: np.nan for f in plan.features}, None
         ts = _time(record)
         tx_hash = id_hash(_column(record, "transaction_id"))
-        out: dict[str, Any] = {}
-        new_states: dict[str, bytes] = {}
-        for name, entity in self.plan.entities.items():
-            if is_missing(_column(record, entity.column)):
-                out.update({f.name: np.nan for f in entity.features})
-                continue
-            blob = states.get(name)
-            values, new_states[name] = self._observe_entity(entity, blob, record, ts, tx_hash)
-            out.update(values)
+        return self._observe_entity(plan, state, record, ts, tx_hash)
+
+    def transaction_features(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The per-transaction features (calendar, values, categories, distance, age)."""
         columns = {c: np.array([_column(record, c)]) for c in self._columns}
-        stamp = np.array([ts], dtype=np.int64)
-        for name, values in transaction.evaluate(
-            self.plan.transaction_features, columns, stamp
-        ).items():
-            out[name] = values[0]
+        stamp = np.array([_time(record)], dtype=np.int64)
+        evaluated = transaction.evaluate(self.plan.transaction_features, columns, stamp)
+        return {name: values[0] for name, values in evaluated.items()}
+
+    def assemble(self, parts: Mapping[str, Any]) -> Features:
+        """The feature dict in the config's order from every part (entities, transaction):
+        numbers as float, categorical features as text (None when missing)."""
         features: Features = {}
         for name in self.plan.names:
-            value = out[name]
-            features[name] = value if name in self.plan.text_features else float(value)
-        return features, new_states
+            value = parts[name]
+            if name in self.plan.text_features:
+                features[name] = None if is_missing(value) else value
+            else:
+                features[name] = np.nan if value is None else float(value)
+        return features
+
+    def entity_of_column(self, column: str) -> str | None:
+        """The entity kept for a normalised column (e.g. "card"), if any."""
+        for name, plan in self.plan.entities.items():
+            if plan.column == column:
+                return name
+        return None
 
     def observe_label(
         self,
@@ -106,6 +132,11 @@ class StreamEngine:
         """Events, labels and bytes of a state (for benchmarks and monitoring)."""
         decoded = packed.decode(self.plan.entities[entity], state)
         return StateSize(len(decoded), decoded.labels.shape[1], len(state or b""))
+
+    def latest_event(self, entity: str, state: bytes | None) -> int | None:
+        """The time of the newest event in a state (None when it has none)."""
+        decoded = packed.decode(self.plan.entities[entity], state)
+        return int(decoded.ts.max()) if len(decoded) else None
 
     # ------------------------------------------------------------------ internals
 

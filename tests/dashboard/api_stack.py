@@ -5,11 +5,13 @@ with the broker, the worker and the sink stubbed: for the page's contract and br
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aegis_app.serving.api.scoring import RawStateSource
+from aegis_app.core.config import Config
+from aegis_app.serving.api.scoring import StateSource
+from tables.engine.stream import StreamEngine
 from tests.dashboard.sample_data import decisions, models_body
 
 
@@ -28,31 +30,38 @@ class RecordingPublisher:
     async def ready(self) -> bool:
         return True
 
-    async def publish_transaction(self, tx) -> None:
-        self.published.append(("transaction", tx))
+    async def publish_transaction(self, payload: bytes, key: bytes) -> None:
+        self.published.append(("transaction", payload))
 
     async def publish_label(self, label) -> None:
         self.published.append(("label", label))
 
 
-class StubWorkerState(RawStateSource):
-    """Stands in for the worker's state view: card state built from the seeded decisions."""
+class StubWorkerState(StateSource):
+    """Stands in for the worker's state view: each entity's state as the stream would hold
+    it after the seeded decisions' transactions (the config's own engine builds it)."""
 
-    def __init__(self, rows: list[dict]) -> None:
-        self.cards: dict[int, list] = {}
-        for row in sorted(rows, key=lambda r: r["tx_datetime"]):
-            ts = int(datetime.fromisoformat(row["tx_datetime"]).replace(tzinfo=UTC).timestamp())
-            state = self.cards.setdefault(row["customer_id"], [[], [], [], []])
-            state[0].append(ts)
-            state[1].append(row["transaction_id"])
-            state[2].append(row["tx_amount"])
-            state[3].append(row["terminal_id"])
+    def __init__(self, rows: list[dict], config: Config) -> None:
+        engine = StreamEngine(config)
+        self.states: dict[tuple[str, str], bytes] = {}
+        for row in sorted(rows, key=lambda r: r["ts"]):
+            record = {
+                "transaction_id": row["transaction_id"],
+                "card": row["card"],
+                "merchant": row["merchant"],
+                "amount": row["amount"],
+                "ts": row["ts"],
+                "label": None,
+                **row["fields"],
+            }
+            keys = engine.keys(record)
+            current = {e: self.states.get((e, k)) for e, k in keys.items() if k is not None}
+            _features, new_states = engine.observe(record, current)
+            for entity, value in new_states.items():
+                self.states[(entity, keys[entity])] = value
 
-    async def card(self, card_id: int):
-        return self.cards.get(card_id)
-
-    async def terminal(self, terminal_id: int):
-        return None
+    async def state(self, entity: str, key: str) -> bytes | None:
+        return self.states.get((entity, key))
 
     async def healthy(self) -> bool:
         return True
@@ -113,17 +122,18 @@ def build_api(tmp_path: Path, token: str, n: int = 60) -> tuple[Any, Any, Any, l
                 analyst=row["labelled_by"],
                 at=datetime.fromisoformat(row["labelled_at"]),
             )
+    settings = Settings(model_dir=model_dir, db_url=db_url)
     metrics = Metrics()
     metrics.decisions.labels(action="allow").inc(24_000)
     for row in rows:
         metrics.decisions.labels(action=row["action"]).inc()
     published: list = []
     app = create_app(
-        Settings(model_dir=model_dir, db_url=db_url),
+        settings,
         ApiSettings(token=token),
         store=store,
         publisher=RecordingPublisher(published),
-        state=StubWorkerState(rows),
+        state=StubWorkerState(rows, settings.load_config()),
         run_sink=False,
         metrics=metrics,
     )

@@ -13,8 +13,15 @@ DETECTORS = ("isolation_forest", "logistic_regression", "gradient_boosting")
 MODEL_VERSION = "v20261124T203537"
 
 
-def decisions(n: int = 60, seed: int = 7, now: datetime | None = None) -> list[dict[str, Any]]:
-    """`n` alert rows (review/block) over the last 30 minutes, newest first; a third labelled."""
+def decisions(
+    n: int = 60, seed: int = 7, now: datetime | None = None, flavour: str = "handbook"
+) -> list[dict[str, Any]]:
+    """`n` alert rows (review/block) over the last 30 minutes, newest first; a third labelled.
+
+    Decisions as the API answers them (records v2) under configs/handbook.toml (integer-like
+    text ids, the Handbook's feature names) or, with flavour="sparkov", configs/sparkov.toml
+    (hex transaction ids, card numbers, merchant names, extra fields, its feature names).
+    """
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
     rows = []
@@ -23,15 +30,39 @@ def decisions(n: int = 60, seed: int = 7, now: datetime | None = None) -> list[d
         score = round(0.99 + rng.random() * 0.00999, 6)
         action = "block" if score >= 0.999 else "review"
         amount = round(rng.lognormvariate(3.5, 1.0), 2)
-        card = rng.randrange(0, 2000)
+        when = datetime(2018, 8, 1, 12, tzinfo=UTC) - timedelta(minutes=3 * i)
+        if flavour == "sparkov":
+            tx_id = f"{rng.getrandbits(128):032x}"
+            card = str(rng.randrange(10**15, 10**16))
+            merchant = f"fraud_{rng.choice(['Rippin, Kub and Mann', 'Heller-Langosh', 'Lind'])}"
+            category = rng.choice(["misc_net", "grocery_pos", "shopping_net"])
+            fields: dict[str, Any] = {"category": category, "city_pop": 3495.0, "gender": "F"}
+            entities = {"card": card, "merchant": merchant, "category": category}
+            features: dict[str, Any] = {
+                "amount": amount,
+                "category": category,
+                "card_count_1d": float(rng.randrange(1, 9)),
+                "merchant_fraud_share_7d": round(rng.random() * 0.5, 4),
+            }
+        else:
+            tx_id = str(900_000 - i)
+            card, merchant = str(rng.randrange(0, 2000)), str(rng.randrange(0, 4000))
+            fields, entities = {}, {"card": card, "terminal": merchant}
+            features = {
+                "TX_AMOUNT": amount,
+                "CUSTOMER_ID_NB_TX_1DAY_WINDOW": float(rng.randrange(1, 9)),
+                "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW": round(amount / rng.uniform(2, 9), 2),
+                "TERMINAL_ID_RISK_7DAY_WINDOW": round(rng.random() * 0.5, 4),
+            }
         row = {
-            "transaction_id": 900_000 - i,
-            "customer_id": card,
-            "terminal_id": rng.randrange(0, 4000),
-            "tx_amount": amount,
-            "tx_datetime": (datetime(2018, 8, 1, 12) - timedelta(minutes=3 * i)).strftime(
-                "%Y-%m-%d %H:%M:%S"
-            ),
+            "transaction_id": tx_id,
+            "card": card,
+            "merchant": merchant,
+            "amount": amount,
+            "ts": int(when.timestamp()),
+            "tx_datetime": when.strftime("%Y-%m-%d %H:%M:%S"),
+            "fields": fields,
+            "entities": entities,
             "action": action,
             "score": score,
             "scores": {
@@ -43,16 +74,11 @@ def decisions(n: int = 60, seed: int = 7, now: datetime | None = None) -> list[d
             "reasons": [
                 f"MODEL score {score:.4f} >= {action} threshold "
                 f"{0.999 if action == 'block' else 0.99:.4f}",
-                f"FEATURE TX_AMOUNT {amount:.2f} is {rng.uniform(2, 9):.1f}x the card's "
+                f"FEATURE amount {amount:.2f} is {rng.uniform(2, 9):.1f}x the card's "
                 "30-day average",
             ],
             "model_version": MODEL_VERSION,
-            "features": {
-                "TX_AMOUNT": amount,
-                "CUSTOMER_ID_NB_TX_1DAY_WINDOW": float(rng.randrange(1, 9)),
-                "CUSTOMER_ID_AVG_AMOUNT_30DAY_WINDOW": round(amount / rng.uniform(2, 9), 2),
-                "TERMINAL_ID_RISK_7DAY_WINDOW": round(rng.random() * 0.5, 4),
-            },
+            "features": features,
             "ingested_ms": int(decided.timestamp() * 1000) - 40,
             "decided_at": decided.isoformat(timespec="milliseconds"),
             "status": "open",
@@ -158,7 +184,7 @@ class FakeClient:
             "more": offset + len(page) < len(items),
         }
 
-    def alert(self, transaction_id: int) -> dict[str, Any]:
+    def alert(self, transaction_id: str) -> dict[str, Any]:
         self._check()
         for row in self.rows:
             if row["transaction_id"] == transaction_id:
@@ -181,13 +207,17 @@ class FakeClient:
                 return {"alert": copy.deepcopy(row), "published": True}
         raise ApiNotFound(f"No alert {transaction_id} found (HTTP 404).", status=404)
 
-    def card(self, card_id: int) -> dict[str, Any]:
+    def card(self, card_id: str) -> dict[str, Any]:
+        self.calls.append(("card", {"card": card_id}))
         self._check()
-        recent = [r for r in self.rows if r["customer_id"] == card_id]
+        recent = [r for r in self.rows if r["card"] == card_id]
+        latest = recent[0]["features"] if recent else None
         return {
-            "card_id": card_id,
-            "found": True,
-            "features": {"CUSTOMER_ID_NB_TX_7DAY_WINDOW": 11.0, "TX_AMOUNT": 42.0},
+            "card": card_id,
+            "found": bool(recent),
+            "as_of": recent[0]["tx_datetime"] if recent else None,
+            "events": len(recent),
+            "features": copy.deepcopy(latest),
             "recent_decisions": copy.deepcopy(recent),
         }
 

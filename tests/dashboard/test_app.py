@@ -1,4 +1,5 @@
-"""The analyst page's logic under Streamlit's AppTest, with the API faked at the client."""
+"""The analyst page's logic under Streamlit's AppTest, with the API faked at the client;
+the page titles the record's parts with the config's names (AEGIS_CONFIG)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,16 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.views.common import CLIENT_KEY
-from tests.dashboard.sample_data import FakeClient
+from tests.dashboard.sample_data import FakeClient, decisions
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "dashboard" / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def handbook_config(monkeypatch):
+    """The default preset unless a test names another config."""
+    monkeypatch.delenv("AEGIS_CONFIG", raising=False)
 
 
 def run_page(client: FakeClient) -> AppTest:
@@ -25,8 +33,8 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def queue_ids(at: AppTest) -> list[int]:
-    return [int(x) for x in at.dataframe[0].value["Tx"]]
+def queue_ids(at: AppTest, column: str = "TRANSACTION_ID") -> list[str]:
+    return list(at.dataframe[0].value[column])
 
 
 def test_renders_queue_detail_and_charts():
@@ -39,17 +47,30 @@ def test_renders_queue_detail_and_charts():
     newest = open_ids[0]
     assert f"Transaction #{newest}" in texts(at)
     assert at.selectbox(key="selected_alert").value == newest
+    # the record's parts under the config's names (configs/handbook.toml)
     assert {m.label for m in at.metric} >= {
-        "Amount",
+        "TX_AMOUNT",
         "Score",
-        "Card",
-        "Terminal",
+        "CUSTOMER_ID",
+        "TERMINAL_ID",
         "Transactions decided",
         "Alerts raised",
         "Active model",
     }
+    row = next(r for r in client.rows if r["transaction_id"] == newest)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["CUSTOMER_ID"] == row["card"] and shown["TERMINAL_ID"] == row["merchant"]
     assert "Active model" in texts(at)
-    assert any("Card" in m.label for m in at.metric)
+    assert list(at.dataframe[0].value.columns)[:6] == [
+        "TRANSACTION_ID",
+        "Decided",
+        "Action",
+        "Score",
+        "TX_AMOUNT",
+        "CUSTOMER_ID",
+    ]
+    assert f"**CUSTOMER\\_ID {row['card']}**" in texts(at)  # markdown-escaped
+    assert ("card", {"card": row["card"]}) in client.calls
     # the first /v1/alerts call of the page is the queue, with the default filters
     first = next(params for name, params in client.calls if name == "alerts")
     assert first["status"] == "open" and first["limit"] == 50
@@ -174,3 +195,47 @@ def test_real_client_errors_render_without_traceback(mode):
     assert not at.exception
     assert at.error
     assert ("unreachable" if mode == "down" else "refused") in at.error[0].value
+
+
+def test_sparkov_config_names_the_columns(monkeypatch):
+    """Under configs/sparkov.toml the page says cc_num, merchant, amt; features, fields and
+    the card's history by their configured names; a hex id is labelled as it is."""
+    monkeypatch.setenv("AEGIS_CONFIG", str(ROOT / "configs" / "sparkov.toml"))
+    client = FakeClient(decisions(30, flavour="sparkov"))
+    at = run_page(client)
+    assert not at.exception and not at.error
+    columns = list(at.dataframe[0].value.columns)
+    assert columns[0] == "trans_num" and "cc_num" in columns and "amt" in columns
+    assert not {"Tx", "Card", "Amount", "TRANSACTION_ID", "CUSTOMER_ID"} & set(columns)
+    target = at.selectbox(key="selected_alert").value
+    row = next(r for r in client.rows if r["transaction_id"] == target)
+    assert queue_ids(at, "trans_num")[0] == target and len(target) == 32
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["cc_num"] == row["card"] and shown["merchant"] == row["merchant"]
+    assert "amt" in shown
+    tables = [d.value for d in at.dataframe]
+    # the transaction's own features (the last features table), in the config's order
+    features = [t for t in tables if list(t.columns) == ["Feature", "Value"]][-1]
+    assert features["Feature"].tolist() == [
+        "amount",
+        "category",
+        "card_count_1d",
+        "merchant_fraud_share_7d",
+    ]
+    fields = next(t for t in tables if list(t.columns) == ["Field", "Value"])
+    assert fields["Field"].tolist() == ["category", "city_pop", "gender"]
+    recent = next(t for t in tables if "trans_date_trans_time" in t.columns)
+    assert recent["trans_num"].tolist() == [target]
+    at.button(key=f"fraud_{target}").click()
+    at.run()
+    assert not at.exception
+    assert client.labels[-1] == {"transaction_id": target, "label": "fraud", "note": None}
+
+
+def test_unusable_config_is_a_friendly_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("AEGIS_CONFIG", str(tmp_path / "missing.toml"))
+    at = run_page(FakeClient())
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors and "Config not usable" in errors[0] and "missing.toml" in errors[0]
+    assert not at.dataframe

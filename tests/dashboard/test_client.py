@@ -132,3 +132,22 @@ def test_metrics_text_and_card():
     client = make(handler)
     assert "aegis_decisions_total" in client.metrics_text()
     assert client.card(5)["card_id"] == 5
+
+
+def test_ids_are_one_path_segment():
+    """Ids are the user's text: a "/", "#" or "?" in one must not change the URL's shape."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.raw_path.decode())
+        return httpx.Response(200, json={"alert": {}, "published": True})
+
+    client = make(handler)
+    client.card("4613 31/4#9")
+    client.alert("a?b")
+    client.label("tx/1", "fraud")
+    assert seen == [
+        "/v1/cards/4613%2031%2F4%239",
+        "/v1/alerts/a%3Fb",
+        "/v1/alerts/tx%2F1/label",
+    ]

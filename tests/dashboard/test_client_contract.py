@@ -11,6 +11,8 @@ import pytest
 from dashboard import shaping
 from dashboard.client import AegisClient, ApiNotFound, ApiUnauthorized
 
+NAMES = shaping.RecordNames()  # the page's titles do not matter here, the fields do
+
 TOKEN = "contract-token"
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
@@ -38,9 +40,12 @@ def test_queue_filters_and_rows(api):
     row = page["items"][0]
     for name in (
         "transaction_id",
-        "customer_id",
-        "terminal_id",
-        "tx_amount",
+        "card",
+        "merchant",
+        "amount",
+        "tx_datetime",
+        "fields",
+        "entities",
         "action",
         "score",
         "scores",
@@ -51,8 +56,10 @@ def test_queue_filters_and_rows(api):
         "label",
     ):
         assert name in row
-    frame = shaping.queue_frame(page["items"])
+    assert isinstance(row["transaction_id"], str) and isinstance(row["card"], str)
+    frame = shaping.queue_frame(page["items"], NAMES)
     assert frame["Label"].tolist() == ["open"] * 10
+    assert frame["card"].tolist() == [r["card"] for r in page["items"]]
 
     blocks = client.alerts(action="block", min_score=0.999, limit=500)["items"]
     assert blocks and all(r["action"] == "block" and r["score"] >= 0.999 for r in blocks)
@@ -70,10 +77,18 @@ def test_label_card_models_metrics(api):
     row = client.alert(tx)
     assert row["status"] == "labelled" and row["label"] == "legitimate"
     assert store.get_decision(tx)["label"] == 0
-    assert len(published) == 1
+    # the label the API publishes carries the stored decision's card and entity keys
+    [(kind, label)] = published
+    assert kind == "label" and label.transaction_id == tx and label.label == 0
+    assert label.card == row["card"]
+    assert label.entities == {"card": row["card"], "terminal": row["merchant"]}
+    [stored_label] = store.labels_for(tx)
+    assert stored_label["entities"] == label.entities and stored_label["card"] == row["card"]
 
-    card = client.card(row["customer_id"])
-    assert shaping.recent_frame(card["recent_decisions"])["Tx"].tolist()
+    card = client.card(row["card"])
+    assert card["card"] == row["card"] and card["events"] >= 1  # the stub worker's state
+    recent = shaping.recent_frame(card["recent_decisions"], NAMES)
+    assert tx in recent["transaction_id"].tolist()
 
     active = shaping.active_model(client.models())
     assert active["version"] and active["thresholds"]
@@ -84,7 +99,7 @@ def test_label_card_models_metrics(api):
 def test_errors(api):
     client, _store, _ = api
     with pytest.raises(ApiNotFound):
-        client.alert(1)
+        client.alert("no-such-tx")
     client._http.headers["Authorization"] = "Bearer wrong"
     with pytest.raises(ApiUnauthorized):
         client.alerts()

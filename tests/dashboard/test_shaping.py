@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from aegis_app.core.config import load, resolve
 from dashboard import shaping
 from tests.dashboard.sample_data import decisions, metrics_text, models_body
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+HANDBOOK = shaping.RecordNames.of(load(resolve(None)))
+SPARKOV = shaping.RecordNames.of(load(CONFIGS / "sparkov.toml"))
+
+
+def test_record_names_come_from_the_config():
+    assert (HANDBOOK.transaction_id, HANDBOOK.card, HANDBOOK.merchant, HANDBOOK.amount) == (
+        "TRANSACTION_ID",
+        "CUSTOMER_ID",
+        "TERMINAL_ID",
+        "TX_AMOUNT",
+    )
+    assert HANDBOOK.timestamp == "TX_DATETIME" and HANDBOOK.fields == ()
+    assert SPARKOV.card == "cc_num" and SPARKOV.merchant == "merchant" and SPARKOV.amount == "amt"
+    assert SPARKOV.timestamp == "trans_date_trans_time"
+    assert "category" in SPARKOV.fields and "home" in SPARKOV.fields
+    assert SPARKOV.features[0] == "amount" and len(SPARKOV.features) == len(set(SPARKOV.features))
+    # a config column named like one of the page's own titles keeps its role beside it
+    clash = shaping.RecordNames(amount="Score")
+    assert clash.queue_columns()[4] == "Score (amount)"
+    assert len(set(clash.queue_columns())) == len(clash.queue_columns())
 
 
 @pytest.mark.parametrize(
@@ -44,26 +68,47 @@ def test_query_params_only_narrowing_filters():
 
 def test_queue_frame_columns_and_values():
     rows = decisions(5)
-    frame = shaping.queue_frame(rows)
-    assert list(frame.columns) == shaping.QUEUE_COLUMNS
-    assert list(frame["Tx"]) == [r["transaction_id"] for r in rows]
+    frame = shaping.queue_frame(rows, HANDBOOK)
+    assert list(frame.columns) == [
+        "TRANSACTION_ID",
+        "Decided",
+        "Action",
+        "Score",
+        "TX_AMOUNT",
+        "CUSTOMER_ID",
+        "Label",
+        "Top reason",
+    ]
+    assert list(frame["TRANSACTION_ID"]) == [r["transaction_id"] for r in rows]
+    assert list(frame["CUSTOMER_ID"]) == [r["card"] for r in rows]
+    assert list(frame["TX_AMOUNT"]) == [r["amount"] for r in rows]
     assert frame["Action"].iloc[0] == rows[0]["action"]
     assert set(frame["Label"]) <= {"open", "fraud", "legitimate"}
     assert frame["Decided"].notna().all()
-    assert shaping.queue_frame([]).empty
+    assert shaping.queue_frame([], HANDBOOK).empty
+
+
+def test_queue_frame_keeps_text_ids_as_text():
+    rows = decisions(3, flavour="sparkov")
+    frame = shaping.queue_frame(rows, SPARKOV)
+    assert list(frame.columns)[0] == "trans_num" and "cc_num" in frame and "amt" in frame
+    # card numbers and hex ids are shown as given, never as numbers
+    assert list(frame["cc_num"]) == [r["card"] for r in rows]
+    assert list(frame["trans_num"]) == [r["transaction_id"] for r in rows]
 
 
 def test_alert_option_mentions_id_action_score_and_label():
     row = {
-        "transaction_id": 17,
+        "transaction_id": "17",
         "action": "block",
         "score": 0.9987,
-        "tx_amount": 12.5,
-        "customer_id": 5,
+        "amount": 12.5,
+        "card": "5",
         "label": "fraud",
     }
-    text = shaping.alert_option(row)
-    assert text == "#17 · block · score 0.999 · 12.50 · card 5 · labelled fraud"
+    text = shaping.alert_option(row, HANDBOOK)
+    assert text == "#17 · block · score 0.999 · 12.50 · CUSTOMER_ID 5 · labelled fraud"
+    assert "cc_num 5" in shaping.alert_option(row, SPARKOV)
 
 
 def test_parse_prometheus_and_throughput():
@@ -155,8 +200,33 @@ def test_detail_frames():
     row = decisions(1)[0]
     scores = shaping.scores_frame(row["scores"])
     assert set(scores["Model"]) == set(row["scores"])
-    feats = shaping.features_frame(row["features"])
-    assert "TX_AMOUNT" in feats["Feature"].tolist()
-    recent = shaping.recent_frame([row])
-    assert recent["Tx"].tolist() == [row["transaction_id"]]
-    assert shaping.recent_frame(None).empty
+    # features by their configured names, in the config's order
+    feats = shaping.features_frame(row["features"], HANDBOOK.features)
+    order = [n for n in HANDBOOK.features if n in row["features"]]
+    assert feats["Feature"].tolist() == order and order[0] == "TX_AMOUNT"
+    extra = shaping.features_frame({"zzz": 1.0, "TX_HOUR": 3.0}, HANDBOOK.features)
+    assert extra["Feature"].tolist() == ["TX_HOUR", "zzz"]
+    recent = shaping.recent_frame([row], HANDBOOK)
+    assert list(recent.columns) == [
+        "TRANSACTION_ID",
+        "TX_DATETIME",
+        "TERMINAL_ID",
+        "TX_AMOUNT",
+        "Action",
+        "Score",
+        "Label",
+    ]
+    assert recent["TRANSACTION_ID"].tolist() == [row["transaction_id"]]
+    assert recent["TERMINAL_ID"].tolist() == [row["merchant"]]
+    assert shaping.recent_frame(None, HANDBOOK).empty
+
+
+def test_fields_frame():
+    row = decisions(1, flavour="sparkov")[0]
+    frame = shaping.fields_frame({**row["fields"], "gender": None})
+    assert dict(zip(frame["Field"], frame["Value"])) == {
+        "category": row["fields"]["category"],
+        "city_pop": "3,495",
+        "gender": "—",
+    }
+    assert shaping.fields_frame({}).empty

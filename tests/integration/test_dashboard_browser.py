@@ -48,7 +48,7 @@ from aegis_app.harness.stack import (
     start_worker,
     wait_http_ok,
 )
-from aegis_app.kafka.producer import replay
+from aegis_app.ingest.replay import replay
 from aegis_app.serving.store.repository import Store
 from models.lifecycle.experiment import train
 from models.lifecycle.training import default_train_window
@@ -138,12 +138,12 @@ def _traffic(metrics: Any, stop: threading.Event) -> None:
             metrics.decisions.labels(action="review").inc()
 
 
-def new_alert(api: Api) -> int:
+def new_alert(api: Api) -> str:
     """Store one fresh alert, as the sink would on a new decision; returns its id."""
     row = decisions(1, seed=99)[0]
     now = datetime.now(UTC)
     row.update(
-        transaction_id=950_000,
+        transaction_id="950000",
         action="block",
         score=0.9995,
         reasons=["MODEL score 0.9995 >= block threshold 0.9990", *row["reasons"][1:]],
@@ -256,14 +256,14 @@ def _first_queue_cell(driver: webdriver.Chrome) -> str | None:
     return cells[0].get_attribute("textContent").strip() if cells else None
 
 
-def _detail_transaction(driver: webdriver.Chrome) -> int:
+def _detail_transaction(driver: webdriver.Chrome) -> str:
     header_xpath = "//h3[starts-with(normalize-space(.), 'Transaction #')]"
 
-    def read(d: webdriver.Chrome) -> int | bool:
+    def read(d: webdriver.Chrome) -> str | bool:
         headers = [h for h in d.find_elements(By.XPATH, header_xpath) if h.is_displayed()]
         if not headers:
             return False
-        return int(headers[0].text.split("#", 1)[1].split()[0])
+        return headers[0].text.split("#", 1)[1].split()[0]
 
     return _wait(driver, 60).until(read)
 
@@ -292,12 +292,19 @@ def test_analyst_labels_an_alert_in_the_browser(api_url: Api, page_url: str, bro
             (By.XPATH, "//*[contains(normalize-space(.), 'Precision of labelled alerts')]")
         )
     )
+    # the record's parts are titled with the config's names (configs/handbook.toml)
+    for title in ("TX_AMOUNT", "CUSTOMER_ID", "TERMINAL_ID"):
+        wait.until(
+            ec.presence_of_element_located(
+                (By.XPATH, f"//*[@data-testid='stMetricLabel'][contains(., '{title}')]")
+            )
+        )
     if api_url.store is not None:
         # a new alert arrives (the sink stores it): the queue shows it without a reload,
         # and the alert the analyst has open stays open
         fresh = new_alert(api_url)
         _wait(browser, 30).until(
-            lambda d: _first_queue_cell(d) == str(fresh),
+            lambda d: _first_queue_cell(d) == fresh,
             message="the queue did not refresh on its own",
         )
         assert _detail_transaction(browser) == tx
@@ -347,6 +354,10 @@ def test_analyst_labels_an_alert_in_the_browser(api_url: Api, page_url: str, bro
         assert [(lab.transaction_id, lab.label, lab.source) for lab in labels] == [
             (tx, 1, "analyst")
         ]
+        # published with the decision's card and entity keys, as retraining and the
+        # stream's label features need them
+        assert labels[0].card == stored["card"]
+        assert labels[0].entities == {"card": stored["card"], "terminal": stored["merchant"]}
 
 
 def test_page_explains_a_wrong_token(api_url: Api, tmp_path: Path, browser):
@@ -482,3 +493,5 @@ def test_analyst_labels_a_live_alert(live_api: Api, live_page_url: str, browser)
     records = read_topic(live_api.broker_url, LABELS_TOPIC, lambda recs: len(recs) >= 1, 30)
     labels = [json.loads(r.value) for r in records]
     assert [(x["transaction_id"], x["label"], x["source"]) for x in labels] == [(tx, 1, "analyst")]
+    assert labels[0]["card"] == stored["card"]
+    assert labels[0]["entities"] == {"card": stored["card"], "terminal": stored["merchant"]}

@@ -20,12 +20,12 @@ import httpx
 import pytest
 
 from aegis_app.core import files
-from aegis_app.core.settings import BY_TERMINAL_TOPIC, DECISIONS_TOPIC
+from aegis_app.core.settings import BY_ENTITY_TOPIC, DECISIONS_TOPIC
 from aegis_app.harness import simulator
 from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
 from aegis_app.harness.stack import aegis_command, read_topic, start_worker, wait_http_ok
+from aegis_app.ingest.replay import replay
 from aegis_app.kafka.model_updates import WORKER_POLL_SECONDS
-from aegis_app.kafka.producer import replay
 from models.lifecycle import registry
 
 pytestmark = pytest.mark.integration
@@ -43,14 +43,18 @@ V1, V2 = "v1-live", "v2-candidate"
 def _register_versions(model_dir: Path) -> None:
     """Two small, different bundles: V1 active, V2 registered but not active. Quick
     detectors only (the full set takes far longer to fit, and is tested elsewhere)."""
+    from aegis_app.core.config import load, resolve
+    from aegis_app.core.source import SourceReader
     from models.detectors.isolation_forest import IsolationForestDetector
     from models.detectors.logistic import LogisticRegressionDetector
     from models.lifecycle.training import fit_bundle
-    from tables.batch import compute_features
-    from tables.features import ALL_FEATURES
+    from tables.engine import compute_features
 
+    config = load(resolve(None))  # the worker's: the default preset
     frame = simulator.generate(customers=80, terminals=160, days=20, seed=3)
-    X = compute_features(frame, 7)[list(ALL_FEATURES)].to_numpy()
+    normalised, bad = SourceReader(config).frame(frame)
+    assert not bad
+    X = compute_features(normalised, config)[list(config.feature_names)].to_numpy(dtype=float)
     y = frame["TX_FRAUD"].to_numpy(dtype=int)
     times, cards = frame["TX_DATETIME"].to_numpy(), frame["CUSTOMER_ID"].to_numpy()
     window = {"start": str(frame["TX_DATETIME"].min()), "days": 20}
@@ -58,7 +62,9 @@ def _register_versions(model_dir: Path) -> None:
         (V1, [LogisticRegressionDetector()]),
         (V2, [LogisticRegressionDetector(), IsolationForestDetector(n_estimators=20)]),
     ):
-        bundle = fit_bundle(X, y, version, detectors=detectors, times=times, cards=cards)
+        bundle = fit_bundle(
+            X, y, version, detectors=detectors, times=times, cards=cards, config=config
+        )
         registry.save(bundle, model_dir, window, activate=version == V1)
 
 
@@ -125,7 +131,7 @@ def test_hot_swap_under_load_loses_and_repeats_nothing(tmp_path):
     model_dir = tmp_path / "models"
     _register_versions(model_dir)
     frame = simulator.generate(customers=200, terminals=400, days=9, seed=7).head(TRANSACTIONS)
-    expected = set(frame["TRANSACTION_ID"].astype(int))
+    expected = set(frame["TRANSACTION_ID"].astype(str))  # ids travel as text
     assert len(expected) == TRANSACTIONS
 
     broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log")
@@ -155,7 +161,7 @@ def test_hot_swap_under_load_loses_and_repeats_nothing(tmp_path):
         health = _wait_health(web, lambda h: True, timeout=30)
         # Read until every transaction is there (a duplicate also shows in `scored`).
         decisions = read_topic(broker.url, DECISIONS_TOPIC, _all_there, timeout=60)
-        inputs = read_topic(broker.url, BY_TERMINAL_TOPIC, _all_there, timeout=60)
+        inputs = read_topic(broker.url, BY_ENTITY_TOPIC, _all_there, timeout=60)
         assert worker.alive, worker.log_tail()
     finally:
         if worker is not None:
@@ -163,7 +169,7 @@ def test_hot_swap_under_load_loses_and_repeats_nothing(tmp_path):
         broker.stop()
 
     # Exactly one decision per transaction: none lost, none scored twice.
-    by_id: dict[int, dict] = {}
+    by_id: dict[str, dict] = {}
     for record in decisions:
         decision = json.loads(record.value)
         assert decision["transaction_id"] not in by_id, f"scored twice: {decision}"
@@ -182,11 +188,12 @@ def test_hot_swap_under_load_loses_and_repeats_nothing(tmp_path):
     assert health["model"]["last_swap"]["from"] == V2 and health["model"]["last_swap"]["to"] == V1
 
     # In the scorer's input order, per partition, the version changes v1 -> v2 -> v1 once.
-    position: dict[int, tuple[int, int]] = {}
+    # (The default preset has two entities: each transaction hops once, card -> merchant.)
+    position: dict[str, tuple[int, int]] = {}
     for record in inputs:
         message = json.loads(record.value)
         if message.get("kind") == "tx":
-            position[message["tx"]["transaction_id"]] = (record.partition, record.offset)
+            position[message["record"]["transaction_id"]] = (record.partition, record.offset)
     assert set(position) == expected
     partitions = sorted({p for p, _ in position.values()})
     assert len(partitions) > 1

@@ -34,9 +34,11 @@ import httpx
 import pytest
 
 from aegis_app.core import files
+from aegis_app.core.config import load, resolve
 from aegis_app.core.settings import DECISIONS_TOPIC
 from aegis_app.harness import simulator
 from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port, tansu_binary
+from aegis_app.harness.request_bodies import request_bodies
 from aegis_app.harness.stack import (
     ManagedProcess,
     aegis_command,
@@ -248,8 +250,7 @@ def test_worker_replay_and_api_work_over_tls_and_sasl(tls_stack):
     api_log = api.log_tail(400)
     assert "(SASL_SSL, SCRAM-SHA-512 as alice, CA " in api_log  # its broker line
     assert PASSWORD not in api_log
-    _, tx, _ = next(iter(files.iter_frame(frame.head(1))))
-    body = {k: v for k, v in tx.to_wire().items() if k not in ("tx_fraud", "tx_fraud_scenario")}
+    [body] = request_bodies(frame.head(1), load(resolve(None)))
     auth = {"Authorization": f"Bearer {TOKEN}"}
     response = httpx.post(
         f"http://127.0.0.1:{api_port}/v1/transactions", json=body, headers=auth, timeout=30

@@ -37,7 +37,7 @@ from aegis_app.harness.stack import (
 from aegis_app.serving.store import Store
 from models.lifecycle.experiment import train
 from models.lifecycle.training import default_train_window
-from tests.aegis_app.ingest.streams import POISON, as_records, put_all, wait_until
+from tests.aegis_app.ingest.streams import POISON, Generated, as_records, put_all, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +104,7 @@ def test_reshard_kill_and_restart_decide_every_transaction_once(stack):
     )
     client.create_stream(StreamName=STREAM, ShardCount=3)
     frame = simulator.generate(customers=30, terminals=60, days=15, seed=5)
-    txs = [record for _, record, _ in files.iter_frame(frame)]
+    txs = [Generated(raw, record) for record, raw in files.good_rows(files.iter_frame(frame))]
     assert 300 <= len(txs) <= 600, len(txs)
     phases = [txs[: len(txs) * 2 // 5], txs[len(txs) * 2 // 5 : len(txs) * 7 // 10]]
     phases.append(txs[len(txs) * 7 // 10 :])

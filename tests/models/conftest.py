@@ -6,13 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tables.features import ALL_FEATURES
+from aegis_app.core import config as config_files
+
+# The default preset (configs/handbook.toml) and its features, in order.
+HANDBOOK = config_files.load(config_files.resolve(None))
+HANDBOOK_FEATURES = list(HANDBOOK.feature_names)
 
 
 def synthetic(n: int = 3000, fraud_rate: float = 0.03, seed: int = 0):
-    """Features in ALL_FEATURES order; frauds have large amounts and terminal risk."""
+    """Features in the Handbook preset's order; frauds have large amounts and terminal risk."""
     rng = np.random.default_rng(seed)
-    names = list(ALL_FEATURES)
+    names = HANDBOOK_FEATURES
     X = rng.normal(size=(n, len(names)))
     X[:, names.index("TX_AMOUNT")] = rng.gamma(2.0, 25.0, n)
     y = (rng.random(n) < fraud_rate).astype(int)
@@ -50,4 +54,12 @@ def fitted_bundle(data):
         LogisticRegressionDetector(),
         GradientBoostingDetector(max_iter=30),
     ]
-    return fit_bundle(X, y, "vtest", detectors=detectors, times=times, cards=cards)
+    return fit_bundle(
+        X,
+        y,
+        "vtest",
+        detectors=detectors,
+        feature_names=HANDBOOK_FEATURES,
+        times=times,
+        cards=cards,
+    )

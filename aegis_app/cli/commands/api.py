@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"aegis api on http://{args.host}:{settings.api_port} "
         f"(broker {settings.kafka_broker}{connection.security_summary()}, "
-        f"worker {api.worker_url}, store {settings.db_url}, sink {sink})",
+        f"worker {api.worker_url}, store {settings.db_url}, sink {sink}, "
+        f"config {app.state.config.path})",
         flush=True,
     )
     tune_process(settings, scoring=True)  # the scorer's models are imported by now

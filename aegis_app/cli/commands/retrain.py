@@ -2,7 +2,9 @@
 
 Trains challengers on the latest labelled window of the result store, compares them with
 the active model (the champion) on the latest labelled holdout, and promotes the best one
-if it beats the champion by `--margin` (models/retraining.py). A promotion is announced on
+if it beats the champion by `--margin` (models/lifecycle/retraining.py). The features are
+the ones the stream stored with each decision, of the config the workers run (--config /
+AEGIS_CONFIG). A promotion is announced on
 aegis.model-updates, so every worker switches without a restart. With `--every` it runs on
 a schedule, as the retraining job of a deployment (one such process per registry; a lock
 file keeps two from training at once). Every run is recorded in MODEL_DIR/runs.jsonl.
@@ -73,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         **kafka_overrides(args),
     )
     connection = KafkaConnection.from_settings(settings)  # a bad TLS/SASL setting fails here
+    # The features the stream stored with each decision: the config the workers run.
+    features = settings.load_config()
     try:
         config = retraining.RetrainConfig(
             train_days=tuple(int(x) for x in str(args.train_days).split(",") if x.strip()),
@@ -115,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
                         on_promote=announce,
                         report=report,
                         quiet=not args.verbose,
+                        feature_config=features,
                     )
                     if args.json:
                         print(json.dumps(result, default=str), flush=True)

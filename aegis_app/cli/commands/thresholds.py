@@ -36,24 +36,18 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from aegis_app.cli.datafiles import load_configured, user_schema
-    from aegis_app.core import files
     from aegis_app.core.settings import Settings
     from models.decisions import thresholds as rules
     from models.lifecycle import registry
 
     config = user_schema(Settings.from_env())
-    if config is None:
-        scores = pd.read_csv(args.scores)
-        data = files.read_transactions(args.data)
-    else:
-        # The scores file starts with the config's id column (`aegis evaluate`); ids are text.
-        id_column = config.source.transaction_id
-        scores = pd.read_csv(args.scores, dtype={id_column: str})
-        scores = scores.rename(columns={id_column: "TRANSACTION_ID"})
-        data = load_configured(args.data, config)
-    if "TRANSACTION_ID" not in scores or args.column not in scores:
-        id_name = config.source.transaction_id if config else "TRANSACTION_ID"
-        raise ValueError(f"{args.scores}: needs {id_name} and {args.column!r} columns")
+    # The scores file starts with the config's id column (`aegis evaluate`); ids are text.
+    id_column = config.source.transaction_id
+    scores = pd.read_csv(args.scores, dtype={id_column: str})
+    if id_column not in scores or args.column not in scores:
+        raise ValueError(f"{args.scores}: needs {id_column!r} and {args.column!r} columns")
+    scores = scores.rename(columns={id_column: "TRANSACTION_ID"})
+    data = load_configured(args.data, config)
     labels = data[["TRANSACTION_ID", "CUSTOMER_ID", "TX_DATETIME", "TX_FRAUD"]]
     joined = scores[["TRANSACTION_ID", args.column]].merge(labels, on="TRANSACTION_ID")
     joined["TX_FRAUD"] = pd.to_numeric(joined["TX_FRAUD"], errors="coerce")

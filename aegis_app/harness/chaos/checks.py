@@ -1,90 +1,155 @@
 """The chaos run's checks, from the topics (and the result store, when the decision sink is
 there): every valid transaction decided exactly once after de-duplication by transaction id,
 every poison record on aegis.deadletter with a reason, the features of every decision equal
-to the batch recomputation (tables.batch.compute_features on the transactions actually
-sent), each sampled card's table state equal to the batch state when read through any
-worker's web view (faust table_route), and no worker crashed. `summarize` gathers them all.
+to the batch recomputation (tables.engine.compute_features on the normalised records
+actually sent), each sampled card's entity state equal to the state the stream engine builds
+from the same records when read through any worker's web view (faust table_route), and no
+worker crashed. `summarize` gathers them all.
+
+The data is the simulator's, so the config is the default preset (files.simulator_config),
+which the chaos stack's workers run too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import json
 import math
 import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 from aiokafka import TopicPartition
 
-from aegis_app.core.records import Transaction
+from aegis_app.core.config import Config
+from aegis_app.core.files import simulator_config
 from aegis_app.core.settings import DECISIONS_TOPIC, TRANSACTIONS_TOPIC
 from aegis_app.harness.chaos.data import card_partition, frame_of
 from aegis_app.harness.chaos.stack import ChaosStack
 from aegis_app.harness.chaos.streaming import Sent
+from aegis_app.ingest.replay import Outgoing
 from aegis_app.kafka import clients
-from tables.batch import compute_features
-from tables.features import ALL_FEATURES, CardState
+from tables.engine import StreamEngine, compute_features
+from tables.engine import state as packed
+from tables.engine.keys import id_hash
 
 
-def batch_card_states(txs: list[Transaction]) -> dict[int, list]:
-    """Every card's CardState value after all of `txs`, as the stream should hold it."""
-    states: dict[int, CardState] = defaultdict(CardState)
-    for tx in sorted(txs, key=lambda t: (t.ts, t.transaction_id)):
-        states[tx.customer_id].observe(tx.transaction_id, tx.ts, tx.tx_amount, tx.terminal_id)
-    return {card: state.to_value() for card, state in states.items()}
+def card_entity(engine: StreamEngine) -> str:
+    """The entity whose state is kept per card (e.g. "card")."""
+    entity = engine.entity_of_column("card")
+    if entity is None:
+        raise ValueError('the config keeps no state per card ([entities] card = "card")')
+    return entity
 
 
-def feature_family(name: str) -> str:
-    if name.startswith("CUSTOMER_ID"):
-        return "card"
-    if name.startswith("TERMINAL_ID"):
-        return "terminal"
+def batch_card_states(txs: list[Outgoing], config: Config | None = None) -> dict[str, bytes]:
+    """Every card's entity state after all of `txs`, built by the stream engine from the
+    records in the order given (each card's arrival order: its partition keeps it)."""
+    engine = StreamEngine(config or simulator_config())
+    entity = card_entity(engine)
+    states: dict[str, bytes] = {}
+    for tx in txs:
+        key = engine.keys(tx.record)[entity]
+        if key is None:
+            continue
+        _, state = engine.observe_entity(entity, tx.record, states.get(key))
+        if state is not None:
+            states[key] = state
+    return states
+
+
+def state_events(engine: StreamEngine, entity: str, state: bytes | None) -> list[tuple]:
+    """A state's events as (time, id hash, cells...) sorted: what it holds, whatever the
+    order the events arrived in (labels are not compared: the chaos stream sends none)."""
+    decoded = packed.decode(engine.plan.entities[entity], state)
+    rows = np.vstack([decoded.ts.astype(np.uint64), decoded.cells]).T
+    return sorted(tuple(int(v) for v in row) for row in rows)
+
+
+def feature_family(name: str, config: Config | None = None) -> str:
+    """The entity a feature is kept for (e.g. "card", "terminal"), or "transaction"."""
+    for feature in (config or simulator_config()).features:
+        if feature.name == name:
+            return feature.entity or "transaction"
     return "transaction"
 
 
-def check_features(txs: list[Transaction], decisions: list[dict], labelled: pd.DataFrame | None):
-    """Decisions (every copy) whose features differ from the batch computation."""
+def _same(got: Any, want: Any) -> bool:
+    """A decision's feature value against the batch value: numbers within 1e-9 (None and
+    NaN both mean missing), categories as text."""
+    if isinstance(want, str) or isinstance(got, str):
+        return got == want
+    got_missing = got is None or (isinstance(got, float) and math.isnan(got))
+    want_missing = want is None or (isinstance(want, float) and math.isnan(want))
+    if got_missing or want_missing:
+        return got_missing and want_missing
+    return math.isclose(float(got), float(want), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def check_features(
+    txs: list[Outgoing],
+    decisions: list[dict],
+    labelled: pd.DataFrame | None,
+    config: Config | None = None,
+):
+    """Decisions (every copy) whose features differ from the batch computation.
+    `labelled`: the normalised frame of the sent records with their labels, when labels
+    were sent too (default: the records without labels)."""
+    config = config or simulator_config()
     frame = labelled if labelled is not None else frame_of(txs)
-    batch = compute_features(frame)
-    batch.index = frame["TRANSACTION_ID"].to_numpy()
+    batch = compute_features(frame, config)
+    batch.index = frame["transaction_id"].astype(str).to_numpy()
+    names = list(config.feature_names)
     by_family: Counter[str] = Counter()
     examples = []
     bad_decisions = 0
     for d in decisions:
-        tx_id = d.get("transaction_id")
+        tx_id = str(d.get("transaction_id"))
         if tx_id not in batch.index:
             continue
         want = batch.loc[tx_id]
-        wrong = [
-            name
-            for name in ALL_FEATURES
-            if not math.isclose(d["features"][name], want[name], rel_tol=1e-9, abs_tol=1e-9)
-        ]
+        features = d.get("features") or {}
+        wrong = [name for name in names if not _same(features.get(name), want[name])]
         if wrong:
             bad_decisions += 1
-            by_family.update({feature_family(n) for n in wrong})
+            by_family.update({feature_family(n, config) for n in wrong})
             if len(examples) < 3:
                 examples.append(
-                    {n: (d["features"][n], float(want[n])) for n in wrong[:3]}
-                    | {"transaction_id": tx_id}
+                    {n: (features.get(n), want[n]) for n in wrong[:3]} | {"transaction_id": tx_id}
                 )
     return bad_decisions, dict(by_family), examples
 
 
+def _state_of(answer: dict) -> bytes | None:
+    encoded = answer.get("state")
+    return None if encoded is None else base64.b64decode(encoded, validate=True)
+
+
 def check_card_states(
-    stack: ChaosStack, txs: list[Transaction], sample: int = 60, seed: int = 0
+    stack: ChaosStack,
+    txs: list[Outgoing],
+    sample: int = 60,
+    seed: int = 0,
+    config: Config | None = None,
 ) -> dict:
-    """Sampled cards' table state through every alive worker's web view vs the batch state.
+    """Sampled cards' entity state through every alive worker's web view
+    (GET /state/{entity}/{key}/) vs the state the stream engine builds from the same records.
 
     A worker that does not own the card's partition answers through faust's table_route
     (it forwards the request to the owner), so `routed` counts those answers.
     """
-    expected = batch_card_states(txs)
+    config = config or simulator_config()
+    engine = StreamEngine(config)
+    entity = card_entity(engine)
+    expected = batch_card_states(txs, config)
+    ids = {id_hash(tx.transaction_id): tx.transaction_id for tx in txs}
     rng = random.Random(seed)
     cards = rng.sample(sorted(expected), min(sample, len(expected)))
     owners = stack.owners()
@@ -93,29 +158,31 @@ def check_card_states(
     examples = []
     with httpx.Client(timeout=10) as client:
         for card in cards:
+            want = state_events(engine, entity, expected[card])
             owner = owners.get(card_partition(card, stack.partitions))
             for worker in alive:
                 try:
-                    response = client.get(f"{worker.url}/state/cards/{card}/")
-                    state = response.json().get("state")
-                except (httpx.HTTPError, ValueError):
+                    response = client.get(f"{worker.url}/state/{entity}/{card}/")
+                    got = state_events(engine, entity, _state_of(response.json()))
+                except (httpx.HTTPError, ValueError, binascii.Error):
                     unanswered += 1
                     continue
                 checked += 1
                 if worker.name != owner:
                     routed += 1
-                if state != expected[card]:
+                if got != want:
                     mismatched += 1
                     if len(examples) < 3:
-                        got_ids = (state or [[], []])[1]
+                        got_ids = {row[1] for row in got}
+                        want_ids = {row[1] for row in want}
                         examples.append(
                             {
                                 "card": card,
                                 "asked": worker.name,
                                 "owner": owner,
-                                "missing_ids": sorted(set(expected[card][1]) - set(got_ids)),
-                                "extra_ids": sorted(set(got_ids) - set(expected[card][1])),
-                                "same_ids_in_order": got_ids == expected[card][1],
+                                "missing_ids": sorted(ids.get(h, h) for h in want_ids - got_ids),
+                                "extra_ids": sorted(str(ids.get(h, h)) for h in got_ids - want_ids),
+                                "same_ids": got_ids == want_ids,
                             }
                         )
     return {
@@ -128,7 +195,7 @@ def check_card_states(
     }
 
 
-def check_store(db_url: str, expected_ids: set[int], timeout: float) -> dict:
+def check_store(db_url: str, expected_ids: set[str], timeout: float) -> dict:
     """The result store's view: rows per transaction id, waiting for the sink to catch up."""
     from aegis_app.serving.store import Store
 
@@ -136,7 +203,7 @@ def check_store(db_url: str, expected_ids: set[int], timeout: float) -> dict:
     try:
         deadline = time.monotonic() + timeout
         while True:
-            ids = store.transaction_ids()
+            ids = [str(i) for i in store.transaction_ids()]
             if expected_ids <= set(ids) or time.monotonic() >= deadline:
                 break
             time.sleep(1)
@@ -196,7 +263,7 @@ def read_all(broker_url: str, topic: str, timeout: float = 60) -> list:
 
 def wait_decided(
     broker_url: str,
-    expected: set[int],
+    expected: set[str],
     timeout: float,
     give_up: Callable[[], bool] | None = None,
 ) -> list:
@@ -205,7 +272,7 @@ def wait_decided(
     deadline = time.monotonic() + timeout
     while True:
         records = read_all(broker_url, DECISIONS_TOPIC)
-        seen = {int(r.key) for r in records if r.key and r.key.isdigit()}
+        seen = {r.key.decode(errors="replace") for r in records if r.key}
         if expected <= seen or time.monotonic() >= deadline:
             return records
         if give_up is not None and give_up():
@@ -213,7 +280,7 @@ def wait_decided(
         time.sleep(3)
 
 
-def _lost_by_partition(transactions: list, lost: set[int], partitions: int = 4) -> dict:
+def _lost_by_partition(transactions: list[Outgoing], lost: set[str], partitions: int = 4) -> dict:
     """Count of lost transactions per aegis.transactions partition (keyed by card, as the
     producer partitions them)."""
     from aiokafka.partitioner import DefaultPartitioner
@@ -223,7 +290,7 @@ def _lost_by_partition(transactions: list, lost: set[int], partitions: int = 4) 
     counts: Counter[int] = Counter()
     for tx in transactions:
         if tx.transaction_id in lost:
-            counts[choose(str(tx.customer_id).encode(), every, every)] += 1
+            counts[choose(tx.key, every, every)] += 1
     return {str(p): n for p, n in sorted(counts.items())}
 
 
@@ -238,9 +305,9 @@ def summarize(
 ) -> dict:
     valid_ids = {tx.transaction_id for tx in sent.transactions}
     decisions = [json.loads(r.value) for r in decision_records]
-    per_id: dict[int, list[dict]] = defaultdict(list)
+    per_id: dict[str, list[dict]] = defaultdict(list)
     for d in decisions:
-        per_id[d["transaction_id"]].append(d)
+        per_id[str(d["transaction_id"])].append(d)
     decided = valid_ids & set(per_id)
     conflicting = sum(
         1

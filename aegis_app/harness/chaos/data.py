@@ -1,5 +1,6 @@
-"""Test data for the chaos and soak runs: generated transactions (the simulator's), their
-frames, the partition of a card's key, and a model version the workers can load."""
+"""Test data for the chaos and soak runs: generated transactions (the simulator's, in the
+default preset's schema), their frames, the partition of a card's key, and a model version
+the workers can load."""
 
 from __future__ import annotations
 
@@ -11,24 +12,27 @@ import numpy as np
 import pandas as pd
 from aiokafka.partitioner import murmur2
 
-from aegis_app.core.files import iter_frame
-from aegis_app.core.records import Transaction
-from aegis_app.core.timerules import DEFAULT_LABEL_DELAY_DAYS
+from aegis_app.core.files import good_rows, iter_frame, simulator_config
 from aegis_app.harness import simulator
 from aegis_app.harness.bench import TX_PER_DAY
+from aegis_app.ingest.replay import Outgoing, ReplayEncoder
 
 log = logging.getLogger(__name__)
 
 
 def ensure_model(model_dir: Path, customers: int = 2000, days: int = 60) -> str:
     """An active model version the workers can load; trains a small one if there is none
-    or if the active one no longer loads (the bundle format may have moved on)."""
+    or if the active one no longer loads (the bundle format may have moved on) or reads other
+    features than the default preset's (the schema of the data the chaos runs send)."""
     from models.lifecycle import registry
 
+    config = simulator_config()
     version = registry.active_version(model_dir)
     if version:
         try:
             bundle = registry.load(model_dir, version)
+            if tuple(bundle.feature_names) != config.feature_names:
+                raise ValueError("its features are not the default preset's")
             bundle.score(np.zeros((1, len(bundle.feature_names))))  # loads is not enough
             return version
         except Exception as exc:  # noqa: BLE001 - any refusal means: train a fresh one
@@ -39,16 +43,18 @@ def ensure_model(model_dir: Path, customers: int = 2000, days: int = 60) -> str:
     from models.lifecycle.training import default_train_window
 
     frame = simulator.generate(customers=customers, terminals=2 * customers, days=days, seed=1)
-    delay = DEFAULT_LABEL_DELAY_DAYS
+    delay = config.label_delay_days
     window = default_train_window(frame["TX_DATETIME"], 7, delay)  # 7 days of training
-    return train(frame, model_dir, window, delay_days=delay).version
+    return train(frame, model_dir, window, delay_days=delay, config=config).version
 
 
-def chaos_transactions(n: int, seed: int = 0) -> list[Transaction]:
-    """N transactions of the default population (5,000 cards), in time order."""
+def chaos_transactions(n: int, seed: int = 0) -> list[Outgoing]:
+    """N transactions of the default population (5,000 cards), in time order, encoded as
+    `aegis replay` sends them (the default preset's wire format, keyed by card)."""
     days = max(2, math.ceil(n / TX_PER_DAY) + 1)
     frame = simulator.generate(days=days, seed=seed).head(n)
-    return [record for _, record, _ in iter_frame(frame)]
+    encoder = ReplayEncoder(simulator_config())
+    return [encoder.outgoing(record, raw) for record, raw in good_rows(iter_frame(frame))]
 
 
 def soak_frame(n: int, event_days: int, seed: int = 0) -> pd.DataFrame:
@@ -60,19 +66,14 @@ def soak_frame(n: int, event_days: int, seed: int = 0) -> pd.DataFrame:
     return frame.head(n).reset_index(drop=True)
 
 
-def frame_of(txs: list[Transaction]) -> pd.DataFrame:
-    """The sent transactions as a simulator-schema frame, without labels."""
-    return pd.DataFrame(
-        {
-            "TRANSACTION_ID": [t.transaction_id for t in txs],
-            "TX_DATETIME": pd.to_datetime([t.tx_datetime for t in txs]),
-            "CUSTOMER_ID": [t.customer_id for t in txs],
-            "TERMINAL_ID": [t.terminal_id for t in txs],
-            "TX_AMOUNT": [t.tx_amount for t in txs],
-        }
-    )
+def frame_of(txs: list[Outgoing]) -> pd.DataFrame:
+    """The sent transactions' normalised records as a frame (what the feature engine's batch
+    path reads), without labels."""
+    frame = pd.DataFrame([tx.record for tx in txs])
+    frame["label"] = np.nan
+    return frame
 
 
-def card_partition(card: int, partitions: int) -> int:
+def card_partition(card: str | int, partitions: int) -> int:
     """The partition of a card's key (Kafka's default partitioner, as the producers use)."""
     return (murmur2(str(card).encode()) & 0x7FFFFFFF) % partitions

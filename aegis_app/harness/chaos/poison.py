@@ -1,8 +1,9 @@
 """Poison records for aegis.transactions: bad encodings, unknown wire versions, truncated or
 trailing bytes, invalid UTF-8, huge fields, NaN/inf/negative amounts, bad dates, wrong types.
 
-Each one is checked to be refused by the card stage's own decoder (aegis_app.core.codec), so
-the chaos run knows that every one must end on aegis.deadletter with a reason.
+Each one is checked to be refused by the card stage's own decoder (RecordCodec.decode of the
+default preset, the schema the chaos stack runs), so the chaos run knows that every one must
+end on aegis.deadletter with a reason.
 """
 
 from __future__ import annotations
@@ -12,76 +13,85 @@ import random
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-from aegis_app.core import codec
+from aegis_app.core.codec import WIRE_VERSION, RecordCodec
+from aegis_app.core.files import simulator_config
 from aegis_app.core.records import InvalidRecord
 from aegis_app.core.settings import Settings
 
 
-def _valid_fields(rng: random.Random) -> dict:
+@cache
+def poison_codec() -> RecordCodec:
+    """The codec of the default preset: the schema the chaos stack's workers read."""
+    return RecordCodec(simulator_config())
+
+
+def _valid_fields(rng: random.Random) -> dict[str, Any]:
+    """Wire fields of a valid transaction (default preset's columns) to spoil one by one."""
     return {
-        "transaction_id": rng.randrange(10**12, 2 * 10**12),  # never a real transaction id
-        "tx_datetime": "2018-04-01 12:00:00",
-        "customer_id": rng.randrange(0, 5000),
-        "terminal_id": rng.randrange(0, 10000),
-        "tx_amount": round(rng.uniform(1, 200), 2),
+        "TRANSACTION_ID": str(rng.randrange(10**12, 2 * 10**12)),  # never a real id
+        "TX_DATETIME": "2018-04-01 12:00:00",
+        "CUSTOMER_ID": str(rng.randrange(0, 5000)),
+        "TERMINAL_ID": str(rng.randrange(0, 10000)),
+        "TX_AMOUNT": round(rng.uniform(1, 200), 2),
+        "TX_FRAUD": None,
     }
 
 
+def _encoded(rng: random.Random, **spoilt: Any) -> bytes:
+    """Wire bytes of a transaction with some fields replaced: Avro takes them (types fit),
+    the decoder's checks must not."""
+    return poison_codec().encode_fields({**_valid_fields(rng), **spoilt})
+
+
 def _bad_utf8(rng: random.Random) -> bytes:
-    data = _valid_fields(rng)
-    data["tx_datetime"] = "X" * 19
-    payload = codec.encode(data)
+    payload = _encoded(rng, TX_DATETIME="X" * 19)
     return payload.replace(b"X" * 19, bytes(rng.choice([0xFF, 0xC3, 0xE2]) for _ in range(19)))
 
 
 def _wrong_types(rng: random.Random) -> bytes:
     choice = rng.randrange(4)
     if choice == 0:  # JSON where Avro is expected ('{' is an unknown wire version)
-        return json.dumps({"transaction_id": "abc", "tx_amount": "lots"}).encode()
-    if choice == 1:  # a string where a long is expected: Avro reads a garbage length
-        return bytes([codec.WIRE_VERSION]) + b"\x0bnot-a-long" + struct.pack("<d", 1.0)
-    if choice == 2:  # a union branch that does not exist (tx_fraud index 7)
-        data = _valid_fields(rng)
-        body = codec.encode(data)
-        return body[:-4] + b"\x0e" + body[-3:]
-    data = {**_valid_fields(rng), "tx_fraud": rng.choice([2, 7, -1, 99])}  # not a 0/1 label
-    return codec.encode(data)
+        return json.dumps({"TRANSACTION_ID": "abc", "TX_AMOUNT": "lots"}).encode()
+    if choice == 1:  # garbage where the id's union branch is: an index that does not exist
+        return bytes([WIRE_VERSION]) + b"\x0bnot-a-long" + struct.pack("<d", 1.0)
+    if choice == 2:  # the label's union branch 7 (there are two: null, int); it is last
+        return _encoded(rng)[:-1] + b"\x0e"
+    return _encoded(rng, TX_FRAUD=rng.choice([2, 7, -1, 99]))  # not a 0/1 label
+
+
+def _other_version(rng: random.Random) -> bytes:
+    version = rng.choice([v for v in range(256) if v != WIRE_VERSION])
+    return bytes([version]) + _encoded(rng)[1:]
 
 
 POISON_KINDS: dict[str, Callable[[random.Random], bytes]] = {
     "empty": lambda rng: b"",
-    "garbage": lambda rng: bytes([rng.randrange(2, 256)]) + rng.randbytes(rng.randrange(0, 300)),
-    "garbage_v1": lambda rng: bytes([codec.WIRE_VERSION]) + rng.randbytes(rng.randrange(0, 60)),
-    "wire_version": lambda rng: (
-        bytes([rng.choice([0, *range(2, 256)])]) + codec.encode(_valid_fields(rng))[1:]
+    "garbage": lambda rng: (
+        bytes([rng.choice([v for v in range(256) if v != WIRE_VERSION])])
+        + rng.randbytes(rng.randrange(0, 300))
     ),
-    "truncated": lambda rng: (lambda p: p[: rng.randrange(1, len(p) - 1)])(
-        codec.encode(_valid_fields(rng))
-    ),
-    "trailing": lambda rng: codec.encode(_valid_fields(rng)) + rng.randbytes(rng.randrange(1, 9)),
+    "garbage_body": lambda rng: bytes([WIRE_VERSION]) + rng.randbytes(rng.randrange(0, 60)),
+    "wire_version": _other_version,  # the old version 1 among them
+    "truncated": lambda rng: (lambda p: p[: rng.randrange(1, len(p) - 1)])(_encoded(rng)),
+    "trailing": lambda rng: _encoded(rng) + rng.randbytes(rng.randrange(1, 9)),
     "bad_utf8": _bad_utf8,
-    "nan": lambda rng: codec.encode({**_valid_fields(rng), "tx_amount": float("nan")}),
-    "inf": lambda rng: codec.encode(
-        {**_valid_fields(rng), "tx_amount": rng.choice([float("inf"), float("-inf")])}
+    "nan": lambda rng: _encoded(rng, TX_AMOUNT=float("nan")),
+    "inf": lambda rng: _encoded(rng, TX_AMOUNT=rng.choice([float("inf"), float("-inf")])),
+    "negative": lambda rng: _encoded(rng, TX_AMOUNT=-rng.uniform(0.01, 1e6)),
+    "too_large_amount": lambda rng: _encoded(rng, TX_AMOUNT=1e15),
+    "bad_datetime": lambda rng: _encoded(
+        rng,
+        TX_DATETIME=rng.choice(
+            ["yesterday", "", "2018-13-45 99:99:99", "\u2603" * 12, "9" * 64, "NaT"]
+        ),
     ),
-    "negative": lambda rng: codec.encode(
-        {**_valid_fields(rng), "tx_amount": -rng.uniform(0.01, 1e6)}
-    ),
-    "too_large_amount": lambda rng: codec.encode({**_valid_fields(rng), "tx_amount": 1e15}),
-    "bad_datetime": lambda rng: codec.encode(
-        {
-            **_valid_fields(rng),
-            "tx_datetime": rng.choice(
-                ["yesterday", "", "2018-13-45 99:99:99", "\u2603" * 12, "9" * 64, "NaT"]
-            ),
-        }
-    ),
+    "missing_id": lambda rng: _encoded(rng, **{rng.choice(["CUSTOMER_ID", "TERMINAL_ID"]): ""}),
     "wrong_types": _wrong_types,
     # Huge fields are rare (each is ~20-40 kB on the wire).
-    "huge_field": lambda rng: codec.encode(
-        {**_valid_fields(rng), "merchant_category": "x" * rng.randrange(20_000, 40_000)}
-    ),
+    "huge_field": lambda rng: _encoded(rng, TERMINAL_ID="x" * rng.randrange(20_000, 40_000)),
 }
 
 
@@ -94,7 +104,7 @@ class Poison:
     kind: str
     key: bytes | None
     payload: bytes
-    reason: str  # what codec.decode says: the dead letter must carry a reason too
+    reason: str  # what the decoder says: the dead letter must carry a reason too
 
 
 def poison_records(n: int, seed: int = 0, max_bytes: int | None = None) -> list[Poison]:
@@ -108,7 +118,7 @@ def poison_records(n: int, seed: int = 0, max_bytes: int | None = None) -> list[
         kind = rng.choices(kinds, weights)[0]
         payload = POISON_KINDS[kind](rng)
         try:
-            codec.decode(payload, max_bytes)
+            poison_codec().decode(payload, max_bytes)
         except InvalidRecord as exc:
             reason = str(exc)
         else:

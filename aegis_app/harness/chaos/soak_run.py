@@ -1,7 +1,7 @@
 """The soak run, `aegis chaos --soak --minutes M`: streams at a fixed rate instead of
 injecting faults, with an event-time span of months, and samples each worker's RSS and
 RocksDB directory size every 30 s to see whether state stops growing once the state horizon
-(longest window + 2 x label delay) has passed.
+(the longest an entity's state keeps under the config, state_horizon_days) has passed.
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aegis_app.core import timerules
-from aegis_app.core.files import iter_frame
-from aegis_app.core.timerules import DAY, DEFAULT_LABEL_DELAY_DAYS
+from aegis_app.core.config import Config
+from aegis_app.core.files import iter_frame, simulator_config
+from aegis_app.core.source import SourceReader
+from aegis_app.core.timerules import DAY
 from aegis_app.harness.chaos.checks import check_features, wait_decided
 from aegis_app.harness.chaos.data import ensure_model, soak_frame
 from aegis_app.harness.chaos.stack import ChaosStack, dir_bytes, live_state, rss_bytes
 from aegis_app.harness.chaos.streaming import _stream
-from aegis_app.kafka.producer import publication_order
-from tables.features import LONGEST_WINDOW_DAYS
+from aegis_app.ingest.replay import publication_order
+from tables.engine import compile_plan
 
 
 @dataclass
@@ -42,9 +43,12 @@ class SoakConfig:
     keep: bool = False
 
 
-def state_horizon_days(delay_days: int = DEFAULT_LABEL_DELAY_DAYS) -> int:
-    """Days of event time after which no state may grow (aegis_app.core.timerules)."""
-    return timerules.state_horizon_days(LONGEST_WINDOW_DAYS, delay_days)
+def state_horizon_days(config: Config | None = None) -> float:
+    """Days of event time after which no state may grow: the longest horizon any entity's
+    state keeps under the config (its windows and delays, plus one label delay for late
+    arrivals when a window is delayed; default: the default preset, what the soak sends)."""
+    plan = compile_plan(config or simulator_config())
+    return max(entity.horizon for entity in plan.entities.values()) / DAY
 
 
 def soak(config: SoakConfig, report: Callable[[dict], None] | None = None) -> dict:
@@ -54,15 +58,16 @@ def soak(config: SoakConfig, report: Callable[[dict], None] | None = None) -> di
     ensure_model(model_dir)
     n = int(config.rate * config.minutes * 60)
     frame = soak_frame(n, config.event_days, config.seed)
-    rows = list(iter_frame(frame))
-    items = list(publication_order(rows, DEFAULT_LABEL_DELAY_DAYS))
+    schema = simulator_config()  # the simulator's data
+    rows = list(iter_frame(frame, schema))
+    items = list(publication_order(rows, schema.label_delay_days, schema))
     items = [(k, v) for k, v in items if k in ("tx", "label")]
     n_tx = sum(1 for k, _ in items if k == "tx")
     rate = len(items) / (config.minutes * 60)  # labels ride along at the same pace
     stack = ChaosStack(root, model_dir, config.partitions, config.rebalance_timeout)
     samples: list[dict] = []
-    first_ts = int(rows[0][1].ts)
-    horizon = state_horizon_days()
+    first_ts = int(rows[0][1]["ts"])
+    horizon = state_horizon_days(schema)
     progress = {"ts": first_ts, "sent": 0}
     stop = threading.Event()
 
@@ -113,17 +118,8 @@ def soak(config: SoakConfig, report: Callable[[dict], None] | None = None) -> di
         stop.set()
         thread.join(5)
         decisions = [json.loads(r.value) for r in decision_records]
-        labelled = frame[
-            [
-                "TRANSACTION_ID",
-                "TX_DATETIME",
-                "CUSTOMER_ID",
-                "TERMINAL_ID",
-                "TX_AMOUNT",
-                "TX_FRAUD",
-            ]
-        ]
-        bad, by_family, _examples = check_features(sent.transactions, decisions, labelled)
+        labelled, _ = SourceReader(schema).frame(frame)  # the records with their labels
+        bad, by_family, _examples = check_features(sent.transactions, decisions, labelled, schema)
         result = {
             "minutes": config.minutes,
             "tx_rate": config.rate,
@@ -133,7 +129,7 @@ def soak(config: SoakConfig, report: Callable[[dict], None] | None = None) -> di
             "event_days": round((sent.transactions[-1].ts - sent.transactions[0].ts) / DAY, 1),
             "cards": int(frame["CUSTOMER_ID"].nunique()),
             "terminals": int(frame["TERMINAL_ID"].nunique()),
-            "decided": len(expected & {d["transaction_id"] for d in decisions}),
+            "decided": len(expected & {str(d["transaction_id"]) for d in decisions}),
             "feature_mismatches": bad,
             "feature_mismatches_by_family": by_family,
             "state_horizon_days": horizon,
@@ -151,7 +147,7 @@ def soak(config: SoakConfig, report: Callable[[dict], None] | None = None) -> di
             shutil.rmtree(root, ignore_errors=True)
 
 
-def soak_verdict(samples: list[dict], horizon_days: int, tolerance: float = 0.15) -> dict:
+def soak_verdict(samples: list[dict], horizon_days: float, tolerance: float = 0.15) -> dict:
     """Did state stop growing after the horizon? Compares the first sample past the horizon
     with the last one: the live table state (keys + value bytes, all workers) and each
     worker's RSS. The RocksDB directory size is reported, not judged (see live_state)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from aegis_app.core import config as configs
 from aegis_app.core.settings import TRANSACTIONS_TOPIC
 from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
 from aegis_app.harness.stack import ManagedProcess, aegis_command, start_worker
@@ -106,7 +107,12 @@ class ChaosStack:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"AEGIS_PARTITIONS": str(self.partitions)}
+        # The default preset, whatever config started the run: the chaos data is the
+        # simulator's (aegis_app.harness.chaos.data).
+        return {
+            "AEGIS_PARTITIONS": str(self.partitions),
+            "AEGIS_CONFIG": str(configs.resolve(None)),
+        }
 
     def note(self, what: str, **details) -> None:
         entry = {"t": round(time.monotonic() - self._t0, 1), "event": what, **details}

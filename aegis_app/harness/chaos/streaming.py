@@ -9,16 +9,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aegis_app.core.records import Transaction
 from aegis_app.core.settings import TRANSACTIONS_TOPIC
 from aegis_app.harness.chaos.poison import Poison
 from aegis_app.harness.chaos.stack import ChaosStack
+from aegis_app.ingest.replay import Outgoing
 from aegis_app.kafka.producer import Deliveries, make_producer, send_label, send_transaction
 
 
 @dataclass
 class Sent:
-    transactions: list[Transaction] = field(default_factory=list)
+    transactions: list[Outgoing] = field(default_factory=list)
     poison: list[tuple[Poison, int, int]] = field(default_factory=list)  # (record, part, offset)
     labels: int = 0
     seconds: float = 0.0
@@ -32,7 +32,8 @@ async def _stream(
     actions: dict[int, Callable[[], None]],
     on_item: Callable[[int], None] | None = None,
 ) -> Sent:
-    """Publish `items` ("tx" | "poison" | "label") at `rate` per second; run `actions[i]`
+    """Publish `items` ("tx": Outgoing | "poison": Poison | "label": Label) at `rate` per
+    second; run `actions[i]`
     (blocking callables, in threads) once item i has been queued; `on_item(i)` inline."""
     sent = Sent()
     producer = make_producer(stack.broker.url)  # max request 1 MiB: the huge poison fits
@@ -46,7 +47,9 @@ async def _stream(
     try:
         for i, (kind, item) in enumerate(items):
             if kind == "tx":
-                await deliveries.send(lambda item=item: send_transaction(producer, item))
+                await deliveries.send(
+                    lambda item=item: send_transaction(producer, item.payload, item.key)
+                )
                 sent.transactions.append(item)
             elif kind == "label":
                 await deliveries.send(lambda item=item: send_label(producer, item))
@@ -78,7 +81,9 @@ async def _stream(
     return sent
 
 
-def interleave(txs: list, poison: list[Poison], seed: int = 0) -> list[tuple[str, object]]:
+def interleave(
+    txs: list[Outgoing], poison: list[Poison], seed: int = 0
+) -> list[tuple[str, object]]:
     """Transactions in order with the poison records scattered among them at random."""
     rng = random.Random(seed + 1)
     slots = sorted(rng.randrange(len(txs) + 1) for _ in poison)

@@ -18,15 +18,17 @@ from fastapi.responses import JSONResponse, ORJSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from aegis_app.core.codec import RecordCodec
+from aegis_app.core.config import Config
 from aegis_app.core.labels import Label
-from aegis_app.core.records import InvalidRecord, format_datetime, validate
+from aegis_app.core.records import InvalidRecord, format_datetime
 from aegis_app.core.settings import Settings
 from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.serving.api import drift
 from aegis_app.serving.api.config import ApiSettings
 from aegis_app.serving.api.metrics import Metrics, RequestTimer
 from aegis_app.serving.api.schemas import (
-    MAX_ID,
+    MAX_ID_CHARS,
     Action,
     AlertOut,
     AlertPage,
@@ -40,28 +42,31 @@ from aegis_app.serving.api.schemas import (
     ModelVersionOut,
     ReadyOut,
     Status,
+    TransactionBody,
     TransactionDecisionOut,
-    TransactionIn,
 )
 from aegis_app.serving.api.scoring import (
     ApiScorer,
     KafkaPublisher,
     Unavailable,
     WorkerState,
+    features_from_states,
 )
 from aegis_app.serving.store.repository import BadCursor, Store
 from aegis_app.serving.store.sink import DecisionSink
 from models.decisions.policy import Rules
 from models.lifecycle import registry
-from tables.features import CardState
+from tables.engine.plan import RecordError
+from tables.engine.state import StateError
+from tables.engine.stream import StreamEngine
 
 log = logging.getLogger(__name__)
-ACCEPTED_FIELDS = set(TransactionIn.model_fields)
 bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <AEGIS_API_TOKEN>")
 
 E401 = {401: {"model": ErrorOut, "description": "missing or wrong bearer token"}}
 E422 = {422: {"model": ErrorOut, "description": "invalid input; `field` names it"}}
-E404 = {404: {"model": ErrorOut, "description": "no such alert"}}
+E400 = {400: {"model": ErrorOut, "description": "the body cannot be read (not UTF-8 JSON)"}}
+E404 = {404: {"model": ErrorOut, "description": "no such alert (no stored decision)"}}
 E503 = {503: {"model": ErrorOut, "description": "worker, model, broker or store unavailable"}}
 # Seconds between refreshes of the aegis_drift_* gauges (one window, read in a thread).
 DRIFT_REFRESH_S = 30.0
@@ -91,6 +96,34 @@ def _alert(row: dict) -> dict:
     return {**row, "label": None if label is None else ("fraud" if label else "legitimate")}
 
 
+def _field_of(error: InvalidRecord) -> str:
+    """The column an InvalidRecord names (its message is "column: reason")."""
+    return str(error).split(":", 1)[0]
+
+
+def _description(config: Config) -> str:
+    src = config.source
+    name = config.path.name if config.path else "an inline config"
+    return (
+        "Real-time card-fraud decisions, alerts and analyst labels.\n\n"
+        f"Transactions are posted in the schema of **{name}**. Decisions name the record's "
+        f"parts by role: `transaction_id` is `{src.transaction_id}`, `card` is `{src.card}`, "
+        f"`merchant` is `{src.merchant}`, `amount` is `{src.amount}`, and `ts` / "
+        f"`tx_datetime` come from `{src.timestamp.field}`; the other configured columns are "
+        "in `fields`, and `features` are the config's features by their names."
+    )
+
+
+def _keys_of_row(engine: StreamEngine, row: dict) -> dict[str, str | None]:
+    """Entity keys of a stored decision that has none recorded (stored before records-v2
+    kept them): read from its card, merchant and fields, as the stream would."""
+    record = {"card": row.get("card"), "merchant": row.get("merchant"), **(row.get("fields") or {})}
+    try:
+        return engine.keys(record)
+    except RecordError:  # an entity on a field the row does not hold
+        return {}
+
+
 def create_app(
     settings: Settings,
     api: ApiSettings | None = None,
@@ -101,15 +134,28 @@ def create_app(
     run_sink: bool = True,
     metrics: Metrics | None = None,
     drift_refresh_s: float | None = DRIFT_REFRESH_S,
+    config: Config | None = None,
 ) -> FastAPI:
     """The API. Components not given are built from settings when the app starts:
     `store` (settings.db_url), `publisher` (KafkaPublisher on settings.kafka_broker),
     `state` (WorkerState on api.worker_url); `run_sink` runs the decision sink inside;
-    the drift gauges are refreshed every `drift_refresh_s` seconds (None: never)."""
+    the drift gauges are refreshed every `drift_refresh_s` seconds (None: never).
+    `config` (default: the one settings name) is the schema of posted transactions and
+    the features they are scored on."""
     api = api or ApiSettings.from_env(settings)
     metrics = metrics or Metrics()
+    config = config or settings.load_config()
+    codec = RecordCodec(config)
+    engine = StreamEngine(config)
+    body_check = TransactionBody(config)
+    card_entity = engine.entity_of_column("card")
+    card_features = [f.name for f in config.features if card_entity and f.entity == card_entity]
+
     scorer = ApiScorer(
-        settings.model_dir, Rules.from_file(settings.rules_file), api.score_batch_size
+        settings.model_dir,
+        Rules.from_file(settings.rules_file),
+        api.score_batch_size,
+        config=config,
     )
     parts: dict[str, Any] = {"store": store, "publisher": publisher, "state": state}
 
@@ -176,10 +222,11 @@ def create_app(
     app = FastAPI(
         title="Aegis API",
         version="0.1.0",
-        description="Real-time card-fraud decisions, alerts and analyst labels.",
+        description=_description(config),
         lifespan=lifespan,
     )
     app.add_middleware(RequestTimer, metrics=metrics)
+    app.state.config = config
     app.state.scorer = scorer
     app.state.metrics = metrics
     app.state.parts = parts
@@ -240,16 +287,18 @@ def create_app(
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": TransactionIn.model_json_schema()}},
+                "content": {"application/json": {"schema": body_check.json_schema()}},
             }
         },
         summary="Score a transaction now and hand it to the stream",
         description=(
-            "Scores the transaction with the stream's own state and model and, at the same "
-            "time, puts it on aegis.transactions (answered once the broker acknowledged "
-            "it), where the stream records the official decision. A 503 can leave the "
-            "transaction handed to the stream; retrying with the same transaction_id is "
-            "safe: every transaction is recorded and decided once."
+            "Takes one transaction in the schema of the configured source (its own column "
+            "names; other columns are ignored and listed in `ignored_fields`), scores it "
+            "with the stream's own state and model and, at the same time, puts it on "
+            "aegis.transactions (answered once the broker acknowledged it), where the "
+            "stream records the official decision. A 503 can leave the transaction handed "
+            "to the stream; retrying with the same transaction id is safe: every "
+            "transaction is recorded and decided once."
         ),
     )
     async def post_transaction(request: Request):
@@ -258,48 +307,45 @@ def create_app(
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
             return _error(422, "body: not valid JSON", "body")
-        if not isinstance(body, dict):
-            return _error(422, "body: expected a JSON object", "body")
-        unknown = sorted(set(body) - ACCEPTED_FIELDS)
-        if unknown:
-            return _error(422, f"{unknown[0]}: not a transaction field", unknown[0])
         try:
-            tx = validate(body)
+            ignored = body_check.check(body)  # the declared types, as the OpenAPI shows them
+            record = codec.reader.record(body)  # the values: formats, ranges
+            payload = codec.encode_fields(codec.fields_of(record, body))
         except InvalidRecord as exc:
-            message = str(exc)
-            return _error(422, message, message.split(":", 1)[0])
-        for name in ("transaction_id", "customer_id", "terminal_id"):
-            if getattr(tx, name) > MAX_ID:
-                return _error(422, f"{name}: larger than {MAX_ID}", name)
+            return _error(422, str(exc), _field_of(exc))
         stage = metrics.scoring_stage
         # The broker's ack does not depend on the decision, so it is awaited alongside the
         # features and the score rather than after them. Publishing first is safe for the
         # score: the stream answers a transaction it has already seen as the first time
-        # (CardState/TerminalState.observe), so the features are the same either way.
+        # (StreamEngine.observe), so the features are the same either way.
         publishing = asyncio.ensure_future(
-            _timed(stage, "publish", parts["publisher"].publish_transaction(tx))
+            _timed(
+                stage,
+                "publish",
+                parts["publisher"].publish_transaction(payload, codec.key(record)),
+            )
         )
         try:
             features = await _timed(
-                stage, "features", parts["state"].features(tx, settings.label_delay_days)
+                stage, "features", features_from_states(engine, parts["state"], record)
             )
-            wire = {**tx.to_wire(), "ts": tx.ts}
             if scorer.bundle is None:
                 await run_in_threadpool(scorer.maybe_reload, True)
                 if scorer.bundle is None:
                     raise Unavailable(f"no model loaded: {scorer.last_error}")
-            decision = await _timed(stage, "score", scorer.decide(wire, features, ingested_ms))
+            decision = await _timed(stage, "score", scorer.decide(record, features, ingested_ms))
         except BaseException:
             # Answered 503: the transaction may still reach the stream, which decides it
-            # once; a retry with the same transaction_id is recorded once too.
+            # once; a retry with the same transaction id is recorded once too.
             publishing.add_done_callback(_settle)
             raise
         await publishing
         metrics.api_decisions.labels(action=decision["action"]).inc()
         # Built by the code the stream shares (models.decisions.decision), so it already has the
         # response's shape; skipping FastAPI's re-validation saves a good part of the
-        # request's CPU. tests/aegis_app/api check it against the schema.
-        return ORJSONResponse({**decision, "published": True})
+        # request's CPU (orjson writes NaN as null). tests/aegis_app/serving/api check it
+        # against the schema.
+        return ORJSONResponse({**decision, "published": True, "ignored_fields": ignored})
 
     # ------------------------------------------------------------------ reads
 
@@ -308,28 +354,35 @@ def create_app(
         response_model=CardOut,
         dependencies=Reader,
         responses={**E401, **E422, **E503},
-        summary="A card's current features (stream state) and its recent decisions",
+        summary="A card's state in the stream and its recent decisions",
     )
     async def get_card(
-        card_id: Annotated[int, Path(ge=0, le=MAX_ID)],
+        card_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)],
         limit: Annotated[int, Query(ge=1, le=500)] = 20,
     ):
-        value = await parts["state"].card(card_id)
+        value = None
+        if card_entity is not None:
+            value = await parts["state"].state(card_entity, card_id)
         recent = await run_in_threadpool(parts["store"].card_decisions, card_id, limit)
-        state = CardState.from_value(value)
+        events, as_of = 0, None
+        if value:
+            try:
+                events = engine.state_size(card_entity, value).events
+                latest = engine.latest_event(card_entity, value)
+            except StateError as exc:
+                raise Unavailable(
+                    f"worker answered a card state this config cannot read: {exc}"
+                ) from None
+            as_of = format_datetime(latest) if latest is not None else None
         features = None
-        as_of = None
-        if len(state):
-            last = len(state) - 1
-            features = state.observe(
-                state.ids[last], state.ts[last], state.amounts[last], state.terminals[last]
-            )
-            as_of = format_datetime(max(state.ts))
+        if recent:  # as the stream computed them for the card's latest decision
+            stored = recent[0].get("features") or {}
+            features = {name: stored.get(name) for name in card_features}
         return {
-            "card_id": card_id,
-            "found": bool(len(state)),
+            "card": card_id,
+            "found": bool(events or recent),
             "as_of": as_of,
-            "transactions_30d": len(state),
+            "events": events,
             "features": features,
             "recent_decisions": [_alert(row) for row in recent],
         }
@@ -348,7 +401,7 @@ def create_app(
         max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
         since: datetime | None = None,
         until: datetime | None = None,
-        customer_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+        card: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_CHARS)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -362,7 +415,7 @@ def create_app(
                 max_score=max_score,
                 since=since,
                 until=until,
-                customer_id=customer_id,
+                card=card,
                 limit=limit,
                 offset=offset,
                 cursor=cursor,
@@ -385,7 +438,9 @@ def create_app(
         responses={**E401, **E404, **E422},
         summary="One alert (any stored decision) with everything",
     )
-    async def get_alert(transaction_id: Annotated[int, Path(ge=0, le=MAX_ID)]):
+    async def get_alert(
+        transaction_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)],
+    ):
         row = await run_in_threadpool(parts["store"].get_decision, transaction_id)
         if row is None:
             return _error(404, f"no alert for transaction {transaction_id}")
@@ -395,10 +450,13 @@ def create_app(
         "/v1/alerts/{transaction_id}/label",
         response_model=LabelOut,
         dependencies=Writer,
-        responses={**E401, **E404, **E422, **E503},
+        responses={**E400, **E401, **E404, **E422, **E503},
         summary="An analyst's verdict: stored, and published on aegis.labels",
     )
-    async def label_alert(transaction_id: Annotated[int, Path(ge=0, le=MAX_ID)], body: LabelIn):
+    async def label_alert(
+        transaction_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)],
+        body: LabelIn,
+    ):
         now = datetime.now(UTC)
         value = 1 if body.label == "fraud" else 0
         row = await run_in_threadpool(
@@ -407,16 +465,20 @@ def create_app(
             )
         )
         if row is None:
-            return _error(404, f"no alert for transaction {transaction_id}")
+            return _error(
+                404, f"no stored decision for transaction {transaction_id!r}: nothing to label"
+            )
         known_at = format_datetime(int(now.timestamp()))
+        # The stored decision's entity keys take the label to each entity's state.
+        entities = row.get("entities") or _keys_of_row(engine, row)
         label = Label(
-            transaction_id=transaction_id,
+            transaction_id=str(row["transaction_id"]),
             label=value,
             source="analyst",
             known_at=known_at,
-            terminal_id=row["terminal_id"],
             tx_datetime=row["tx_datetime"],
-            customer_id=row["customer_id"],
+            entities={name: str(key) for name, key in entities.items() if key is not None},
+            card=None if row.get("card") is None else str(row["card"]),
             note=body.note,
         )
         await parts["publisher"].publish_label(label)

@@ -1,40 +1,48 @@
 """Synchronous scoring for POST /v1/transactions, with the stream's own state and model.
 
-* `WorkerState` reads the raw CardState/TerminalState values from the worker's web view;
-  the API rebuilds them, calls `.observe` on the copies (never written back) and assembles
-  the features with tables.features, exactly as the card and terminal stages do.
+* `WorkerState` reads each entity's packed state of a record from the worker's web view
+  (GET /state/{entity}/{key}/, answered by the worker that owns the key);
+  `features_from_states` hands them to the config's StreamEngine, which computes the
+  record's features exactly as the stream's stages do. The engine's new states are
+  dropped: the API never writes state, the stream does when the record reaches it.
 * `ApiScorer` scores with the active ModelBundle (reloaded when ACTIVE changes) through
   models.decisions.decision.build_decisions, the function shared with the stream. Concurrent
   requests are scored together (one model call per batch: on the loop for a few rows,
   in a worker thread for more, or when a model may have to be loaded).
-* `KafkaPublisher` puts the transaction on aegis.transactions (keyed by card), so the
-  stream updates its state and records the official decision, and labels on aegis.labels.
+* `KafkaPublisher` puts the transaction on aegis.transactions (the codec's bytes, keyed by
+  card), so the stream updates its state and records the official decision, and labels on
+  aegis.labels.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
+import base64
+import binascii
 import json
 import logging
 import time
-from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
 
+from aegis_app.core.config import Config
 from aegis_app.core.labels import Label
-from aegis_app.core.records import Transaction
+from aegis_app.core.settings import TRANSACTIONS_TOPIC
 from aegis_app.kafka import clients
 from aegis_app.kafka.clients import Broker
-from aegis_app.kafka.producer import send_label, send_transaction
+from aegis_app.kafka.producer import send_label
 from models.decisions.decision import build_decisions
 from models.decisions.policy import Rules
 from models.detectors.bundle import ModelBundle
 from models.lifecycle.active_model import LOADED, SWAPPED, ActiveModel
-from tables.features import CardState, TerminalState, assemble
+from tables.engine.plan import RecordError
+from tables.engine.state import StateError
+from tables.engine.stream import Features, StreamEngine
 
 log = logging.getLogger(__name__)
 MODEL_POLL_SECONDS = 1.0
@@ -49,51 +57,24 @@ class Unavailable(RuntimeError):
     """A dependency (worker, model, broker) cannot serve the request; the API answers 503."""
 
 
-class RawStateSource:
-    """A source of the stream's raw table values (`card`, `terminal`); the features of a
-    new transaction are computed here from copies of them."""
+class StateSource:
+    """Where the stream's per-entity states are read: `state(entity, key)` is the packed
+    value of one entity key (None when the stream holds none)."""
 
-    async def card(self, card_id: int) -> list | None:
+    async def state(self, entity: str, key: str) -> bytes | None:
         raise NotImplementedError
 
-    async def terminal(self, terminal_id: int) -> list | None:
-        raise NotImplementedError
-
-    async def features(self, tx: Transaction, delay_days: int) -> dict[str, float]:
-        card_value, terminal_value = await asyncio.gather(
-            self.card(tx.customer_id), self.terminal(tx.terminal_id)
-        )
-        return features_from_state(tx, card_value, terminal_value, delay_days)
+    async def states(self, keys: Mapping[str, str | None]) -> dict[str, bytes | None]:
+        """The state of each entity key of a record, read at once (None: no key, or no state)."""
+        wanted = [(entity, key) for entity, key in keys.items() if key is not None]
+        values = await asyncio.gather(*(self.state(entity, key) for entity, key in wanted))
+        found = {entity: value for (entity, _), value in zip(wanted, values)}
+        return {entity: found.get(entity) for entity in keys}
 
 
-class Colocation:
-    """How often the worker that owns a card could also give its terminal's features.
-
-    With one worker (or card and terminal on the same one) a single request returns both,
-    which halves the web requests on the workers and the API. When that mostly fails
-    (several workers), asking one worker after the other would add a round trip, so the
-    two are asked at once again, with a combined request now and then to notice a change.
-    """
-
-    def __init__(self, window: int = 64) -> None:
-        self.window = window
-        self._recent: deque[bool] = deque(maxlen=window)
-        self._calls = 0
-
-    def combine(self) -> bool:
-        self._calls += 1
-        if len(self._recent) < self.window // 2 or self._calls % self.window == 0:
-            return True  # still learning, or a probe
-        return 2 * sum(self._recent) >= len(self._recent)
-
-    def record(self, served_both: bool) -> None:
-        self._recent.append(served_both)
-
-
-class WorkerState(RawStateSource):
-    """The worker web view: the features of a new transaction computed by the workers that
-    own its card and its terminal (GET /features/cards/{id}/, /features/terminals/{id}/),
-    and raw table state (GET /state/cards/{id}/, /state/terminals/{id}/).
+class WorkerState(StateSource):
+    """The worker web view: GET /state/{entity}/{key}/ -> {"entity", "key", "state":
+    base64 of the packed state, or null}, from whichever worker owns the key.
 
     aiohttp rather than httpx here: these calls sit on every POST /v1/transactions, and
     aiohttp's client costs a fraction of httpx's CPU per request.
@@ -103,7 +84,6 @@ class WorkerState(RawStateSource):
         self.worker_url = worker_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
-        self.colocation = Colocation()
 
     def _client(self) -> aiohttp.ClientSession:
         # Created on first use, inside the server's event loop.
@@ -115,9 +95,16 @@ class WorkerState(RawStateSource):
             )
         return self._session
 
-    async def _get_body(self, path: str, params: dict | None = None) -> dict:
+    @staticmethod
+    def path(entity: str, key: str) -> str:
+        # Keys are the user's text (merchant names with spaces, commas, slashes): quoted
+        # whole, so a "/" in a key stays inside its path segment.
+        return f"/state/{quote(entity, safe='')}/{quote(key, safe='')}/"
+
+    async def state(self, entity: str, key: str) -> bytes | None:
+        path = self.path(entity, key)
         try:
-            async with self._client().get(path, params=params) as response:
+            async with self._client().get(path) as response:
                 if response.status != 200:
                     raise Unavailable(f"worker answered HTTP {response.status} for {path}")
                 body = await response.read()
@@ -127,48 +114,15 @@ class WorkerState(RawStateSource):
             parsed = json.loads(body)
         except ValueError:
             parsed = None
-        if not isinstance(parsed, dict):
+        if not isinstance(parsed, dict) or "state" not in parsed:
             raise Unavailable(f"worker answered unreadable state for {path}")
-        return parsed
-
-    async def _get(self, path: str, key: str = "state", params: dict | None = None):
-        body = await self._get_body(path, params)
-        if key not in body:
-            raise Unavailable(f"worker answered unreadable state for {path}")
-        return body[key]
-
-    async def card(self, card_id: int) -> list | None:
-        return await self._get(f"/state/cards/{card_id}/")
-
-    async def terminal(self, terminal_id: int) -> list | None:
-        return await self._get(f"/state/terminals/{terminal_id}/")
-
-    async def features(self, tx: Transaction, delay_days: int) -> dict[str, float]:
-        """Computed where the state lives: a few numbers cross the wire, not the state.
-        The workers use their own label delay (the stream's)."""
-        card_path = f"/features/cards/{tx.customer_id}/"
-        card_query = {
-            "tx": tx.transaction_id,
-            "ts": tx.ts,
-            "amount": repr(tx.tx_amount),
-            "terminal": tx.terminal_id,
-        }
-        terminal_path = f"/features/terminals/{tx.terminal_id}/"
-        terminal_query = {"tx": tx.transaction_id, "ts": tx.ts}
-        if self.colocation.combine():
-            body = await self._get_body(card_path, {**card_query, "with_terminal": 1})
-            card, terminal = body.get("features"), body.get("terminal_features")
-            self.colocation.record(terminal is not None)
-            if terminal is None:  # the terminal lives on another worker
-                terminal = await self._get(terminal_path, "features", terminal_query)
-        else:
-            card, terminal = await asyncio.gather(
-                self._get(card_path, "features", card_query),
-                self._get(terminal_path, "features", terminal_query),
-            )
-        if not isinstance(card, dict) or not isinstance(terminal, dict):
-            raise Unavailable(f"worker answered unreadable features for {card_path}")
-        return assemble(tx.tx_amount, tx.ts, card, terminal)
+        encoded = parsed["state"]
+        if encoded is None:
+            return None
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise Unavailable(f"worker answered a state that is not base64 for {path}") from None
 
     async def healthy(self) -> bool:
         try:
@@ -182,26 +136,38 @@ class WorkerState(RawStateSource):
             await self._session.close()
 
 
-def features_from_state(
-    tx: Transaction, card_value: list | None, terminal_value: list | None, delay_days: int
-) -> dict[str, float]:
-    """The transaction's features from copies of the stream's state (never written back)."""
-    card_value, terminal_value = copy.deepcopy(card_value), copy.deepcopy(terminal_value)
-    card = CardState.from_value(card_value).observe(
-        tx.transaction_id, tx.ts, tx.tx_amount, tx.terminal_id
-    )
-    terminal = TerminalState.from_value(terminal_value).observe(
-        tx.transaction_id, tx.ts, delay_days
-    )
-    return assemble(tx.tx_amount, tx.ts, card, terminal)
+async def features_from_states(
+    engine: StreamEngine, source: StateSource, record: Mapping
+) -> Features:
+    """The record's features from the stream's current state of each of its entities, as
+    the stream would compute them were the record to arrive now. The engine's new states
+    are dropped (the stream writes its own when the record reaches it)."""
+    states = await source.states(engine.keys(record))
+    try:
+        features, _new_states = engine.observe(record, states)
+    except StateError as exc:
+        raise Unavailable(f"worker answered a state this config cannot read: {exc}") from None
+    except RecordError as exc:  # the source reader let through what the engine refuses
+        raise Unavailable(f"the feature engine refused the record: {exc}") from None
+    return features
 
 
 class ApiScorer:
-    def __init__(self, model_dir: Path, rules: Rules, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        rules: Rules,
+        batch_size: int = 64,
+        config: Config | None = None,
+    ) -> None:
+        """`config`: the features this API computes (default: the default preset); a
+        model version trained with another config is refused, naming the difference."""
         self.model_dir = Path(model_dir)
         self.rules = rules
         self.batch_size = batch_size
-        self.model = ActiveModel(model_dir)
+        self.model = ActiveModel(model_dir, config)
+        # Each decision names its key for every entity of the config (labels need them).
+        self.entity_keys = StreamEngine(self.model.config).keys
         self._checked = 0.0
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
@@ -237,12 +203,12 @@ class ApiScorer:
                 pass
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def decide(self, tx: dict, features: dict[str, float], ingested_ms: int) -> dict:
-        """The decision for one transaction (batched with whatever else is waiting)."""
+    async def decide(self, record: dict, features: Features, ingested_ms: int) -> dict:
+        """The decision for one normalised record (batched with whatever else is waiting)."""
         if self._queue is None:
             raise Unavailable("scorer not started")
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((tx, features, ingested_ms, future))
+        await self._queue.put((record, features, ingested_ms, future))
         return await future
 
     async def _run(self) -> None:
@@ -278,7 +244,8 @@ class ApiScorer:
         bundle = self.maybe_reload()
         if bundle is None:
             raise Unavailable(f"no model loaded: {self.last_error}")
-        return build_decisions(bundle, self.rules, [(tx, f, ms) for tx, f, ms, _ in batch])
+        items = [(record, features, ms) for record, features, ms, _ in batch]
+        return build_decisions(bundle, self.rules, items, entity_keys=self.entity_keys)
 
 
 class KafkaPublisher:
@@ -314,10 +281,11 @@ class KafkaPublisher:
         assert self.producer is not None
         return self.producer
 
-    async def publish_transaction(self, tx: Transaction) -> None:
+    async def publish_transaction(self, payload: bytes, key: bytes) -> None:
+        """One transaction's wire bytes (RecordCodec.encode), keyed by its card."""
         producer = await self._ensure()
         try:
-            await (await send_transaction(producer, tx))
+            await (await producer.send(TRANSACTIONS_TOPIC, value=payload, key=key))
         except Exception as exc:  # noqa: BLE001
             raise Unavailable(f"could not publish the transaction: {exc!r}") from None
 

@@ -19,6 +19,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from aegis_app.core.labels import MAX_ID_CHARS
+
 # Alert status: review/block decisions start "open"; a label makes any decision "labelled";
 # allowed, unlabelled decisions have no status (they are not alerts).
 OPEN, LABELLED = "open", "labelled"
@@ -51,13 +53,20 @@ class Base(DeclarativeBase):
 
 
 class DecisionRow(Base):
+    """One decision per transaction: the record's ids, amount and time under their
+    normalised names (the config maps them to its columns), its extra fields, its entity
+    keys, the score and the alert status."""
+
     __tablename__ = "decisions"
 
-    transaction_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    customer_id: Mapped[int] = mapped_column(BigInteger)
-    terminal_id: Mapped[int] = mapped_column(BigInteger)
-    tx_amount: Mapped[float] = mapped_column(Float)
+    transaction_id: Mapped[str] = mapped_column(String(MAX_ID_CHARS), primary_key=True)
+    card: Mapped[str] = mapped_column(String(MAX_ID_CHARS))
+    merchant: Mapped[str] = mapped_column(String(MAX_ID_CHARS))
+    amount: Mapped[float] = mapped_column(Float)
+    ts: Mapped[int] = mapped_column(BigInteger)
     tx_datetime: Mapped[str] = mapped_column(String(32))
+    fields: Mapped[dict] = mapped_column(JSON)
+    entities: Mapped[dict] = mapped_column(JSON)
     action: Mapped[str] = mapped_column(String(16))
     score: Mapped[float] = mapped_column(Float)
     scores: Mapped[dict] = mapped_column(JSON)
@@ -78,24 +87,27 @@ class DecisionRow(Base):
         Index("ix_decisions_status", "status"),
         Index("ix_decisions_score", "score"),
         Index("ix_decisions_decided_at", "decided_at", "transaction_id"),
-        Index("ix_decisions_customer_id", "customer_id", "decided_at"),
+        Index("ix_decisions_card", "card", "decided_at"),
         Index("ix_decisions_tx_datetime", "tx_datetime"),
     )
 
 
 class LabelRow(Base):
     """Every label: analyst verdicts given through the API (the decision keeps the latest)
-    and the chargeback/replay labels the sink reads from aegis.labels."""
+    and the chargeback/replay labels the sink reads from aegis.labels, with the card and
+    the entity keys the label reaches (aegis_app.core.labels.Label)."""
 
     __tablename__ = "labels"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    transaction_id: Mapped[int] = mapped_column(BigInteger)
+    transaction_id: Mapped[str] = mapped_column(String(MAX_ID_CHARS))
     label: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     analyst: Mapped[str | None] = mapped_column(String(128), nullable=True)
     known_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    card: Mapped[str | None] = mapped_column(String(MAX_ID_CHARS), nullable=True)
+    entities: Mapped[dict] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_labels_transaction_id", "transaction_id"),

@@ -11,7 +11,7 @@ import base64
 import binascii
 import importlib.util
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +26,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from aegis_app.core.codec import json_safe
+from aegis_app.core.labels import MAX_ID_CHARS
+from aegis_app.core.records import format_datetime, parse_datetime
 from aegis_app.serving.store.models import (
     LABELLED,
     OPEN,
@@ -36,14 +39,17 @@ from aegis_app.serving.store.models import (
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MAX_PAGE = 500
-# Rows per INSERT statement (19 bound parameters each; SQLite allows 32,766 per statement).
+# Rows per INSERT statement (18 bound parameters each; SQLite allows 32,766 per statement).
 UPSERT_CHUNK = 500
 DECISION_FIELDS = (
     "transaction_id",
-    "customer_id",
-    "terminal_id",
-    "tx_amount",
+    "card",
+    "merchant",
+    "amount",
+    "ts",
     "tx_datetime",
+    "fields",
+    "entities",
     "action",
     "score",
     "scores",
@@ -123,27 +129,85 @@ def parse_decided_at(value: object) -> datetime:
     return moment.astimezone(UTC)
 
 
+def _id(value: object, name: str) -> str:
+    """An id as the store keeps it: text of 1..MAX_ID_CHARS characters (an int is its text)."""
+    if value is None:
+        raise StoreError(f"decision not storable: {name}: missing")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise StoreError(f"decision not storable: {name}: expected text, got {value!r}")
+    text = str(value)
+    if not text or len(text) > MAX_ID_CHARS:
+        raise StoreError(
+            f"decision not storable: {name}: expected 1-{MAX_ID_CHARS} characters, got {len(text)}"
+        )
+    return text
+
+
+def _keys(value: object, name: str) -> dict[str, str | None]:
+    """Entity keys {entity name: key text or None}."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise StoreError(f"decision not storable: {name}: expected an object, got {value!r}")
+    return {str(k): None if v is None else str(v) for k, v in value.items()}
+
+
+def _field(decision: dict, name: str, convert: Callable[[Any], Any], required: bool = True) -> Any:
+    """convert(decision[name]), or a StoreError naming the field."""
+    value = decision.get(name)
+    if value is None:
+        if required:
+            raise StoreError(f"decision not storable: {name}: missing")
+        return None
+    try:
+        return convert(value)
+    except (TypeError, ValueError, OverflowError) as exc:  # InvalidRecord is a ValueError
+        raise StoreError(f"decision not storable: {name}: {exc}") from None
+
+
+def _json_object(value: Any) -> dict:
+    # NaN is not JSON (PostgreSQL refuses it): a missing value is stored as null.
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {value!r}")
+    return json_safe(value)
+
+
+def _event_time(decision: dict) -> tuple[int, str]:
+    """(ts, tx_datetime): ts when given, else read from tx_datetime; stored as both, so
+    tx_datetime is always 'YYYY-MM-DD HH:MM:SS' UTC (text order is time order)."""
+    ts = _field(decision, "ts", int, required=False)
+    name = "ts"
+    if ts is None:
+        ts, name = _field(decision, "tx_datetime", parse_datetime), "tx_datetime"
+    try:
+        return ts, format_datetime(ts)
+    except (ValueError, OverflowError, OSError):
+        raise StoreError(f"decision not storable: {name}: out of range") from None
+
+
 def decision_row(decision: dict) -> dict:
     """The columns of one decision message (the JSON on aegis.decisions)."""
-    try:
-        row = {name: decision.get(name) for name in DECISION_FIELDS}
-        row["transaction_id"] = int(decision["transaction_id"])
-        row["customer_id"] = int(decision["customer_id"])
-        row["terminal_id"] = int(decision["terminal_id"])
-        row["tx_amount"] = float(decision["tx_amount"])
-        row["tx_datetime"] = str(decision["tx_datetime"])
-        row["action"] = str(decision["action"])
-        row["score"] = float(decision["score"])
-        row["scores"] = dict(decision.get("scores") or {})
-        row["reasons"] = list(decision.get("reasons") or [])
-        row["features"] = dict(decision.get("features") or {})
-        row["model_version"] = str(decision.get("model_version") or "")
-        ingested = decision.get("ingested_ms")
-        row["ingested_ms"] = int(ingested) if ingested is not None else None
-        row["decided_at"] = parse_decided_at(decision["decided_at"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise StoreError(f"decision not storable: {exc!r}") from None
-    return row
+    if not isinstance(decision, dict):
+        raise StoreError(f"decision not storable: expected an object, got {decision!r}")
+    ts, tx_datetime = _event_time(decision)
+    return {
+        "transaction_id": _id(decision.get("transaction_id"), "transaction_id"),
+        "card": _id(decision.get("card"), "card"),
+        "merchant": _id(decision.get("merchant"), "merchant"),
+        "amount": _field(decision, "amount", float),
+        "ts": ts,
+        "tx_datetime": tx_datetime,
+        "fields": _field(decision, "fields", _json_object, required=False) or {},
+        "entities": _keys(decision.get("entities"), "entities"),
+        "action": _field(decision, "action", str),
+        "score": _field(decision, "score", float),
+        "scores": _field(decision, "scores", dict, required=False) or {},
+        "reasons": _field(decision, "reasons", list, required=False) or [],
+        "model_version": _field(decision, "model_version", str, required=False) or "",
+        "features": _field(decision, "features", _json_object, required=False) or {},
+        "ingested_ms": _field(decision, "ingested_ms", int, required=False),
+        "decided_at": _field(decision, "decided_at", parse_decided_at),
+    }
 
 
 @dataclass
@@ -152,16 +216,18 @@ class Page:
     next_cursor: str | None
 
 
-def encode_cursor(decided_at: datetime, transaction_id: int) -> str:
+def encode_cursor(decided_at: datetime, transaction_id: str) -> str:
     raw = f"{decided_at.astimezone(UTC).isoformat()}|{transaction_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, tx_id = raw.split("|")
-        return parse_decided_at(moment), int(tx_id)
+        moment, tx_id = raw.split("|", 1)  # the time has no "|"; an id may
+        if not tx_id:
+            raise ValueError("no transaction id")
+        return parse_decided_at(moment), tx_id
     except (ValueError, UnicodeDecodeError, binascii.Error, StoreError):
         raise BadCursor("cursor: not a cursor from this API") from None
 
@@ -223,7 +289,7 @@ class Store:
         A redelivered or replayed decision replaces the earlier one (the last one wins)
         but keeps its alert status and label: it never creates a second row.
         """
-        rows: dict[int, dict] = {}
+        rows: dict[str, dict] = {}
         for decision in decisions:
             row = decision_row(decision)
             rows[row["transaction_id"]] = row  # one statement must not touch a row twice
@@ -271,24 +337,24 @@ class Store:
             else:
                 existing.status = OPEN if row["action"] != "allow" else None
 
-    def get_decision(self, transaction_id: int) -> dict | None:
+    def get_decision(self, transaction_id: str | int) -> dict | None:
         with self._read() as session:
-            row = session.get(DecisionRow, transaction_id)
+            row = session.get(DecisionRow, str(transaction_id))
             return to_dict(row) if row is not None else None
 
     def count_decisions(self) -> int:
         with self._read() as session:
             return int(session.scalar(select(func.count()).select_from(DecisionRow)) or 0)
 
-    def transaction_ids(self) -> list[int]:
+    def transaction_ids(self) -> list[str]:
         with self._read() as session:
             return list(session.scalars(select(DecisionRow.transaction_id)))
 
-    def card_decisions(self, customer_id: int, limit: int = 20) -> list[dict]:
+    def card_decisions(self, card: str | int, limit: int = 20) -> list[dict]:
         """A card's latest decisions, newest first."""
         query = (
             select(DecisionRow)
-            .where(DecisionRow.customer_id == customer_id)
+            .where(DecisionRow.card == str(card))
             .order_by(DecisionRow.decided_at.desc(), DecisionRow.transaction_id.desc())
             .limit(min(limit, MAX_PAGE))
         )
@@ -304,7 +370,7 @@ class Store:
         max_score: float | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-        customer_id: int | None = None,
+        card: str | int | None = None,
         limit: int = 50,
         offset: int = 0,
         cursor: str | None = None,
@@ -324,8 +390,8 @@ class Store:
             query = query.where(DecisionRow.decided_at >= since)
         if until is not None:
             query = query.where(DecisionRow.decided_at < until)
-        if customer_id is not None:
-            query = query.where(DecisionRow.customer_id == customer_id)
+        if card is not None:
+            query = query.where(DecisionRow.card == str(card))
         if cursor:
             at, tx_id = decode_cursor(cursor)
             query = query.where(
@@ -349,7 +415,7 @@ class Store:
 
     def record_label(
         self,
-        transaction_id: int,
+        transaction_id: str | int,
         label: int,
         *,
         note: str | None = None,
@@ -357,8 +423,10 @@ class Store:
         source: str = "analyst",
         at: datetime | None = None,
     ) -> dict | None:
-        """Label a stored decision (None if there is none); keeps the label history."""
+        """Label a stored decision (None if there is none); keeps the label history, each
+        label with the decision's card and entity keys. Returns the labelled decision."""
         at = at or datetime.now(UTC)
+        transaction_id = str(transaction_id)
         with self._write() as session:
             row = session.get(DecisionRow, transaction_id, with_for_update=True)
             if row is None:
@@ -376,6 +444,8 @@ class Store:
                     note=note,
                     analyst=analyst,
                     known_at=at,
+                    card=row.card,
+                    entities=_present_keys(row.entities),
                 )
             )
             session.flush()
@@ -383,49 +453,41 @@ class Store:
 
     def add_stream_labels(self, labels: Iterable[dict]) -> int:
         """Store labels read from aegis.labels (transaction_id, label, source, known_at as a
-        datetime); one already stored with the same transaction, source and time is skipped,
-        so a re-read topic adds nothing. Returns how many were new."""
-        wanted: dict[tuple[int, str, datetime], dict] = {}
+        datetime, and optionally note, card, entities); one already stored with the same
+        transaction, source and time is skipped, so a re-read topic adds nothing. Returns
+        how many were new."""
+        wanted: dict[tuple[str, str, datetime], dict] = {}
         for item in labels:
             known_at = item["known_at"].astimezone(UTC).replace(microsecond=0)
-            wanted[(int(item["transaction_id"]), str(item["source"]), known_at)] = item
+            wanted[(str(item["transaction_id"]), str(item["source"]), known_at)] = item
         if not wanted:
             return 0
         ids = sorted({key[0] for key in wanted})
         with self._write() as session:
-            existing: set[tuple[int, str, datetime]] = set()
+            existing: set[tuple[str, str, datetime]] = set()
             for chunk in _chunks(ids):
                 query = select(LabelRow.transaction_id, LabelRow.source, LabelRow.known_at).where(
                     LabelRow.transaction_id.in_(chunk)
                 )
                 existing.update((t, s, k.astimezone(UTC)) for t, s, k in session.execute(query))
             new = [key for key in wanted if key not in existing]
-            session.add_all(
-                LabelRow(
-                    transaction_id=key[0],
-                    label=int(wanted[key]["label"]),
-                    source=key[1],
-                    note=wanted[key].get("note"),
-                    known_at=key[2],
-                )
-                for key in new
-            )
+            session.add_all(_label_row(key, wanted[key]) for key in new)
         return len(new)
 
     def count_labels(self) -> int:
         with self._read() as session:
             return int(session.scalar(select(func.count()).select_from(LabelRow)) or 0)
 
-    def actions(self, transaction_ids: Sequence[int]) -> dict[int, str]:
-        """The stored action of each of these transactions."""
-        out: dict[int, str] = {}
-        ids = list(transaction_ids)
+    def actions(self, transaction_ids: Sequence[str | int]) -> dict[str, str]:
+        """The stored action of each of these transactions (by id text)."""
+        out: dict[str, str] = {}
+        ids = [str(t) for t in transaction_ids]
         with self._read() as session:
             for chunk in _chunks(ids):
                 query = select(DecisionRow.transaction_id, DecisionRow.action).where(
                     DecisionRow.transaction_id.in_(chunk)
                 )
-                out.update((int(t), a) for t, a in session.execute(query))
+                out.update((t, a) for t, a in session.execute(query))
         return out
 
     def latest_tx_datetime(self) -> str | None:
@@ -434,15 +496,20 @@ class Store:
             return session.scalar(select(func.max(DecisionRow.tx_datetime)))
 
     def training_rows(self, start: str, end: str) -> list[dict]:
-        """Decisions with event time in [start, end): the transaction, the features the
-        stream computed for it, its score and the model version that scored it."""
+        """Decisions with event time in [start, end), oldest first: the transaction
+        (transaction_id, card, merchant, amount, ts, tx_datetime, fields, entities), the
+        features the stream computed for it, its score and the model version that scored
+        it."""
         query = (
             select(
                 DecisionRow.transaction_id,
-                DecisionRow.customer_id,
-                DecisionRow.terminal_id,
-                DecisionRow.tx_amount,
+                DecisionRow.card,
+                DecisionRow.merchant,
+                DecisionRow.amount,
+                DecisionRow.ts,
                 DecisionRow.tx_datetime,
+                DecisionRow.fields,
+                DecisionRow.entities,
                 DecisionRow.features,
                 DecisionRow.score,
                 DecisionRow.model_version,
@@ -455,9 +522,9 @@ class Store:
 
     def labels_known(
         self, start: str, end: str, known_by: datetime | None = None
-    ) -> dict[int, int]:
+    ) -> dict[str, int]:
         """The latest label known by `known_by` (default: any stored) of each transaction
-        with event time in [start, end)."""
+        with event time in [start, end), by transaction id."""
         query = (
             select(LabelRow.transaction_id, LabelRow.label)
             .join(DecisionRow, DecisionRow.transaction_id == LabelRow.transaction_id)
@@ -467,10 +534,11 @@ class Store:
         if known_by is not None:
             query = query.where(LabelRow.known_at <= known_by)
         with self._read() as session:
-            return {int(t): int(label) for t, label in session.execute(query)}
+            return {t: int(label) for t, label in session.execute(query)}
 
-    def labels_for(self, transaction_id: int) -> list[dict]:
-        query = select(LabelRow).where(LabelRow.transaction_id == transaction_id)
+    def labels_for(self, transaction_id: str | int) -> list[dict]:
+        """Every label of a transaction, oldest first."""
+        query = select(LabelRow).where(LabelRow.transaction_id == str(transaction_id))
         with self._read() as session:
             return [
                 {
@@ -480,6 +548,8 @@ class Store:
                     "note": r.note,
                     "analyst": r.analyst,
                     "known_at": r.known_at,
+                    "card": r.card,
+                    "entities": dict(r.entities or {}),
                 }
                 for r in session.scalars(query.order_by(LabelRow.id))
             ]
@@ -593,6 +663,24 @@ def _chunks(items: Sequence, size: int = UPSERT_CHUNK) -> Iterator[Sequence]:
     """`items` in slices of `size`: bounded statements (SQLite caps bound parameters)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _present_keys(entities: dict | None) -> dict[str, str]:
+    """The entity keys a label carries: those the transaction has (as in Label.entities)."""
+    return {str(k): str(v) for k, v in (entities or {}).items() if v is not None}
+
+
+def _label_row(key: tuple[str, str, datetime], item: dict) -> LabelRow:
+    card = item.get("card")
+    return LabelRow(
+        transaction_id=key[0],
+        label=int(item["label"]),
+        source=key[1],
+        note=item.get("note"),
+        known_at=key[2],
+        card=None if card is None else str(card),
+        entities=_present_keys(item.get("entities")),
+    )
 
 
 def to_dict(row: DecisionRow) -> dict:

@@ -7,8 +7,9 @@ gives exactly one row per transaction, through redeliveries, replays and restart
 Alerts and dead letters are only counted (alerts are decisions the sink already stores).
 
 It also reads aegis.labels: chargeback and replayed labels go into the labels table, where
-retraining finds them (models/retraining.py). Analyst labels are skipped here: the API
-stores each one itself when it publishes it.
+retraining finds them (models/lifecycle/retraining.py), each with the card and entity keys
+the label carries. Analyst labels are skipped here: the API stores each one itself when it
+publishes it.
 """
 
 from __future__ import annotations
@@ -193,6 +194,8 @@ class DecisionSink:
             "source": label.source,
             "known_at": datetime.fromtimestamp(parse_datetime(label.known_at), UTC),
             "note": label.note,
+            "card": label.card,
+            "entities": label.entities,
         }
 
     def _store(self, decisions: list[dict]) -> int:

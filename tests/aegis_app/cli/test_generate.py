@@ -7,9 +7,8 @@ import json
 import pandas as pd
 
 from aegis_app.cli.main import main
-from aegis_app.core.config import load
+from aegis_app.core.config import load, resolve
 from aegis_app.core.source import SourceReader
-from tables.features import ALL_FEATURES
 
 
 def test_generate_writes_a_matching_config(tmp_path, capsys, monkeypatch):
@@ -20,7 +19,8 @@ def test_generate_writes_a_matching_config(tmp_path, capsys, monkeypatch):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     config = load(summary["config"])
     assert summary["config"] == str(tmp_path / "tx.config.toml")
-    assert config.feature_names == ALL_FEATURES
+    assert config.feature_names == load(resolve(None)).feature_names
+    assert len(config.feature_names) == 21
     reader = SourceReader(config)
     good, bad = reader.frame(pd.read_csv(out, dtype=reader.csv_dtypes()))
     assert bad == [] and len(good) == summary["transactions"] > 0

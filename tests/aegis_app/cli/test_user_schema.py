@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from aegis_app.cli.main import main
-from models.lifecycle.active_model import REFUSED, ActiveModel
+from aegis_app.core.config import load, resolve
+from models.lifecycle.active_model import LOADED, REFUSED, ActiveModel
 
 ROOT = Path(__file__).resolve().parents[3]
 SPARKOV = str(ROOT / "configs" / "sparkov.toml")
@@ -44,7 +45,7 @@ def test_evaluate_follows_the_config(sparkov_slice, tmp_path, capsys):
 
 
 def test_a_model_trained_on_another_schema_is_refused_by_a_handbook_process(
-    sparkov_slice, tmp_path, capsys
+    sparkov_slice, tmp_path, capsys, monkeypatch
 ):
     models = tmp_path / "models"
     argv = ["train", "--config", SPARKOV, "--data", str(sparkov_slice), "--model-dir"]
@@ -52,6 +53,13 @@ def test_a_model_trained_on_another_schema_is_refused_by_a_handbook_process(
     version = _last_json(capsys.readouterr().out)["version"]
     manifest = json.loads((models / "versions" / version / "manifest.json").read_text())
     assert manifest["config"]["source"]["roles"]["transaction_id"] == "trans_num"
-    active = ActiveModel(models)  # what the workers and the API compute: the default preset
+    # By default a process checks models against the config it runs: `aegis --config`
+    # hands it on through AEGIS_CONFIG ...
+    assert ActiveModel(models).refresh().outcome == LOADED
+    # ... else the default preset, the Handbook's, whose features this model lacks.
+    monkeypatch.delenv("AEGIS_CONFIG")
+    active = ActiveModel(models)
     assert active.refresh().outcome == REFUSED
     assert "trained with another config" in active.last_error
+    handbook = ActiveModel(models, config=load(resolve(None)))
+    assert handbook.refresh().outcome == REFUSED

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from aegis_app.core.config import ConfigError, load, parse
-from tables.features import ALL_FEATURES
+from tests.tables.engine.cases import HANDBOOK_FEATURES
 
 ROOT = Path(__file__).resolve().parents[3]
 HANDBOOK = ROOT / "configs" / "handbook.toml"
@@ -16,7 +16,7 @@ SPARKOV = ROOT / "configs" / "sparkov.toml"
 
 def test_the_handbook_preset_declares_todays_features_in_order():
     config = load(HANDBOOK)
-    assert config.feature_names == ALL_FEATURES
+    assert tuple(config.feature_names) == HANDBOOK_FEATURES
     assert config.source.card == "CUSTOMER_ID" and config.label_delay_days == 7
     assert config.horizon_days("card") == 30 and config.horizon_days("terminal") == 37
 

@@ -14,7 +14,6 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from aegis_app.core import codec
 from aegis_app.core.settings import DEADLETTER_TOPIC, TRANSACTIONS_TOPIC
 from aegis_app.ingest.checkpoints import CheckpointBook
 from aegis_app.ingest.kinesis import BridgeOptions, IngestError, KinesisBridge, KinesisStream
@@ -22,11 +21,13 @@ from aegis_app.kafka.producer import DeliveryFailed
 from tests.aegis_app.ingest.conftest import REGION
 from tests.aegis_app.ingest.fake_kinesis import FakeKinesis, RecordingProducer
 from tests.aegis_app.ingest.streams import (
+    CODEC,
     POISON,
     as_records,
     async_wait_until,
     generated,
     put_all,
+    sent_id,
 )
 
 
@@ -35,7 +36,7 @@ def make_bridge(stream, store, producer, progress_out=None, **options) -> Kinesi
     settings.update(options)
     opts = BridgeOptions(stream_name=stream.stream_name, **settings)
     book = CheckpointBook(store, stream.stream_name)
-    return KinesisBridge(stream, book, producer, opts, progress_out)
+    return KinesisBridge(stream, book, producer, opts, CODEC, progress_out)
 
 
 def moto_stream(moto_server, stream_name) -> KinesisStream:
@@ -60,8 +61,8 @@ async def run_until(bridge, condition, what: str, timeout: float = 30.0) -> None
         await task
 
 
-def forwarded_ids(producer: RecordingProducer) -> list[int]:
-    return [codec.decode(value).transaction_id for _, value in producer.on(TRANSACTIONS_TOPIC)]
+def forwarded_ids(producer: RecordingProducer) -> list[str]:
+    return [sent_id(value) for _, value in producer.on(TRANSACTIONS_TOPIC)]
 
 
 def last_sequence_per_shard(where) -> dict[str, int]:
@@ -99,16 +100,16 @@ def test_records_are_forwarded_keyed_by_card_and_poison_is_dead_lettered(
     sent = producer.on(TRANSACTIONS_TOPIC)
     assert sorted(forwarded_ids(producer)) == sorted(by_id)
     for key, value in sent:  # exactly what `aegis replay` sends
-        tx = by_id[codec.decode(value).transaction_id]
-        assert value == codec.encode(tx)
-        assert key == str(tx.customer_id).encode()
-    put_order: dict[int, list[int]] = defaultdict(list)
+        tx = by_id[sent_id(value)]
+        assert value == CODEC.encode(tx.raw)
+        assert key == tx.card.encode()
+    put_order: dict[str, list[str]] = defaultdict(list)
     for tx in txs:
-        put_order[tx.customer_id].append(tx.transaction_id)
-    sent_order: dict[int, list[int]] = defaultdict(list)
+        put_order[tx.card].append(tx.transaction_id)
+    sent_order: dict[str, list[str]] = defaultdict(list)
     for _, value in sent:
-        tx = codec.decode(value)
-        sent_order[tx.customer_id].append(tx.transaction_id)
+        record = CODEC.decode(value)
+        sent_order[record["card"]].append(record["transaction_id"])
     assert sent_order == put_order, "each card's transactions keep their order"
 
     letters = {}
@@ -372,13 +373,13 @@ def test_children_are_read_after_their_parents_and_finished_parents_are_remember
     assert sorted(ids) == sorted(tx.transaction_id for tx in later), (
         "each record once: round 1 not read again"
     )
-    put_order: dict[int, list[int]] = defaultdict(list)
+    put_order: dict[str, list[str]] = defaultdict(list)
     for tx in later:
-        put_order[tx.customer_id].append(tx.transaction_id)
-    sent_order: dict[int, list[int]] = defaultdict(list)
+        put_order[tx.card].append(tx.transaction_id)
+    sent_order: dict[str, list[str]] = defaultdict(list)
     for _, value in second.on(TRANSACTIONS_TOPIC):
-        tx = codec.decode(value)
-        sent_order[tx.customer_id].append(tx.transaction_id)
+        record = CODEC.decode(value)
+        sent_order[record["card"]].append(record["transaction_id"])
     assert sent_order == put_order, "cards keep their order across splits and merges"
     position = {tx_id: i for i, tx_id in enumerate(ids)}
     for child in fake.shards.values():

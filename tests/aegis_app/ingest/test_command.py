@@ -12,7 +12,6 @@ import time
 import pytest
 
 from aegis_app.cli.main import main
-from aegis_app.core import codec
 from aegis_app.core.records import InvalidRecord
 from aegis_app.core.settings import TRANSACTIONS_TOPIC
 from aegis_app.harness.embedded_broker import free_port
@@ -20,7 +19,7 @@ from aegis_app.harness.kinesis_local import MOTO_ENV
 from aegis_app.harness.stack import aegis_command, read_topic
 from aegis_app.serving.store import Store
 from tests.aegis_app.ingest.conftest import REGION
-from tests.aegis_app.ingest.streams import as_records, generated, put_all, wait_until
+from tests.aegis_app.ingest.streams import as_records, generated, put_all, sent_id, wait_until
 
 
 def ingest(*args: str) -> list[str]:
@@ -168,7 +167,7 @@ def _ids(records) -> set[str]:
     ids = set()
     for record in records:
         try:
-            ids.add(str(codec.decode(record.value).transaction_id))
+            ids.add(sent_id(record.value))
         except InvalidRecord:
             pass
     return ids

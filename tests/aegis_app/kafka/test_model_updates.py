@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from aegis_app.cli.main import main
+from aegis_app.core.config import load, resolve
 from aegis_app.core.settings import MODEL_UPDATES_TOPIC
 from aegis_app.harness.embedded_broker import free_port
 from aegis_app.harness.stack import read_topic
@@ -25,7 +26,9 @@ from aegis_app.kafka.model_updates import (
     encode_announcement,
 )
 from models.lifecycle import registry
-from tables.features import ALL_FEATURES
+
+# The default preset's features: what the worker's models read.
+ALL_FEATURES = load(resolve(None)).feature_names
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -159,12 +162,13 @@ class _Stream:
 
 
 def _tx(i: int) -> dict:
+    """A normalised record (RecordCodec.decode's shape) of the default preset."""
     return {
-        "transaction_id": i,
-        "customer_id": 1,
-        "terminal_id": 2,
-        "tx_amount": 10.0,
-        "tx_datetime": "2018-05-20 10:00:00",
+        "transaction_id": str(i),
+        "card": "1",
+        "merchant": "2",
+        "amount": 10.0,
+        "ts": 1526810400,  # 2018-05-20 10:00:00 UTC
     }
 
 
@@ -224,8 +228,8 @@ def test_an_announcement_swaps_the_scorer_between_batches(model_dir, monkeypatch
     scorer, stream = asyncio.run(scenario())
     assert sorted(stream.acked) == list(range(40))
     # One decision per transaction (alerts go to their own topic).
-    assert sorted(d["transaction_id"] for d in sent) == list(range(40))
-    decisions = {d["transaction_id"]: d["model_version"] for d in sent}
+    assert sorted(int(d["transaction_id"]) for d in sent) == list(range(40))
+    decisions = {int(d["transaction_id"]): d["model_version"] for d in sent}
     assert set(decisions) == set(range(40))
     assert {decisions[i] for i in range(20)} == {"v1"}
     assert {decisions[i] for i in range(20, 40)} == {"v2"}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.metrics import roc_auc_score
 
 from models.detectors.bundle import PERCENTILE_MEAN, STACKED
 from models.detectors.isolation_forest import IsolationForestDetector
 from models.lifecycle.training import fit_bundle
-from tables.features import ALL_FEATURES
+from tests.models.conftest import HANDBOOK_FEATURES
 
 
 def test_scores_and_ranges(fitted_bundle, data):
@@ -27,8 +28,8 @@ def test_scores_and_ranges(fitted_bundle, data):
 
 def test_metadata_records_subsets_and_holdout(fitted_bundle):
     subsets = fitted_bundle.detector_features
-    assert subsets["isolation_forest"] != list(ALL_FEATURES)  # unsupervised on a subset
-    assert subsets["gradient_boosting"] == list(ALL_FEATURES)
+    assert subsets["isolation_forest"] != HANDBOOK_FEATURES  # unsupervised on a subset
+    assert subsets["gradient_boosting"] == HANDBOOK_FEATURES
     metrics = fitted_bundle.metadata["holdout_metrics"]
     assert {"auc_roc", "average_precision", "card_precision_at_100"} <= set(metrics["ensemble"])
 
@@ -36,7 +37,7 @@ def test_metadata_records_subsets_and_holdout(fitted_bundle):
 def test_explain(fitted_bundle, data):
     X, y, _, _ = data
     row = X[np.flatnonzero(y)[0]].copy()
-    row[list(ALL_FEATURES).index("TX_AMOUNT")] = 5000.0
+    row[HANDBOOK_FEATURES.index("TX_AMOUNT")] = 5000.0
     reasons = fitted_bundle.explain(row)
     assert 1 <= len(reasons) <= 3
     assert any(r.startswith("TX_AMOUNT=5000") for r in reasons)
@@ -45,9 +46,23 @@ def test_explain(fitted_bundle, data):
     assert fitted_bundle.explain(typical) == []
 
 
+def test_unnamed_features_are_the_default_presets(data):
+    X, y, _, _ = data
+    bundle = fit_bundle(X, y, "vnames", detectors=[IsolationForestDetector(n_estimators=5)])
+    assert bundle.feature_names == HANDBOOK_FEATURES
+    with pytest.raises(ValueError, match="X has 3 columns for 21 feature names"):
+        fit_bundle(X[:, :3], y, "vbad", detectors=[IsolationForestDetector(n_estimators=5)])
+
+
 def test_unsupervised_only_fallback(data):
     X, _, _, _ = data
-    bundle = fit_bundle(X, None, "vu", detectors=[IsolationForestDetector(n_estimators=20)])
+    bundle = fit_bundle(
+        X,
+        None,
+        "vu",
+        detectors=[IsolationForestDetector(n_estimators=20)],
+        feature_names=HANDBOOK_FEATURES,
+    )
     assert bundle.ensemble_method == PERCENTILE_MEAN
     ens = bundle.score(X[:100])["ensemble"]
     assert (ens >= 0).all() and (ens <= 1).all()

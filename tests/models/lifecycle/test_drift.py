@@ -224,8 +224,8 @@ def test_training_writes_the_reference_into_the_manifest(tmp_path, monkeypatch):
     from models.detectors.logistic import LogisticRegressionDetector
     from models.lifecycle import experiment, registry
     from models.lifecycle.training import default_train_window, fit_bundle, history_start
-    from tables.batch import compute_features
-    from tables.features import ALL_FEATURES
+    from tables.engine import compute_features
+    from tests.models.conftest import HANDBOOK, HANDBOOK_FEATURES
 
     def small_fit(*args, **kwargs):  # two quick detectors: this test is about the wiring
         kwargs["detectors"] = [
@@ -240,14 +240,15 @@ def test_training_writes_the_reference_into_the_manifest(tmp_path, monkeypatch):
     manifest = experiment.train(frame, tmp_path, window, delay_days=7)
     reference = registry.read_manifest(registry.version_dir(tmp_path, manifest.version))
     profile = reference.drift_reference
-    assert list(profile["features"]) == list(ALL_FEATURES)
+    assert list(profile["features"]) == HANDBOOK_FEATURES
     assert profile["n"] == manifest.training_window["rows"] > 0
     assert profile["score"]["n"] == profile["n"]
     # The training window itself, scored by the registered model, shows no drift.
-    rows = experiment._rows_between(frame, history_start(window.start, 7), window.end)
-    features = compute_features(rows, 7).loc[window.mask(rows["TX_DATETIME"])]
-    bundle = registry.load(tmp_path)
-    scores = bundle.score(features[list(ALL_FEATURES)].to_numpy())["ensemble"]
+    view = experiment.prepare(frame, HANDBOOK)
+    rows = experiment._rows_between(view, history_start(window.start, HANDBOOK), window.end)
+    features = compute_features(rows, HANDBOOK).loc[window.mask(rows["TX_DATETIME"])]
+    bundle = registry.load(tmp_path, config=HANDBOOK)
+    scores = bundle.score(bundle.matrix(features))["ensemble"]
     report = drift_report(profile, features, scores)
     assert report["n"] == profile["n"]
     assert report["max_feature_psi"] == pytest.approx(0.0, abs=1e-9)

@@ -25,7 +25,6 @@ from models.lifecycle.training import (
     fit_bundle,
     unsupervised_features,
 )
-from tables.features import ALL_FEATURES
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 CATEGORIES = ["grocery_pos", "gas_transport", "shopping_net", "travel", "misc_net"]
@@ -183,7 +182,7 @@ def test_missing_numbers_reach_the_trees_and_the_median_elsewhere(sparkov_bundle
 def test_rule_gives_todays_subset_for_the_handbook(handbook):
     assert unsupervised_features(handbook) == list(UNSUPERVISED_FEATURES)
     assert len(UNSUPERVISED_FEATURES) == 9
-    names = list(ALL_FEATURES)
+    names = list(handbook.feature_names)
     assert default_feature_subsets(names, handbook) == default_feature_subsets(names)
 
 

@@ -11,59 +11,71 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aegis_app.core.config import load, resolve
+from aegis_app.core.records import format_datetime
+from aegis_app.core.source import SourceReader
 from aegis_app.harness import simulator
 from aegis_app.serving.store import Store
 from models.lifecycle import registry, retraining
 from models.lifecycle.retraining import RetrainConfig
 from models.lifecycle.training import Window, fit_bundle
-from tables.batch import compute_features
-from tables.features import ALL_FEATURES
+from tables.engine import compute_features
 
 DELAY = 7
 CONFIG = RetrainConfig(train_days=(7,), holdout_days=5, delay_days=DELAY, min_frauds=5)
+HANDBOOK = load(resolve(None))
+NAMES = list(HANDBOOK.feature_names)
 
 
 @pytest.fixture(scope="module")
 def history() -> pd.DataFrame:
-    """40 days of transactions with the features the stream would have computed."""
+    """40 days of normalised transactions with the features the stream would have computed
+    (the Handbook preset), and TX_DATETIME."""
     data = simulator.generate(customers=250, terminals=500, days=40, seed=5)
-    features = compute_features(data, DELAY)
-    extra = [name for name in ALL_FEATURES if name not in data.columns]
-    return pd.concat([data, features[extra]], axis=1)
+    normalised, bad = SourceReader(HANDBOOK).frame(data)
+    assert not bad
+    features = compute_features(normalised, HANDBOOK)
+    times = pd.to_datetime(normalised["ts"], unit="s").rename("TX_DATETIME")
+    return pd.concat([normalised, times, features], axis=1)
 
 
 def _decisions(frame: pd.DataFrame) -> list[dict]:
+    """The decisions the stream would have stored (models/decisions/decision.py's shape)."""
     return [
         {
-            "transaction_id": int(row.TRANSACTION_ID),
-            "customer_id": int(row.CUSTOMER_ID),
-            "terminal_id": int(row.TERMINAL_ID),
-            "tx_amount": float(row.TX_AMOUNT),
-            "tx_datetime": row.TX_DATETIME.strftime("%Y-%m-%d %H:%M:%S"),
+            "transaction_id": row["transaction_id"],
+            "card": row["card"],
+            "merchant": row["merchant"],
+            "amount": float(row["amount"]),
+            "ts": int(row["ts"]),
+            "tx_datetime": format_datetime(int(row["ts"])),
+            "fields": {},
+            "entities": {"card": row["card"], "terminal": row["merchant"]},
             "action": "allow",
             "score": 0.0,
             "scores": {},
             "reasons": [],
             "model_version": "v0",
-            "features": {name: float(getattr(row, name)) for name in ALL_FEATURES},
+            "features": {name: float(row[name]) for name in NAMES},
             "ingested_ms": None,
             "decided_at": "2026-01-01T00:00:00+00:00",
         }
-        for row in frame.itertuples(index=False)
+        for row in frame.to_dict("records")
     ]
 
 
 def _labels(frame: pd.DataFrame) -> list[dict]:
     """Chargebacks: every fraud, known DELAY days after its transaction."""
-    frauds = frame[frame["TX_FRAUD"] == 1]
+    frauds = frame[frame["label"] == 1]
     return [
         {
-            "transaction_id": int(row.TRANSACTION_ID),
+            "transaction_id": row["transaction_id"],
             "label": 1,
             "source": "chargeback",
-            "known_at": (row.TX_DATETIME + pd.Timedelta(days=DELAY)).tz_localize("UTC"),
+            "known_at": (row["TX_DATETIME"] + pd.Timedelta(days=DELAY)).tz_localize("UTC"),
+            "card": row["card"],
         }
-        for row in frauds.itertuples(index=False)
+        for row in frauds.to_dict("records")
     ]
 
 
@@ -93,10 +105,11 @@ def _unsupervised_champion(history: pd.DataFrame, model_dir) -> str:
     window = Window(pd.Timestamp("2018-04-10"), 7)
     rows = history[window.mask(history["TX_DATETIME"])]
     bundle = fit_bundle(
-        rows[list(ALL_FEATURES)].to_numpy(),
+        rows[NAMES],
         None,
         version="v-champion",
         times=rows["TX_DATETIME"].to_numpy(),
+        config=HANDBOOK,
     )
     registry.save(bundle, model_dir, window.describe())
     return bundle.version
@@ -138,9 +151,7 @@ def test_a_challenger_that_does_not_beat_the_margin_is_refused(history, store, t
     assert first["decision"] == "promoted"  # no champion yet: "no usable champion"
     assert "no usable champion" in first["reason"]
     # Same data, same seed: the new challenger equals the champion, which it must beat.
-    newer = history.tail(1).assign(
-        TRANSACTION_ID=10**9, TX_DATETIME=history["TX_DATETIME"].max() + pd.Timedelta(seconds=1)
-    )
+    newer = history.tail(1).assign(transaction_id="newer", ts=history["ts"].max() + 1)
     store.upsert_decisions(_decisions(newer))
     second = retraining.retrain(store, tmp_path, CONFIG)
     assert second["decision"] == "kept", second["reason"]
@@ -206,3 +217,59 @@ def test_config_is_checked():
         RetrainConfig(train_days=())
     with pytest.raises(ValueError, match="confidence"):
         RetrainConfig(confidence=1.0)
+
+
+# --------------------------------------------------------------------------- another config
+
+SPARKOV = load(Path(__file__).resolve().parents[3] / "configs" / "sparkov.toml")
+
+
+def _sparkov_features(history: pd.DataFrame, seed: int = 0) -> list[dict]:
+    """Stored features of the Sparkov preset for the history's rows: text for the
+    categories, frauds with larger amounts and riskier categories."""
+    rng = np.random.default_rng(seed)
+    fraud = (history["label"] == 1).to_numpy()
+    out: list[dict] = [{} for _ in range(len(history))]
+    for feature in SPARKOV.features:
+        if feature.kind == "category":
+            pool = ["grocery_pos", "misc_net"] if feature.field == "category" else ["F", "M"]
+            values = rng.choice(pool, len(history)).astype(object)
+            if feature.field == "category":
+                values[fraud & (rng.random(len(history)) < 0.8)] = "misc_net"
+        else:
+            values = rng.normal(size=len(history)) + np.where(fraud, 2.0, 0.0)
+        for row, value in zip(out, values):
+            row[feature.name] = value if isinstance(value, str) else float(value)
+    return out
+
+
+def test_retraining_follows_the_config_the_stream_ran(history, tmp_path):
+    """With the Sparkov preset, challengers learn the stored category text, record that
+    config, and a champion trained with the Handbook preset is not evaluated."""
+    store = Store(f"sqlite:///{tmp_path}/sparkov.db")
+    try:
+        decisions = _decisions(history)
+        for decision, features in zip(decisions, _sparkov_features(history)):
+            decision["features"] = features
+        store.upsert_decisions(decisions)
+        store.add_stream_labels(_labels(history))
+        models = tmp_path / "models"
+        champion = _unsupervised_champion(history, models)
+        run = retraining.retrain(store, models, CONFIG, feature_config=SPARKOV)
+    finally:
+        store.close()
+    assert run["champion"]["version"] == champion
+    assert "trained with another config" in run["champion"]["refused"]
+    assert run["decision"] == "promoted", run["reason"]
+    bundle = registry.load(models, run["promoted"], config=SPARKOV)
+    assert bundle.feature_names == list(SPARKOV.feature_names)
+    assert set(bundle.categories["category"]) == {"grocery_pos", "misc_net"}
+    manifest = registry.read_manifest(registry.version_dir(models, run["promoted"]))
+    assert manifest.config["source"]["roles"]["transaction_id"] == "trans_num"
+
+
+def test_decisions_stored_under_another_config_are_not_trained_on(store, tmp_path):
+    run = retraining.retrain(store, tmp_path, CONFIG, feature_config=SPARKOV)
+    assert run["decision"] == "skipped"
+    assert "stored decisions lack features" in run["reason"]
+    assert registry.list_versions(tmp_path) == []

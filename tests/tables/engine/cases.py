@@ -16,6 +16,29 @@ from tests.tables.engine.driver import Driver
 START = 1_522_540_800  # 2018-04-01 00:00:00 UTC
 YEAR = 365 * DAY
 
+# The Handbook's 15 reference features in its order, then Aegis's own six.
+HANDBOOK_FEATURES = (
+    "TX_AMOUNT",
+    "TX_DURING_WEEKEND",
+    "TX_DURING_NIGHT",
+    *(
+        name
+        for w in (1, 7, 30)
+        for name in (f"CUSTOMER_ID_NB_TX_{w}DAY_WINDOW", f"CUSTOMER_ID_AVG_AMOUNT_{w}DAY_WINDOW")
+    ),
+    *(
+        name
+        for w in (1, 7, 30)
+        for name in (f"TERMINAL_ID_NB_TX_{w}DAY_WINDOW", f"TERMINAL_ID_RISK_{w}DAY_WINDOW")
+    ),
+    "TX_HOUR",
+    "CUSTOMER_ID_SECONDS_SINCE_PREV_TX",
+    "CUSTOMER_ID_AMOUNT_RATIO_30DAY",
+    "CUSTOMER_ID_AMOUNT_ZSCORE_30DAY",
+    "CUSTOMER_ID_NB_TERMINALS_1DAY_WINDOW",
+    "CUSTOMER_ID_NEW_TERMINAL_30DAY",
+)
+
 SOURCE = {
     "transaction_id": "id",
     "card": "card",

@@ -1,9 +1,10 @@
 """The batch path: equal to the stream and to the definitions for random configs and
-sequences, equal to today's tables.batch on the Handbook preset, and running end to end on
-the Sparkov preset."""
+sequences, equal to the Handbook's own feature values on the Handbook preset, and running
+end to end on the Sparkov preset."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -62,40 +63,42 @@ def test_stream_equals_batch_equals_the_definitions(case, random):
 # --------------------------------------------------------------------------- presets
 
 
-def handbook_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The simulator's schema, normalised by renaming (what aegis_app.core.source does)."""
-    return pd.DataFrame(
-        {
-            "transaction_id": df["TRANSACTION_ID"].astype(str),
-            "card": df["CUSTOMER_ID"].astype(str),
-            "merchant": df["TERMINAL_ID"].astype(str),
-            "amount": df["TX_AMOUNT"].astype(float),
-            "ts": df["TX_DATETIME"].to_numpy(dtype="datetime64[s]").astype(np.int64),
-            "label": df["TX_FRAUD"],
-        },
-        index=df.index,
-    )
+KNOWN = Path(__file__).with_name("handbook_known.json")
 
 
-def test_the_handbook_preset_equals_todays_batch_features():
+def test_the_handbook_preset_gives_the_handbook_features():
+    """The Handbook preset on a generated file, read by its source reader, gives the values
+    the Handbook feature code (tables/features.py, before the engine replaced it) gave on
+    the same file: every column's sum, sum of squares and range, and 22 whole rows (high
+    terminal risk, new terminals, large z-scores, random ones)."""
     from aegis_app.harness.simulator import generate
-    from tables.batch import compute_features as todays_features
-    from tables.features import ALL_FEATURES
 
+    known = json.loads(KNOWN.read_text())
     config = load(ROOT / "configs" / "handbook.toml")
-    df = generate(customers=150, terminals=300, days=75, seed=0)
-    assert len(df) > 10_000
-    want = todays_features(df)
-    got = compute_features(handbook_frame(df), config)
-    assert tuple(got.columns) == ALL_FEATURES
-    for name in ALL_FEATURES:
-        np.testing.assert_allclose(
-            got[name].to_numpy(dtype=float),
-            want[name].to_numpy(),
-            rtol=1e-9,
-            atol=1e-9,
-            err_msg=name,
+    df = generate(**{k: known["generated"][k] for k in ("customers", "terminals", "days", "seed")})
+    # The same file as when the values were recorded.
+    assert len(df) == known["generated"]["rows"]
+    assert df["TX_FRAUD"].sum() == known["generated"]["frauds"]
+    assert df["TX_AMOUNT"].sum() == pytest.approx(known["generated"]["amount_sum"], rel=1e-12)
+    normalised, bad = SourceReader(config).frame(df)
+    assert not bad
+    got = compute_features(normalised, config)
+    assert list(got.columns) == known["features"] == list(config.feature_names)
+    for name, expected in known["columns"].items():
+        values = got[name].to_numpy(dtype=float)
+        assert values.sum() == pytest.approx(expected["sum"], rel=1e-9, abs=1e-9), name
+        assert (values**2).sum() == pytest.approx(expected["sum_of_squares"], rel=1e-9, abs=1e-9), (
+            name
         )
+        assert values.min() == pytest.approx(expected["min"], rel=1e-9, abs=1e-9), name
+        assert values.max() == pytest.approx(expected["max"], rel=1e-9, abs=1e-9), name
+    by_id = got.set_index(normalised["transaction_id"].to_numpy())
+    for tx_id, row in known["rows"].items():
+        for name, expected in row.items():
+            assert by_id.loc[tx_id, name] == pytest.approx(expected, rel=1e-9, abs=1e-9), (
+                tx_id,
+                name,
+            )
 
 
 def sparkov_frame(path: Path) -> pd.DataFrame:

@@ -9,19 +9,18 @@ import pytest
 from aegis_app.core.config import ConfigError, load, parse
 from aegis_app.core.timerules import DAY, state_horizon_days
 from tables.engine import compile_plan
-from tables.features import ALL_FEATURES
-from tests.tables.engine.cases import SOURCE
+from tests.tables.engine.cases import HANDBOOK_FEATURES, SOURCE
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_handbook_plan_keeps_what_todays_states_keep():
+def test_the_handbook_plan_keeps_the_handbook_state():
     plan = compile_plan(load(ROOT / "configs" / "handbook.toml"))
-    assert plan.names == ALL_FEATURES
+    assert plan.names == HANDBOOK_FEATURES
     card, terminal = plan.entities["card"], plan.entities["terminal"]
     assert card.column == "card" and terminal.column == "merchant"
-    assert card.horizon == 30 * DAY  # CardState.HORIZON
-    assert terminal.horizon == state_horizon_days(30, 7) * DAY  # TerminalState's prune
+    assert card.horizon == 30 * DAY  # the card's longest window
+    assert terminal.horizon == state_horizon_days(30, 7) * DAY  # window + delay + one more delay
     assert card.numeric_fields == ("amount",) and card.key_fields == ("merchant",)
     assert terminal.numeric_fields == () and terminal.key_fields == () and terminal.labels
     assert not card.labels

@@ -3,6 +3,7 @@ too few samples past the horizon gives no verdict."""
 
 from __future__ import annotations
 
+from aegis_app.core import config as configs
 from aegis_app.harness.chaos.soak_run import soak_verdict, state_horizon_days
 
 HORIZON = 44
@@ -27,9 +28,15 @@ def _series(state_kb, rss_mb, start_day=30.0, step_days=5.0):
     ]
 
 
-def test_horizon_is_longest_window_plus_two_label_delays():
+def test_horizon_is_the_longest_an_entity_state_keeps(tmp_path):
+    # The default preset: the terminals' 30-day windows, 7 days delayed, + one more delay.
     assert state_horizon_days() == HORIZON
-    assert state_horizon_days(delay_days=0) == 30
+    short = tmp_path / "short.toml"
+    short.write_text(
+        configs.resolve(None).read_text().split("[[features]]")[0]
+        + '[[features]]\nkind = "count"\nentity = "card"\nwindow_days = 3\n'
+    )
+    assert state_horizon_days(configs.load(short)) == 3
 
 
 def test_flat_series_is_bounded():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from aegis_app.core import config as config_files
 from aegis_app.core.settings import Settings
 from aegis_app.serving.api import ApiSettings, create_app
 from aegis_app.serving.store import Store
@@ -22,11 +23,17 @@ from models.detectors.logistic import LogisticRegressionDetector
 from models.lifecycle import registry
 from models.lifecycle.drift import PSI_SIGNIFICANT, reference_profile
 from models.lifecycle.training import fit_bundle
-from tables.features import ALL_FEATURES
-from tests.aegis_app.serving.api.conftest import AUTH, TOKEN, FakePublisher, FakeState
-from tests.aegis_app.serving.store.test_repository import decision
+from tests.aegis_app.serving.api.conftest import (
+    AUTH,
+    CONFIGS,
+    TOKEN,
+    FakePublisher,
+    FakeState,
+    stored_decision,
+)
 
-NAMES = list(ALL_FEATURES)
+HANDBOOK = config_files.load(CONFIGS / "handbook.toml")
+NAMES = list(HANDBOOK.feature_names)
 DAY0 = datetime(2018, 9, 1)
 PER_DAY = 240
 
@@ -46,9 +53,10 @@ def drift_model(tmp_path_factory) -> tuple[Path, object]:
         IsolationForestDetector(n_estimators=30, max_samples=256),
         LogisticRegressionDetector(),
     ]
-    bundle = fit_bundle(X, y, version="vdrift", detectors=detectors, feature_names=NAMES)
+    bundle = fit_bundle(X, y, version="vdrift", detectors=detectors, config=HANDBOOK)
     reference = reference_profile(X, NAMES, bundle.score(X)["ensemble"])
-    registry.save(bundle, root, {"start": "2018-08-01", "days": 7}, drift_reference=reference)
+    window = {"start": "2018-08-01", "days": 7}
+    registry.save(bundle, root, window, drift_reference=reference, config=HANDBOOK)
     return root, bundle
 
 
@@ -64,7 +72,7 @@ def seed_days(store: Store, bundle, days: int = 7, shift_last: float = 1.0) -> N
         for i in range(PER_DAY):
             when = DAY0 + timedelta(days=day, seconds=int(i * 86_400 / PER_DAY))
             rows.append(
-                decision(
+                stored_decision(
                     day * PER_DAY + i,
                     "allow",
                     score=float(scores[i]),

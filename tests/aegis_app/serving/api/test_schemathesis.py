@@ -18,8 +18,12 @@ import uvicorn
 from aegis_app.core.settings import Settings
 from aegis_app.harness.embedded_broker import free_port
 from aegis_app.serving.api import ApiSettings, create_app
-from tests.aegis_app.serving.api.conftest import TOKEN, FakePublisher, FakeState
-from tests.aegis_app.serving.store.test_repository import decision
+from tests.aegis_app.serving.api.conftest import (
+    TOKEN,
+    FakePublisher,
+    FakeState,
+    stored_decision,
+)
 
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"
@@ -27,12 +31,17 @@ CHECKS = (
 )
 
 
-@pytest.fixture
-def live_api(model_dir, api_store):
+@pytest.fixture(params=["handbook", "sparkov"])
+def live_api(request, model_dir, sparkov_model_dir, handbook, sparkov, api_store):
+    """The API of each preset config: the request body follows the config's schema."""
+    config, models = {
+        "handbook": (handbook, model_dir),
+        "sparkov": (sparkov, sparkov_model_dir),
+    }[request.param]
     api_store.upsert_decisions(
-        [decision(i, ("allow", "review", "block")[i % 3]) for i in range(20)]
+        [stored_decision(i, ("allow", "review", "block")[i % 3]) for i in range(20)]
     )
-    settings = Settings(model_dir=model_dir, kafka_broker="kafka://127.0.0.1:1")
+    settings = Settings(model_dir=models, kafka_broker="kafka://127.0.0.1:1", config=config.path)
     api = ApiSettings(token=TOKEN, worker_url="http://127.0.0.1:1")
     app = create_app(
         settings,

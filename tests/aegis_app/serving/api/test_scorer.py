@@ -9,20 +9,22 @@ import threading
 from aegis_app.serving.api import scoring
 from aegis_app.serving.api.scoring import INLINE_BATCH_MAX, ApiScorer
 from models.decisions.policy import Rules
-from tables.features import ALL_FEATURES
 
 
 def _tx(i: int) -> dict:
+    """A normalised record (aegis_app.core.source) of the Handbook config."""
     return {
-        "transaction_id": i,
-        "customer_id": 1,
-        "terminal_id": 2,
-        "tx_amount": 10.0 + i,
-        "tx_datetime": "2018-04-01 10:00:00",
+        "transaction_id": str(i),
+        "card": "1",
+        "merchant": "2",
+        "amount": 10.0 + i,
+        "ts": 1522576800,
+        "label": None,
     }
 
 
 def _decide_all(scorer: ApiScorer, n: int) -> tuple[list[dict], set[str]]:
+    names = scorer.model.config.feature_names
     threads: set[str] = set()
     score = scorer._score
 
@@ -31,7 +33,7 @@ def _decide_all(scorer: ApiScorer, n: int) -> tuple[list[dict], set[str]]:
         return score(batch)
 
     scorer._score = recording_score
-    features = dict.fromkeys(ALL_FEATURES, 1.0)
+    features = dict.fromkeys(names, 1.0)
 
     async def scenario():
         scorer.start()
@@ -45,7 +47,9 @@ def _decide_all(scorer: ApiScorer, n: int) -> tuple[list[dict], set[str]]:
 
 def test_a_first_request_loads_the_model_in_the_thread(model_dir):
     decisions, threads = _decide_all(ApiScorer(model_dir, Rules()), 1)
-    assert [d["transaction_id"] for d in decisions] == [0]
+    assert [d["transaction_id"] for d in decisions] == ["0"]
+    # each decision names its entity keys (the config's), for labels
+    assert decisions[0]["entities"] == {"card": "1", "terminal": "2"}
     assert all(name.startswith("aegis-api-score") for name in threads)
 
 
@@ -61,7 +65,7 @@ def test_small_batches_score_on_the_loop_large_ones_in_the_thread(model_dir):
     assert any(name.startswith("aegis-api-score") for name in large_threads)
     # Same transactions, same model: the same scores wherever they were computed.
     by_id = {d["transaction_id"]: d["score"] for d in large}
-    assert [d["score"] for d in small] == [by_id[i] for i in range(INLINE_BATCH_MAX)]
+    assert [d["score"] for d in small] == [by_id[str(i)] for i in range(INLINE_BATCH_MAX)]
 
 
 def test_a_due_model_check_never_runs_on_the_loop(model_dir, monkeypatch):

@@ -1,98 +1,155 @@
-"""WorkerState asks for a card's and a terminal's features in one request when the card's
-worker also owns the terminal, and in two when it does not. The worker is a small aiohttp
-stand-in that answers like agents/views.py and counts the requests it gets."""
+"""WorkerState reads each entity's packed state from the worker web view
+(GET /state/{entity}/{key}/ -> {"entity", "key", "state": base64 | null}) and the API's
+features from those states are the stream's. The worker is a small aiohttp stand-in that
+answers like agents/views.py, with states made by StreamEngine.observe."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import pytest
 from aiohttp import web
 
-from aegis_app.core.records import Transaction
-from aegis_app.serving.api.scoring import Colocation, WorkerState
-from tables.features import ALL_FEATURES
+from aegis_app.core import config as config_files
+from aegis_app.core.source import SourceReader
+from aegis_app.serving.api.scoring import Unavailable, WorkerState, features_from_states
+from tables.engine.stream import StreamEngine
 
-TERMINAL_FEATURES = [name for name in ALL_FEATURES if name.startswith("TERMINAL_ID_")]
-CARD_FEATURES = [name for name in ALL_FEATURES if name.startswith("CUSTOMER_ID_")]
-CARD = {name: 1.0 for name in CARD_FEATURES}
-TERMINAL = {name: 2.0 for name in TERMINAL_FEATURES}
+CONFIGS = Path(__file__).resolve().parents[4] / "configs"
+SPARKOV = config_files.load(CONFIGS / "sparkov.toml")
+ROW = {
+    "trans_num": "t-1",
+    "cc_num": "4599735407877245080",
+    "merchant": "fraud_Welch, Rath and Koepp",
+    "amt": 38.52,
+    "trans_date_trans_time": "2019-01-07 13:04:44",
+    "category": "entertainment",
+    "gender": "M",
+    "state": "MI",
+    "city_pop": 75830,
+    "dob": "1974-12-28",
+    "lat": 42.4969,
+    "long": -83.2911,
+    "merch_lat": 41.68,
+    "merch_long": -82.61,
+}
 
 
-def transaction(i: int = 1) -> Transaction:
-    return Transaction(
-        transaction_id=i,
-        tx_datetime="2026-05-01 10:00:00",
-        customer_id=7,
-        terminal_id=9,
-        tx_amount=12.5,
-        ts=1_777_629_600,
-    )
+def history() -> tuple[StreamEngine, dict[tuple[str, str], bytes]]:
+    """The states the stream holds after two earlier transactions of the card."""
+    engine, reader = StreamEngine(SPARKOV), SourceReader(SPARKOV)
+    states: dict[tuple[str, str], bytes] = {}
+    earlier = [
+        {**ROW, "trans_num": "t-0", "trans_date_trans_time": "2019-01-07 12:00:00", "amt": 5.0},
+        {**ROW, "trans_num": "t-00", "trans_date_trans_time": "2019-01-07 13:00:00"},
+    ]
+    for raw in earlier:
+        record = reader.record(raw)
+        keys = engine.keys(record)
+        _, new = engine.observe(record, {name: states.get((name, keys[name])) for name in keys})
+        states.update({(name, keys[name]): value for name, value in new.items()})
+    return engine, states
 
 
-async def features_with_fake_worker(owns_terminal: bool, calls: int) -> tuple[list, list]:
-    """Feature dicts of `calls` transactions, and the paths/queries the worker saw."""
-    seen: list[tuple[str, dict]] = []
+async def with_worker(
+    states: dict[tuple[str, str], bytes],
+    use: Callable[[WorkerState, list[tuple[str, str]]], Awaitable],
+    answer: Callable[[web.Request], web.Response] | None = None,
+):
+    """Run `use(worker_state, seen)` against a fake worker holding `states`; `seen` gets
+    the (entity, key) of each request as the worker decoded them."""
+    seen: list[tuple[str, str]] = []
 
-    async def card(request: web.Request) -> web.Response:
-        seen.append((request.path, dict(request.query)))
-        body = {"features": CARD}
-        if request.query.get("with_terminal") == "1" and owns_terminal:
-            body["terminal_features"] = TERMINAL
-        return web.json_response(body)
-
-    async def terminal(request: web.Request) -> web.Response:
-        seen.append((request.path, dict(request.query)))
-        return web.json_response({"features": TERMINAL})
+    async def state_view(request: web.Request) -> web.Response:
+        entity, key = request.match_info["entity"], request.match_info["key"]
+        seen.append((entity, key))
+        if answer is not None:
+            return answer(request)
+        value = states.get((entity, key))
+        encoded = base64.b64encode(value).decode() if value else None
+        return web.json_response({"entity": entity, "key": key, "state": encoded})
 
     app = web.Application()
-    app.router.add_get("/features/cards/{id}/", card)
-    app.router.add_get("/features/terminals/{id}/", terminal)
+    app.router.add_get("/state/{entity}/{key}/", state_view)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
-    state = WorkerState(f"http://127.0.0.1:{port}")
+    worker = WorkerState(f"http://127.0.0.1:{port}", timeout=5.0)
     try:
-        results = [await state.features(transaction(i), delay_days=7) for i in range(calls)]
+        return await use(worker, seen)
     finally:
-        await state.close()
+        await worker.close()
         await runner.cleanup()
-    return results, seen
 
 
-def test_one_request_when_the_cards_worker_owns_the_terminal():
-    results, seen = asyncio.run(features_with_fake_worker(owns_terminal=True, calls=3))
-    assert [path for path, _ in seen] == ["/features/cards/7/"] * 3
-    assert all(query["with_terminal"] == "1" for _, query in seen)
-    for features in results:
-        assert all(features[name] == 1.0 for name in CARD_FEATURES)
-        assert all(features[name] == 2.0 for name in TERMINAL_FEATURES)
-        assert features["TX_AMOUNT"] == 12.5
+def test_features_from_the_workers_states_are_the_streams():
+    engine, states = history()
+    record = SourceReader(SPARKOV).record(ROW)
+
+    async def use(worker, seen):
+        return await features_from_states(engine, worker, record), seen
+
+    features, seen = asyncio.run(with_worker(states, use))
+    keys = engine.keys(record)
+    expected, _ = engine.observe(record, {name: states.get((name, keys[name])) for name in keys})
+    assert features == expected
+    assert features["card_count_1d"] == 3.0
+    # every entity asked once, by its key as the worker decodes it: the merchant's comma
+    # and spaces arrive intact
+    assert sorted(seen) == sorted(keys.items())
+    assert ("merchant", "fraud_Welch, Rath and Koepp") in seen
 
 
-def test_the_terminal_is_asked_separately_and_the_features_are_the_same():
-    combined, _ = asyncio.run(features_with_fake_worker(owns_terminal=True, calls=1))
-    split, seen = asyncio.run(features_with_fake_worker(owns_terminal=False, calls=1))
-    assert split == combined
-    assert [path for path, _ in seen] == ["/features/cards/7/", "/features/terminals/9/"]
+def test_a_key_with_a_slash_stays_in_its_path_segment():
+    key = "a/b c?d#e%"
+
+    async def use(worker, seen):
+        return await worker.state("merchant", key), seen
+
+    value, seen = asyncio.run(with_worker({("merchant", key): b"\x01\x02"}, use))
+    assert value == b"\x01\x02" and seen == [("merchant", key)]
+    assert WorkerState.path("merchant", key) == "/state/merchant/a%2Fb%20c%3Fd%23e%25/"
 
 
-def test_after_mostly_split_answers_both_workers_are_asked_at_once():
-    _, seen = asyncio.run(features_with_fake_worker(owns_terminal=False, calls=40))
-    card_queries = [query for path, query in seen if path.startswith("/features/cards/")]
-    assert len(card_queries) == 40 and len(seen) == 80
-    # 32 combined tries to learn, then plain concurrent requests
-    assert sum("with_terminal" in query for query in card_queries) == 32
+def test_no_state_is_none_and_a_missing_key_is_not_asked():
+    async def use(worker, seen):
+        return await worker.states({"card": "9", "category": None}), seen
+
+    states, seen = asyncio.run(with_worker({}, use))
+    assert states == {"card": None, "category": None} and seen == [("card", "9")]
 
 
-def test_colocation_probes_now_and_then_and_switches_back():
-    colocation = Colocation(window=8)
-    for _ in range(4):  # learning: half a window of combined tries
-        assert colocation.combine()
-        colocation.record(False)
-    decisions = [colocation.combine() for _ in range(16)]
-    assert decisions.count(True) == 2  # one probe per window
-    for _ in range(8):
-        colocation.record(True)  # e.g. the other workers went away
-    assert colocation.combine()
+@pytest.mark.parametrize(
+    "answer,why",
+    [
+        (lambda r: web.json_response({"error": "boom"}, status=500), "HTTP 500"),
+        (lambda r: web.Response(text="<html>"), "unreadable"),
+        (lambda r: web.json_response({"entity": "card"}), "unreadable"),
+        (lambda r: web.json_response({"state": "not base64!"}), "not base64"),
+    ],
+)
+def test_a_bad_answer_is_unavailable_naming_why(answer, why):
+    async def use(worker, seen):
+        with pytest.raises(Unavailable) as caught:
+            await worker.state("card", "9")
+        return str(caught.value)
+
+    message = asyncio.run(with_worker({}, use, answer))
+    assert why in message and "/state/card/9/" in message
+
+
+def test_an_unreachable_worker_is_unavailable():
+    async def scenario():
+        worker = WorkerState("http://127.0.0.1:1", timeout=2.0)
+        try:
+            with pytest.raises(Unavailable, match="unreachable"):
+                await worker.state("card", "9")
+        finally:
+            await worker.close()
+
+    asyncio.run(scenario())

@@ -61,7 +61,16 @@ def test_sink_stores_exactly_one_row_per_transaction(broker, tmp_path):
     # analyst label is the API's to store; an unreadable one is counted.
     def label(tx_id: int, source: str) -> bytes:
         known = "2018-04-08 00:00:31"
-        return Label(tx_id, 1, source, known, 7, "2018-04-01 00:00:31", tx_id % 3).to_json()
+        card = str(tx_id % 3)
+        return Label(
+            transaction_id=str(tx_id),
+            label=1,
+            source=source,
+            known_at=known,
+            tx_datetime="2018-04-01 00:00:31",
+            entities={"card": card, "terminal": "7"},
+            card=card,
+        ).to_json()
 
     messages.append((LABELS_TOPIC, str(BASE).encode(), label(BASE, "chargeback")))
     messages.append((LABELS_TOPIC, str(BASE).encode(), label(BASE, "chargeback")))
@@ -69,7 +78,7 @@ def test_sink_stores_exactly_one_row_per_transaction(broker, tmp_path):
     messages.append((LABELS_TOPIC, b"bad", b"{not json"))
 
     def mine() -> int:
-        return sum(1 for tx_id in store.transaction_ids() if BASE <= tx_id < BASE + 1000)
+        return sum(1 for tx_id in store.transaction_ids() if BASE <= int(tx_id) < BASE + 1000)
 
     try:
         asyncio.run(_produce(broker.bootstrap, messages))
@@ -86,9 +95,16 @@ def test_sink_stores_exactly_one_row_per_transaction(broker, tmp_path):
         )
         assert sink.counts["unreadable"] >= 1
         window = ("2018-04-01 00:00:00", "2018-04-02 00:00:00")
-        assert {t: v for t, v in store.labels_known(*window).items() if t in ids} == {BASE: 1}
-        assert store.get_decision(BASE)["status"] == "open"
-        assert store.get_decision(BASE + 1)["status"] is None
+        mine_ids = {str(tx_id) for tx_id in ids}
+        known = {t: v for t, v in store.labels_known(*window).items() if t in mine_ids}
+        assert known == {str(BASE): 1}
+        # the chargeback keeps the card and entity keys it came with
+        [chargeback] = store.labels_for(str(BASE))
+        assert chargeback["card"] == str(BASE % 3)
+        assert chargeback["entities"] == {"card": str(BASE % 3), "terminal": "7"}
+        assert store.get_decision(str(BASE))["status"] == "open"
+        assert store.get_decision(str(BASE + 1))["status"] is None
+        assert store.get_decision(str(BASE))["entities"] == {"card": str(BASE % 3), "terminal": "7"}
         # Replayed again and a restart of the same group: still one row per transaction.
         asyncio.run(_produce(broker.bootstrap, messages[:20]))
         again = DecisionSink(broker.url, store, group_id=group)

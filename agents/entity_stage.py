@@ -1,0 +1,104 @@
+"""Entity stage: the state of every entity other than the card (the merchant, a category,
+a device, ...) and its fraud labels; the last entity of a transaction hands it, with its
+full feature vector, to the micro-batch scorer.
+
+aegis.by-entity is keyed by the entity's key, so an entity's transactions and labels meet
+in one partition. Acks are manual: an event is acknowledged only after it is passed on or
+its decision is published, so a crash in between re-delivers it (and the state update is
+idempotent: a transaction id already in a state is answered as the first time). The
+per-event logic is the plain function `observe_entity`; `register` wires it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import faust
+
+from aegis_app.core.codec import json_safe
+from aegis_app.core.messages import LabelHop, ScoreRequest, TxHop, hop_from_wire
+from aegis_app.core.settings import BY_ENTITY_TOPIC
+from aegis_app.core.timerules import DAY
+from aegis_app.kafka import raw_producer
+from tables.engine import StreamEngine
+
+if TYPE_CHECKING:
+    from agents.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+def observe_entity(
+    engine: StreamEngine, hop: TxHop | LabelHop, state: bytes | None
+) -> tuple[bytes | None, TxHop | ScoreRequest | None]:
+    """The entity's new state, and what follows: the hop to the next entity, the request to
+    be scored (the last entity), or nothing (a label)."""
+    if isinstance(hop, LabelHop):
+        new_state = engine.observe_label(
+            hop.entity, state, hop.transaction_id, hop.tx_ts, hop.known_at, bool(hop.label)
+        )
+        return new_state, None
+    entity = hop.pending[0]
+    features, new_state = engine.observe_entity(entity, hop.record, state)
+    passed = hop.passed_on(json_safe(features))
+    if passed.pending:
+        return new_state, passed
+    parts = {**passed.features, **engine.transaction_features(hop.record)}
+    request = ScoreRequest(
+        tx=hop.record, features=engine.assemble(parts), ingested_ms=hop.ingested_ms
+    )
+    return new_state, request
+
+
+def hop_entity(hop: TxHop | LabelHop) -> str:
+    """The entity whose state a hop goes to."""
+    return hop.entity if isinstance(hop, LabelHop) else hop.pending[0]
+
+
+def register(app: faust.App, pipeline: Pipeline) -> None:
+    topics, counters, engine = pipeline.topics, pipeline.counters, pipeline.engine
+    counts, states = counters.counts, pipeline.states
+    delay_days = pipeline.config.label_delay_days
+    source = topics.by_entity.get_topic_name()
+
+    @app.agent(topics.by_entity, name="entity_stage")
+    async def entity_stage(stream):
+        manual = stream.noack()
+        async for event in manual.events():
+            message: Any = event.value
+            counts["entity_stage_in"] += 1
+            key = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
+            try:
+                hop = hop_from_wire(message)
+                entity = hop_entity(hop)
+                table = states[entity]
+                if isinstance(hop, TxHop):
+                    if counters.saw_event_time(hop.record["ts"]) > delay_days * DAY:
+                        counts["late_beyond_label_delay"] += 1
+                new_state, following = observe_entity(engine, hop, table.lookup(key))
+            except Exception as exc:  # one bad message must not stop every entity
+                log.exception("entity key %s: state update failed", key)
+                await pipeline.dead_letters.send(
+                    json.dumps(message, default=str).encode(),
+                    f"entity state error: {exc!r}",
+                    source,
+                    event,
+                )
+                await manual.ack(event)
+                continue
+            if new_state is not None:
+                await table.put(key, new_state)
+            if isinstance(following, ScoreRequest):
+                await pipeline.scorer.submit(manual, event, following)
+                continue
+            if isinstance(following, TxHop):
+                next_key = engine.keys(following.record)[following.pending[0]]
+                await raw_producer.send(
+                    app,
+                    BY_ENTITY_TOPIC,
+                    str(next_key).encode(),
+                    raw_producer.dumps(following.to_wire()),
+                )
+            await manual.ack(event)
