@@ -18,18 +18,11 @@ class WorkerCounters:
         self.counts: Counter[str] = Counter()
         # The latest alerts this worker raised, newest last, for the web view.
         self.recent_alerts: deque[dict] = deque(maxlen=recent_alerts)
-        # The newest transaction time the entity stage has seen, and the most any hop arrived
-        # behind it: delayed entity features are exact while that lateness stays within the
-        # label delay (a hop late by more may reach a state after a transaction that should
-        # have counted it; docs/FEATURES.md, "State").
-        self.newest_event_ts: int | None = None
+        # The most a transaction reached an entity state behind that state's newest event:
+        # delayed entity features are exact while it stays under the label delay (a later
+        # one may have been missed by a transaction that should have counted it;
+        # docs/FEATURES.md, "State").
         self.max_lateness_seconds = 0
 
-    def saw_event_time(self, ts: int) -> int:
-        """Note a hop's transaction time; how far (seconds) it arrived behind the newest."""
-        if self.newest_event_ts is None or ts > self.newest_event_ts:
-            self.newest_event_ts = ts
-            return 0
-        lateness = self.newest_event_ts - ts
-        self.max_lateness_seconds = max(self.max_lateness_seconds, lateness)
-        return lateness
+    def saw_lateness(self, seconds: int) -> None:
+        self.max_lateness_seconds = max(self.max_lateness_seconds, seconds)

@@ -52,6 +52,12 @@ def observe_entity(
     return new_state, request
 
 
+def arrival_lateness(engine: StreamEngine, entity: str, hop: TxHop, state: bytes | None) -> int:
+    """How far (seconds) the transaction is behind the newest event already in the state."""
+    newest = engine.latest_event(entity, state)
+    return max(0, newest - int(hop.record["ts"])) if newest is not None else 0
+
+
 def hop_entity(hop: TxHop | LabelHop) -> str:
     """The entity whose state a hop goes to."""
     return hop.entity if isinstance(hop, LabelHop) else hop.pending[0]
@@ -74,10 +80,13 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                 hop = hop_from_wire(message)
                 entity = hop_entity(hop)
                 table = states[entity]
+                state = table.lookup(key)
                 if isinstance(hop, TxHop):
-                    if counters.saw_event_time(hop.record["ts"]) > delay_days * DAY:
+                    lateness = arrival_lateness(engine, entity, hop, state)
+                    counters.saw_lateness(lateness)
+                    if lateness >= delay_days * DAY:
                         counts["late_beyond_label_delay"] += 1
-                new_state, following = observe_entity(engine, hop, table.lookup(key))
+                new_state, following = observe_entity(engine, hop, state)
             except Exception as exc:  # one bad message must not stop every entity
                 log.exception("entity key %s: state update failed", key)
                 await pipeline.dead_letters.send(

@@ -312,6 +312,19 @@ def _command_modules():
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
+    # The command's config reaches its parts through AEGIS_CONFIG; a caller in the same
+    # process (a test, a script) gets its own environment back afterwards.
+    caller_config = os.environ.get("AEGIS_CONFIG")
+    try:
+        return _run(args)
+    finally:
+        if caller_config is None:
+            os.environ.pop("AEGIS_CONFIG", None)
+        else:
+            os.environ["AEGIS_CONFIG"] = caller_config
+
+
+def _run(args: argparse.Namespace) -> int:
     from aegis_app.core.config import ConfigError
 
     try:

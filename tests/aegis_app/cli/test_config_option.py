@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from aegis_app.cli.commands import models as models_command
 from aegis_app.cli.main import build_parser, leaf_parsers, main
 
 
@@ -25,10 +26,17 @@ def test_a_broken_config_stops_the_command_with_the_key_named(tmp_path, capsys, 
     assert "source.card: missing" in capsys.readouterr().err
 
 
-def test_the_checked_config_reaches_the_environment(tmp_path, monkeypatch, capsys):
+def test_the_checked_config_reaches_the_command_and_the_caller_keeps_its_own(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.delenv("AEGIS_CONFIG", raising=False)
+    seen = []
+    monkeypatch.setattr(
+        models_command, "run_list", lambda args: seen.append(os.environ["AEGIS_CONFIG"]) or 0
+    )
     assert main(["models", "--model-dir", str(tmp_path)]) == 0
-    assert os.environ["AEGIS_CONFIG"].endswith("configs/handbook.toml")
+    assert seen and seen[0].endswith("configs/handbook.toml")
+    assert "AEGIS_CONFIG" not in os.environ  # restored: the caller had none
     monkeypatch.setenv("AEGIS_CONFIG", str(tmp_path / "absent.toml"))
     assert main(["models", "--model-dir", str(tmp_path)]) == 2
     assert "cannot read the config file" in capsys.readouterr().err

@@ -55,6 +55,7 @@ def test_a_model_trained_on_another_schema_is_refused_by_a_handbook_process(
     assert manifest["config"]["source"]["roles"]["transaction_id"] == "trans_num"
     # By default a process checks models against the config it runs: `aegis --config`
     # hands it on through AEGIS_CONFIG ...
+    monkeypatch.setenv("AEGIS_CONFIG", SPARKOV)
     assert ActiveModel(models).refresh().outcome == LOADED
     # ... else the default preset, the Handbook's, whose features this model lacks.
     monkeypatch.delenv("AEGIS_CONFIG")
