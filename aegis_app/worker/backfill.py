@@ -16,10 +16,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import pandas as pd
 from aiokafka.partitioner import DefaultPartitioner
 from tqdm import tqdm
 
+from aegis_app.core.records import format_datetime
 from aegis_app.core.settings import Settings
 from aegis_app.kafka import admin, clients
 from aegis_app.kafka.clients import KafkaConnection
@@ -27,7 +30,7 @@ from aegis_app.kafka.lean_table import LeanTable
 from aegis_app.kafka.producer import Deliveries, make_producer
 from aegis_app.worker import run
 from aegis_app.worker.app import build
-from tables.engine.snapshot import EntityStates
+from tables.engine.snapshot import EntityStates, build_states
 
 # Sends in flight before their acknowledgements are checked (bounds memory, not speed).
 CHECK_EVERY = 5000
@@ -102,7 +105,7 @@ async def _group_members(conf: Settings) -> int:
 
 async def write_states(
     conf: Settings, built: Mapping[str, EntityStates], progress: bool = False
-) -> dict[str, dict[str, object]]:
+) -> dict[str, dict[str, Any]]:
     """Write every state into its changelog (topics created as the worker creates them);
     entity -> {topic, keys, bytes}. WorkersRunningError if workers are consuming."""
     connection = KafkaConnection.from_settings(conf)
@@ -146,6 +149,18 @@ async def write_states(
     }
 
 
-def write(conf: Settings, built: Mapping[str, EntityStates], progress: bool = False) -> dict:
-    """Sync wrapper of :func:`write_states`."""
-    return asyncio.run(write_states(conf, built, progress))
+def backfill(conf: Settings, frame: pd.DataFrame, progress: bool = False) -> dict[str, object]:
+    """Build the states of a normalised frame (the history, aegis_app.core.source) and write
+    them into the workers' changelogs; a summary of what was written."""
+    if frame.empty:
+        raise ValueError("no transactions to build the state from")
+    built = build_states(frame, conf.load_config(), progress=progress)
+    written = asyncio.run(write_states(conf, built, progress))
+    return {
+        "rows": len(frame),
+        "first_transaction": format_datetime(int(frame["ts"].min())),
+        "as_of": format_datetime(int(frame["ts"].max())),
+        "entities": written,
+        "keys": sum(entry["keys"] for entry in written.values()),
+        "bytes": sum(entry["bytes"] for entry in written.values()),
+    }

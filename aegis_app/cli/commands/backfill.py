@@ -75,36 +75,26 @@ def run(args: argparse.Namespace) -> int:
     from aegis_app.core.settings import Settings
     from aegis_app.kafka.admin import BrokerError
     from aegis_app.worker import backfill
-    from tables.engine.snapshot import build_states
 
     until = parse_until(args.until)
     conf = Settings.from_env(
         kafka_broker=args.broker, partitions=args.partitions, **kafka_overrides(args)
     )
-    config = conf.load_config()
-    frame = read_normalised(args.data, config)
+    frame = read_normalised(args.data, conf.load_config())
     if until is not None:
         frame = frame[frame["ts"] < until]
     if frame.empty:
-        raise ValueError(
-            f"{args.data}: no transactions"
-            + (f" before {format_datetime(until)}" if until is not None else "")
-        )
-    built = build_states(frame, config, progress=not args.quiet)
+        before = f" before {format_datetime(until)}" if until is not None else ""
+        raise ValueError(f"{args.data}: no transactions{before} to build the state from")
     try:
-        written = backfill.write(conf, built, progress=not args.quiet)
+        summary = backfill.backfill(conf, frame, progress=not args.quiet)
     except (BrokerError, backfill.WorkersRunningError) as exc:
         print(f"aegis backfill: {exc}", file=sys.stderr)
         return 1
     summary = {
         "data": str(args.data),
-        "rows": len(frame),
-        "first_transaction": format_datetime(int(frame["ts"].min())),
-        "as_of": format_datetime(int(frame["ts"].max())),
         "until": format_datetime(until) if until is not None else None,
-        "entities": written,
-        "keys": sum(entry["keys"] for entry in written.values()),
-        "bytes": sum(entry["bytes"] for entry in written.values()),
+        **summary,
     }
     print(json.dumps(summary))
     return 0

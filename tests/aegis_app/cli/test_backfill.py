@@ -62,7 +62,7 @@ def test_a_missing_file_is_named(tmp_path, capsys):
 
 def test_no_transaction_before_until_is_an_error(history, capsys):
     assert main(["backfill", "--data", history, "--until", "2000-01-01", "--quiet"]) == 2
-    assert "no transactions before 2000-01-01 00:00:00" in capsys.readouterr().err
+    assert "no transactions before 2000-01-01 00:00:00 to build" in capsys.readouterr().err
 
 
 def test_data_is_required(capsys):
