@@ -20,12 +20,19 @@ def user_schema(settings: Settings):
 def load_configured(path: Path, config):
     """A file in the config's schema, as the protocol's view of its normalised rows; rows
     that do not fit are reported on stderr (file:line: reason) and skipped."""
-    from aegis_app.core.source import SourceReader
     from models.lifecycle.experiment import protocol_view
+
+    return protocol_view(read_normalised(path, config))
+
+
+def read_normalised(path: Path, config):
+    """A file in the config's schema as normalised rows (aegis_app.core.source); rows that
+    do not fit are reported on stderr (file:line: reason, the first 20) and skipped."""
+    from aegis_app.core.source import SourceReader
 
     normalised, errors = SourceReader(config).read_file(path)
     for line, reason in errors[:20]:
         print(f"{path}:{line}: {reason}", file=sys.stderr)
     if errors:
         print(f"{path}: {len(errors)} bad row(s) skipped", file=sys.stderr)
-    return protocol_view(normalised)
+    return normalised

@@ -1,8 +1,10 @@
 """`make demo`: the whole stack on one machine, with generated traffic.
 
 Starts the embedded broker, generates data and trains a model if there is none yet,
-starts a worker (and the API and analyst page), streams transactions with their delayed
-labels plus the odd malformed record, and prints a live line of throughput and alerts.
+backfills the worker's feature state with the data's first days (`aegis backfill`: the
+worker starts warm, its windows already full), starts a worker (and the API and analyst
+page), streams the transactions that follow with their delayed labels plus the odd
+malformed record, and prints a live line of throughput and alerts.
 A retraining job (`aegis retrain --every 120`) trains challengers from the store as labels
 arrive; the data carries a new fraud pattern (spending bursts) from day 30 that the first
 model never saw, and a promoted version shows up in the live line when the worker
@@ -21,9 +23,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 
 from aegis_app.core import config, files
 from aegis_app.core.settings import TRANSACTIONS_TOPIC, Settings, env_value
+from aegis_app.core.source import SourceReader
 from aegis_app.harness import simulator
 from aegis_app.harness.embedded_broker import (
     EMBEDDED_FETCH_INTERVAL_MS,
@@ -34,6 +38,7 @@ from aegis_app.harness.embedded_broker import (
 from aegis_app.harness.scenarios import add_spending_bursts
 from aegis_app.harness.stack import ManagedProcess, aegis_command, start_worker, wait_http_ok
 from aegis_app.kafka import clients
+from aegis_app.worker.backfill import backfill
 from models.lifecycle import registry
 
 ROOT = Path("var/demo")
@@ -53,27 +58,49 @@ def _ensure_data(path: Path, customers: int, terminals: int, days: int, bursts_f
     files.write_transactions(frame, path)
 
 
-def _ensure_model(data: Path, model_dir: Path) -> None:
+def _first_day(data: Path) -> pd.Timestamp:
+    return pd.Timestamp(files.read_transactions(data)["TX_DATETIME"].min()).normalize()
+
+
+def _ensure_model(data: Path, model_dir: Path, replay_from: pd.Timestamp) -> None:
     if registry.active_version(model_dir):
         return
     print("training a first model (features + detectors; about a minute)...")
-    import pandas as pd
-
     from models.lifecycle.experiment import train
     from models.lifecycle.training import Window
 
     frame = files.read_transactions(data)
-    # The data's first two weeks: the stream then runs past what this model has seen.
-    origin = pd.Timestamp(frame["TX_DATETIME"].min()).normalize()
+    # The two weeks before the replay starts: the stream then runs past what this model
+    # has seen, with the history its training features had (the backfill below).
+    start = max(replay_from - pd.Timedelta(days=14), _first_day(data))
     manifest = train(
         frame,
         model_dir,
-        Window(origin, 14),
+        Window(start, 14),
         delay_days=7,
         progress=True,
         config=files.simulator_config(),
     )
     print(f"model {manifest.version} trained on {manifest.training_window}")
+
+
+def _backfill(data: Path, broker_url: str, replay_from: pd.Timestamp) -> None:
+    """The state of every transaction before `replay_from`, into the worker's changelogs
+    (what `aegis backfill --until` does): the worker starts with it."""
+    frame, _ = SourceReader(files.simulator_config()).read_file(data)
+    history = frame[frame["ts"] < int(replay_from.timestamp())]
+    print(f"backfilling the state of {len(history):,} transactions before {replay_from.date()}")
+    summary = backfill(Settings.from_env(kafka_broker=broker_url), history, progress=True)
+    print(f"  {summary['keys']:,} keys, {summary['bytes']:,} bytes, as of {summary['as_of']}")
+
+
+def _replay_file(data: Path, replay_from: pd.Timestamp) -> Path:
+    """The transactions from `replay_from` on, the part the demo streams."""
+    path = data.with_name(f"{data.stem}-from-{replay_from.date()}{data.suffix}")
+    if not path.exists():
+        frame = files.read_transactions(data)
+        files.write_transactions(frame[frame["TX_DATETIME"] >= replay_from], path)
+    return path
 
 
 async def _send_malformed(bootstrap: str, n: int) -> None:
@@ -100,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--terminals", type=int, default=4000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--bursts-from", type=int, default=30, help="new fraud pattern")
+    parser.add_argument(
+        "--warm-days",
+        type=int,
+        help="days of history backfilled into the worker's state before it starts; the "
+        "replay starts after them (default: --bursts-from)",
+    )
     parser.add_argument("--retrain-every", type=float, default=120.0, help="seconds")
     args = parser.parse_args(argv)
 
@@ -109,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = ROOT / "models"
     started = time.monotonic()
     _ensure_data(data, args.customers, args.terminals, args.days, args.bursts_from)
-    _ensure_model(data, model_dir)
+    warm_days = args.bursts_from if args.warm_days is None else args.warm_days
+    replay_from = _first_day(data) + pd.Timedelta(days=warm_days)
+    _ensure_model(data, model_dir, replay_from)
+    replayed = _replay_file(data, replay_from)
 
     broker = EmbeddedBroker(port=_port(9092), log_path=logs / "broker.log")
     processes: list[ManagedProcess] = []
@@ -124,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         broker.start()
         web_port, api_port, page_port = _port(6066), _port(8000), _port(8501)
-        # The embedded broker starts empty each run, so the worker starts from empty state.
+        # The embedded broker starts empty each run: the history's state goes in first, and
+        # the worker (a fresh state directory) recovers it when it starts.
+        _backfill(data, broker.url, replay_from)
         state = ROOT / f"state-{int(time.time())}"
         # Every consumer spaces its reads: the embedded broker's reads get dearer as the
         # demo's topics fill (aegis_app.harness.embedded_broker).
@@ -172,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         replayer = ManagedProcess(
             "replay",
             aegis_command(
-                "replay", str(data), "--broker", broker.url, "--rate", str(args.rate), "--quiet"
+                "replay", str(replayed), "--broker", broker.url, "--rate", str(args.rate), "--quiet"
             ),
             logs / "replay.log",
             paced,

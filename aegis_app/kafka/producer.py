@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -62,14 +63,15 @@ class Deliveries:
                 return
 
 
-def make_producer(broker_url: Broker) -> AIOKafkaProducer:
-    return clients.producer(
-        broker_url,
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-        acks=1,
-        enable_idempotence=False,
-    )
+def make_producer(broker_url: Broker, **options: Any) -> AIOKafkaProducer:
+    """The publishers' producer; `options` override its aiokafka settings."""
+    defaults = {
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        "acks": 1,
+        "enable_idempotence": False,
+    }
+    return clients.producer(broker_url, **{**defaults, **options})
 
 
 async def send_transaction(

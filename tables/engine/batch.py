@@ -33,18 +33,9 @@ def compute_features(
     """One row of features per input row, in input order, columns `config.feature_names`:
     floats, and str/None for `category` features."""
     plan = config if isinstance(config, Plan) else compile_plan(config)
-    missing = [c for c in plan.columns if c not in df.columns]
-    if missing:
-        raise RecordError(
-            f"frame: no column {', '.join(map(repr, missing))} (the engine reads normalised "
-            "records: aegis_app.core.source)"
-        )
-    ts = _times(df["ts"])
-    labels = (
-        pd.to_numeric(df["label"], errors="coerce").to_numpy(dtype=np.float64)
-        if "label" in df
-        else np.full(len(df), np.nan)
-    )
+    require_columns(df, plan.columns)
+    ts = frame_times(df["ts"])
+    labels = frame_labels(df)
     ids = df["transaction_id"].to_numpy(dtype=object)
     repeated_ids = bool(pd.Series(ids).duplicated().any())
     arrival = np.argsort(ts, kind="stable")
@@ -142,7 +133,7 @@ def _events(
             f"({int(group.max()) + 1} keys x {stride} s)"
         )
     order = group * stride + (ts - lowest)
-    numeric = {f: _numbers(df, f)[rows] for f in entity.numeric_fields}
+    numeric = {f: frame_numbers(df, f)[rows] for f in entity.numeric_fields}
     keys = {
         f: hash_column(df[f].to_numpy(dtype=object)[rows], numeric_key)
         for f, numeric_key in zip(entity.key_fields, entity.key_fields_numeric)
@@ -161,7 +152,25 @@ def _events(
     )
 
 
-def _times(column: pd.Series) -> np.ndarray:
+def require_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> None:
+    """RecordError naming the columns the frame lacks."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise RecordError(
+            f"frame: no column {', '.join(map(repr, missing))} (the engine reads normalised "
+            "records: aegis_app.core.source)"
+        )
+
+
+def frame_labels(df: pd.DataFrame) -> np.ndarray:
+    """Each row's label as float (1 fraud, 0 genuine, NaN none; no column: none known)."""
+    if "label" not in df:
+        return np.full(len(df), np.nan)
+    return pd.to_numeric(df["label"], errors="coerce").to_numpy(dtype=np.float64)
+
+
+def frame_times(column: pd.Series) -> np.ndarray:
+    """The ts column as int64 epoch seconds (RecordError naming a row that is not)."""
     values = column.to_numpy()
     if values.dtype.kind in "iu":
         return values.astype(np.int64)
@@ -176,7 +185,8 @@ def _times(column: pd.Series) -> np.ndarray:
     return numbers.astype(np.int64)
 
 
-def _numbers(df: pd.DataFrame, name: str) -> np.ndarray:
+def frame_numbers(df: pd.DataFrame, name: str) -> np.ndarray:
+    """A numeric column as float64 (NaN when missing)."""
     try:
         return np.asarray(pd.to_numeric(df[name]), dtype=np.float64)
     except (TypeError, ValueError) as exc:

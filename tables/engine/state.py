@@ -19,6 +19,7 @@ bounded by the entity's traffic over its horizon, however long its history.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,11 +130,25 @@ def event_cells(
     plan: EntityPlan, id_hash: int, numeric: dict[str, float], keys: dict[str, int]
 ) -> np.ndarray:
     """One event's cells (uint64 column), in the plan's order."""
-    cells = np.empty(columns(plan), dtype=np.uint64)
-    cells[0] = id_hash
+    return events_cells(plan, np.uint64(id_hash), numeric, keys)[:, 0]
+
+
+def events_cells(
+    plan: EntityPlan,
+    id_hashes: np.ndarray | np.uint64,
+    numeric: Mapping[str, np.ndarray | float],
+    keys: Mapping[str, np.ndarray | int],
+) -> np.ndarray:
+    """Many events' cells (uint64, (1 + F + K, n)), in the plan's order: the one layout of
+    an event for the stream (one at a time, scalars) and the snapshot (every event of a
+    file at once, arrays)."""
+    cells = np.empty((columns(plan), np.size(id_hashes)), dtype=np.uint64)
+    cells[0] = id_hashes
     first_key = 1 + len(plan.numeric_fields)
-    cells[1:first_key].view(np.float64)[:] = [numeric[f] for f in plan.numeric_fields]
-    cells[first_key:] = [keys[f] for f in plan.key_fields]
+    for i, field in enumerate(plan.numeric_fields):
+        cells[1 + i].view(np.float64)[:] = numeric[field]
+    for i, field in enumerate(plan.key_fields):
+        cells[first_key + i] = keys[field]
     return cells
 
 

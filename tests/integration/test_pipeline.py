@@ -9,20 +9,16 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from aegis_app.cli.main import main
 from aegis_app.core.codec import RecordCodec
 from aegis_app.core.config import Config, load
-from aegis_app.core.labels import Label
-from aegis_app.core.records import format_datetime
 from aegis_app.core.settings import (
     ALERTS_TOPIC,
     DEADLETTER_TOPIC,
@@ -31,11 +27,12 @@ from aegis_app.core.settings import (
     TRANSACTIONS_TOPIC,
 )
 from aegis_app.core.source import SourceReader
-from aegis_app.core.timerules import DAY, label_known_at
+from aegis_app.core.timerules import DAY
 from aegis_app.harness import simulator
 from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
 from aegis_app.harness.stack import read_topic, start_worker, wait_http_ok
 from tables.engine import StreamEngine, compute_features
+from tests.integration.streams import feature_mismatches, file_labels, produce, wait_for_count
 
 pytestmark = pytest.mark.integration
 
@@ -128,78 +125,35 @@ def stack(request, tmp_path_factory):
         broker.stop()
 
 
-def _labels(frame, config: Config) -> list[Label]:
-    """The file's labels as replay publishes them: known `delay` days after each
-    transaction, naming its entity keys."""
-    engine = StreamEngine(config)
-    out = []
-    for record in frame.to_dict("records"):
-        if record["label"] != record["label"] or record["label"] is None:
-            continue
-        keys = {name: key for name, key in engine.keys(record).items() if key is not None}
-        known = label_known_at(int(record["ts"]), config.label_delay_days)
-        out.append(
-            Label(
-                transaction_id=record["transaction_id"],
-                label=int(record["label"]),
-                source="chargeback",
-                known_at=format_datetime(known),
-                tx_datetime=format_datetime(int(record["ts"])),
-                entities=keys,
-                card=record["card"],
-            )
-        )
-    return out
-
-
-async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=1_048_576)
-    await producer.start()
-    try:
-        for key, value in messages:
-            await producer.send(topic, value=value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
-def _wait_for_count(web: str, name: str, expected: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if httpx.get(f"{web}/health/").json()["counts"].get(name, 0) >= expected:
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"{name} did not reach {expected}")
-
-
 @pytest.fixture(scope="module")
 def decisions(stack):
     """Labels first (a label counts only from its known time on, so early is exact and
     takes the race between two topics away; replay's own label timing is tested in
-    test_producer.py), then malformed records and the file through `aegis replay`."""
+    tests/aegis_app/ingest/test_replay.py), then malformed records, then the file through
+    `aegis replay` in slices (SLICE_DELAYS)."""
     frame, config = stack["frame"], stack["config"]
     bootstrap = stack["broker"].bootstrap
-    labels = _labels(frame, config)
+    labels = file_labels(frame, config)
     label_messages = [(lb.transaction_id.encode(), lb.to_json()) for lb in labels]
-    asyncio.run(_produce(bootstrap, LABELS_TOPIC, label_messages))
-    _wait_for_count(stack["web"], "labels_in", len(labels), timeout=120)
+    asyncio.run(produce(bootstrap, LABELS_TOPIC, label_messages))
+    wait_for_count(stack["web"], "labels_in", len(labels), timeout=120)
     # ... and applied to every entity state they name, so that no label backlog holds back
     # a partition's transactions by more than a label delay of event time.
     takers = StreamEngine(config).label_entities
     label_hops = sum(label.entities.get(e) is not None for label in labels for e in takers)
-    _wait_for_count(stack["web"], "entity_stage_in", label_hops, timeout=120)
+    wait_for_count(stack["web"], "entity_stage_in", label_hops, timeout=120)
     codec = RecordCodec(config)
     malformed = _malformed(codec, _first_row(stack["file"], config))
     stack["malformed"] = malformed
     bad_records = [(str(i).encode(), payload) for i, (payload, _) in enumerate(malformed)]
-    asyncio.run(_produce(bootstrap, TRANSACTIONS_TOPIC, bad_records))
-    asyncio.run(_produce(bootstrap, LABELS_TOPIC, [(b"1", BAD_LABEL)]))
+    asyncio.run(produce(bootstrap, TRANSACTIONS_TOPIC, bad_records))
+    asyncio.run(produce(bootstrap, LABELS_TOPIC, [(b"1", BAD_LABEL)]))
     decided = 0
     for part, rows in _slices(stack["file"], frame, config, stack["root"]):
         argv = ["replay", str(part), "--broker", stack["broker"].url, "--no-labels", "--quiet"]
         assert main([*argv, "--config", str(config.path)]) == 0
         decided += rows
-        _wait_for_count(stack["web"], "scored", decided, timeout=180)
+        wait_for_count(stack["web"], "scored", decided, timeout=180)
     expected = len(frame)
     records = read_topic(
         stack["broker"].url,
@@ -299,19 +253,7 @@ def test_stream_features_equal_batch_features(stack, decisions):
     frame, config = stack["frame"], stack["config"]
     batch = compute_features(frame, config)
     batch.index = frame["transaction_id"].to_numpy()
-    mismatches = []
-    for d in decisions:
-        want = batch.loc[d["transaction_id"]]
-        for name in config.feature_names:
-            have, expected = d["features"][name], want[name]
-            if isinstance(expected, str) or expected is None:
-                same = have == expected
-            elif have is None:  # NaN travels as null
-                same = math.isnan(expected)
-            else:
-                same = math.isclose(have, expected, rel_tol=1e-9, abs_tol=1e-9)
-            if not same:
-                mismatches.append((d["transaction_id"], name, have, expected))
+    mismatches = feature_mismatches(decisions, batch, config.feature_names)
     health = httpx.get(f"{stack['web']}/health/").json()
     assert not mismatches, (len(mismatches), mismatches[:4], health)
     assert "late_beyond_label_delay" not in health["counts"], health

@@ -1,0 +1,85 @@
+"""What the integration tests share to feed a running worker and check what it decided:
+a file's labels as replay publishes them, producing onto a topic, waiting for a worker
+counter, and the decisions' features against the batch computation."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import httpx
+import pandas as pd
+from aiokafka import AIOKafkaProducer
+
+from aegis_app.core.config import Config
+from aegis_app.core.labels import Label
+from aegis_app.core.records import format_datetime
+from aegis_app.core.timerules import label_known_at
+from tables.engine import StreamEngine
+
+
+def file_labels(frame: pd.DataFrame, config: Config) -> list[Label]:
+    """The file's labels as replay publishes them: known `delay` days after each
+    transaction, naming its entity keys."""
+    engine = StreamEngine(config)
+    out = []
+    for record in frame.to_dict("records"):
+        if record["label"] != record["label"] or record["label"] is None:
+            continue
+        keys = {name: key for name, key in engine.keys(record).items() if key is not None}
+        known = label_known_at(int(record["ts"]), config.label_delay_days)
+        out.append(
+            Label(
+                transaction_id=record["transaction_id"],
+                label=int(record["label"]),
+                source="chargeback",
+                known_at=format_datetime(known),
+                tx_datetime=format_datetime(int(record["ts"])),
+                entities=keys,
+                card=record["card"],
+            )
+        )
+    return out
+
+
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=1_048_576)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send(topic, value=value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def wait_for_count(web: str, name: str, expected: int, timeout: float) -> None:
+    """Until the worker's /health/ counter `name` reaches `expected`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(f"{web}/health/").json()["counts"].get(name, 0) >= expected:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{name} did not reach {expected}")
+
+
+def feature_mismatches(
+    decisions: list[dict], batch: pd.DataFrame, names: tuple[str, ...]
+) -> list[tuple]:
+    """(transaction id, feature, decided, batch) wherever a decision's feature differs from
+    the batch's (`batch` indexed by transaction id): text equal, numbers within 1e-9, a
+    NaN travelling as null."""
+    mismatches = []
+    for d in decisions:
+        want = batch.loc[d["transaction_id"]]
+        for name in names:
+            have, expected = d["features"][name], want[name]
+            if isinstance(expected, str) or expected is None:
+                same = have == expected
+            elif have is None:
+                same = math.isnan(expected)
+            else:
+                same = math.isclose(have, expected, rel_tol=1e-9, abs_tol=1e-9)
+            if not same:
+                mismatches.append((d["transaction_id"], name, have, expected))
+    return mismatches
