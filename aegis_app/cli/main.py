@@ -7,14 +7,13 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from aegis_app.cli.datafiles import load_configured, user_schema
 from aegis_app.cli.kafka_options import add_kafka_options, kafka_overrides
-from aegis_app.core.settings import Settings
+from aegis_app.core.settings import Settings, config_in_environment
 from aegis_app.kafka.security import KafkaSecurityError
 
 
@@ -289,14 +288,13 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def _use_config(args: argparse.Namespace) -> None:
-    """Check the config file now (a mistake is named before anything starts) and hand it to
-    every part of this command, and to the processes it starts, through AEGIS_CONFIG."""
+def _checked_config(args: argparse.Namespace) -> Path:
+    """The command's config file, checked now (a mistake is named before anything starts)."""
     from aegis_app.core import config
 
     path = config.resolve(getattr(args, "config", None) or Settings.from_env().config)
     config.load(path)
-    os.environ["AEGIS_CONFIG"] = str(path)
+    return path
 
 
 def _command_modules():
@@ -312,26 +310,20 @@ def _command_modules():
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
-    # The command's config reaches its parts through AEGIS_CONFIG; a caller in the same
-    # process (a test, a script) gets its own environment back afterwards.
-    caller_config = os.environ.get("AEGIS_CONFIG")
-    try:
-        return _run(args)
-    finally:
-        if caller_config is None:
-            os.environ.pop("AEGIS_CONFIG", None)
-        else:
-            os.environ["AEGIS_CONFIG"] = caller_config
-
-
-def _run(args: argparse.Namespace) -> int:
     from aegis_app.core.config import ConfigError
 
     try:
-        _use_config(args)
+        config_path = _checked_config(args)
     except ConfigError as exc:
         print(f"aegis {args.command}: error in the config: {exc}", file=sys.stderr)
         return 2
+    # The command's parts, and the processes it starts, read the config through
+    # AEGIS_CONFIG; a caller in the same process (a test, a script) gets its own back.
+    with config_in_environment(config_path):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:

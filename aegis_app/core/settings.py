@@ -6,6 +6,8 @@ Command-line options override these; the defaults suit the demo on one machine.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -219,3 +221,18 @@ def broker_host_port(url: str) -> str:
     """'kafka://h:9092' -> 'h:9092' (first host), for plain Kafka clients."""
     first = url.split(";")[0].split(",")[0]
     return first.split("://", 1)[-1]
+
+
+@contextmanager
+def config_in_environment(path: Path) -> Iterator[None]:
+    """AEGIS_CONFIG = `path` while a command runs (its parts and the processes it starts
+    read it), then the caller's own value (or none) again."""
+    before = os.environ.get("AEGIS_CONFIG")
+    os.environ["AEGIS_CONFIG"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("AEGIS_CONFIG", None)
+        else:
+            os.environ["AEGIS_CONFIG"] = before
