@@ -42,6 +42,7 @@ from aegis_app.worker.backfill import backfill
 from models.lifecycle import registry
 
 ROOT = Path("var/demo")
+LABEL_DELAY_DAYS = 7  # the default preset's
 MALFORMED_EVERY_S = 15.0
 
 
@@ -70,14 +71,15 @@ def _ensure_model(data: Path, model_dir: Path, replay_from: pd.Timestamp) -> Non
     from models.lifecycle.training import Window
 
     frame = files.read_transactions(data)
-    # The two weeks before the replay starts: the stream then runs past what this model
-    # has seen, with the history its training features had (the backfill below).
-    start = max(replay_from - pd.Timedelta(days=14), _first_day(data))
+    # The two weeks that end a label delay before the replay starts (their labels are
+    # known by then, none later is used): the stream then runs past what this model has
+    # seen, with the history its training features had (the backfill below).
+    start = max(replay_from - pd.Timedelta(days=14 + LABEL_DELAY_DAYS), _first_day(data))
     manifest = train(
         frame,
         model_dir,
         Window(start, 14),
-        delay_days=7,
+        delay_days=LABEL_DELAY_DAYS,
         progress=True,
         config=files.simulator_config(),
     )

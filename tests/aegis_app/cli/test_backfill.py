@@ -13,6 +13,7 @@ from aegis_app.cli.main import main
 from aegis_app.core.config import load, resolve
 from aegis_app.core.source import SourceReader
 from aegis_app.harness import simulator
+from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
 from aegis_app.harness.stack import read_topic
 from aegis_app.worker.backfill import source_partition
 from tables.engine import StreamEngine
@@ -27,6 +28,20 @@ def history(tmp_path_factory) -> str:
     frame.loc[3, "TX_AMOUNT"] = -1.0  # a negative amount: reported and skipped
     frame.to_csv(path, index=False)
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def own_broker(tmp_path_factory):
+    """A broker of this module's own: backfill creates every topic of the worker (the
+    shared topics too) with its --partitions, which other tests' topics must not meet."""
+    embedded = EmbeddedBroker(
+        port=free_port(), log_path=tmp_path_factory.mktemp("backfill-broker") / "tansu.log"
+    )
+    try:
+        embedded.start()
+        yield embedded
+    finally:
+        embedded.stop()
 
 
 @pytest.fixture
@@ -72,7 +87,8 @@ def test_data_is_required(capsys):
     assert "--data" in capsys.readouterr().err
 
 
-def test_it_writes_each_state_once_where_the_worker_would(history, broker, app_id, capsys):
+def test_it_writes_each_state_once_where_the_worker_would(history, own_broker, app_id, capsys):
+    broker = own_broker
     argv = ["backfill", "--data", history, "--broker", broker.url, "--quiet"]
     assert main([*argv, "--until", "2018-04-08", "--partitions", "3"]) == 0
     captured = capsys.readouterr()
