@@ -87,9 +87,11 @@ class RulePage(BaseModel):
 
 
 class ExpressionErrorOut(ErrorOut):
-    line: int = Field(description="1-based line of the problem in the expression")
-    column: int = Field(description="1-based column")
-    offset: int = Field(description="0-based character offset")
+    """A 422; when the expression is refused, where in it and why (`field`: expression)."""
+
+    line: int | None = Field(None, description="1-based line of the problem in the expression")
+    column: int | None = Field(None, description="1-based column")
+    offset: int | None = Field(None, description="0-based character offset")
 
 
 class DayOut(BaseModel):

@@ -53,8 +53,12 @@ from models.rules.rule import ACTIVE, RETIRED, SHADOW, Rule
 from models.rules.vocabulary import Vocabulary
 
 MAX_BACKTEST_DAYS = 366
-RuleId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-ListName = Annotated[str, Path(pattern=LIST_NAME, description="a CEL name: [a-z_][a-z0-9_]*")]
+RuleId = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]
+ListName = Annotated[
+    str,
+    Path(pattern=LIST_NAME, description="a CEL name: [a-z_][a-z0-9_]*", examples=["vip_cards"]),
+]
+E400 = {400: {"model": ErrorOut, "description": "the body cannot be read (not UTF-8 JSON)"}}
 E401 = {401: {"model": ErrorOut, "description": "missing or wrong bearer token"}}
 E403 = {403: {"model": ErrorOut, "description": "the token's role may not do this"}}
 E404 = {404: {"model": ErrorOut, "description": "no such rule or list"}}
@@ -159,7 +163,7 @@ def rules_router(
         "/v1/rules",
         response_model=RuleVersionOut,
         status_code=201,
-        responses={**E401, **E403, **E422X},
+        responses={**E400, **E401, **E403, **E422X},
         summary="Write a rule (a draft: not run until shadowed or activated)",
     )
     async def create_rule(body: RuleIn, who: Principal = drafter):
@@ -185,7 +189,7 @@ def rules_router(
     @router.put(
         "/v1/rules/{rule_id}",
         response_model=RuleVersionOut,
-        responses={**E401, **E403, **E404, **E409, **E422X, **E503},
+        responses={**E400, **E401, **E403, **E404, **E409, **E422X, **E503},
         summary="Change a draft, shadow or retired rule: a new draft version",
         description="An active rule is not edited in place: retire it first, or write a new "
         "rule. A shadow rule stops being shadowed until shadowed again.",
@@ -212,7 +216,7 @@ def rules_router(
     @router.post(
         "/v1/rules/{rule_id}/backtest",
         response_model=BacktestOut,
-        responses={**E401, **E403, **E404, **E422X},
+        responses={**E400, **E401, **E403, **E404, **E422X},
         summary="Run the rule over the stored decisions of a period",
         description="Hits per day, the alerts it would add (hits the stored decision "
         "allowed), overlap with the stored alerts, precision and recall against the labels "
@@ -244,7 +248,7 @@ def rules_router(
     @router.post(
         "/v1/rules/{rule_id}/shadow",
         response_model=RuleVersionOut,
-        responses={**E401, **E403, **E404, **E409, **E422, **E503},
+        responses={**E400, **E401, **E403, **E404, **E409, **E422, **E503},
         summary="Run a draft on live traffic without changing decisions",
     )
     async def shadow_rule(rule_id: RuleId, who: Principal = drafter, body: ChangeIn | None = None):
@@ -254,6 +258,7 @@ def rules_router(
         "/v1/rules/{rule_id}/activate",
         response_model=RuleVersionOut,
         responses={
+            **E400,
             **E401,
             **E403,
             **E404,
@@ -300,7 +305,7 @@ def rules_router(
     @router.post(
         "/v1/rules/{rule_id}/retire",
         response_model=RuleVersionOut,
-        responses={**E401, **E403, **E404, **E409, **E422, **E503},
+        responses={**E400, **E401, **E403, **E404, **E409, **E422, **E503},
         summary="Stop running a rule (every version is kept)",
     )
     async def retire_rule(
@@ -323,7 +328,7 @@ def rules_router(
     @router.put(
         "/v1/lists/{name}",
         response_model=ListOut,
-        responses={**E401, **E403, **E422, **E503},
+        responses={**E400, **E401, **E403, **E422, **E503},
         summary="Set a list's items (a new version; running rules read it at once)",
     )
     async def put_list(name: ListName, body: ListIn, who: Principal = list_setter):
