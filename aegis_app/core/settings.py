@@ -22,6 +22,8 @@ ALERTS_TOPIC = "aegis.alerts"
 DEADLETTER_TOPIC = "aegis.deadletter"
 LABELS_TOPIC = "aegis.labels"
 MODEL_UPDATES_TOPIC = "aegis.model-updates"
+# Analysts' rules and lists, compacted: the newest version of each (docs/DEVELOPING.md).
+RULES_TOPIC = "aegis.rules"
 # Internal repartition topics: the entity stage keyed by each non-card entity's key (the
 # merchant, a category, ...), card stage keyed by card.
 BY_ENTITY_TOPIC = "aegis.by-entity"
@@ -75,8 +77,26 @@ class Settings:
     max_record_bytes: int = 16_384
     # Where the analyst page finds the REST API (default: this machine's api_port).
     api_url: str | None = None
-    # Bearer token for label and admin endpoints of the API (no default outside the demo).
+    # Bearer token of the API's admin role (no default outside the demo); the role tokens
+    # below add the narrower roles (README "Roles"), none of them has a default.
     api_token: str | None = None
+    # Posts transactions (a payment gateway).
+    api_service_token: str | None = field(default=None, repr=False)
+    # Reads, labels alerts, drafts, backtests and shadows rules.
+    api_analyst_token: str | None = field(default=None, repr=False)
+    # Everything: activates and retires rules, sets lists (same as api_token).
+    api_admin_token: str | None = field(default=None, repr=False)
+    # Reads only (GET).
+    api_read_token: str | None = field(default=None, repr=False)
+    # Tokens of named people, "role:name:token" separated by commas (e.g.
+    # "analyst:ana:s3cret,admin:cy:t0ken"): the audit log names who changed what.
+    api_tokens: str | None = field(default=None, repr=False)
+    # Most alerts a day a rule's backtest may add before its activation needs
+    # "confirm": true (None: no budget).
+    rule_alert_budget: float | None = None
+    # Days of stored decisions a backtest covers unless asked otherwise (ending with the
+    # newest stored day).
+    rule_backtest_days: int = 7
     # GET endpoints of the API need no token (1/true/yes/on).
     api_open_reads: bool = False
     # The worker web view the API asks for features (default http://127.0.0.1:{web_port}).

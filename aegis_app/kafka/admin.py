@@ -15,7 +15,7 @@ import asyncio
 import concurrent.futures
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -185,13 +185,16 @@ async def ensure_topics_async(
     *,
     replication_factor: int = 1,
     strict: bool = True,
+    configs: Mapping[str, str] | None = None,
 ) -> dict[str, int]:
     """Create the missing topics among ``names``; return ``{name: partition count}``.
 
-    Idempotent: topics that already exist are left alone. With ``strict`` (the default) an
-    existing topic whose partition count differs from ``partitions`` raises
-    :class:`TopicMismatchError` (Faust needs a changelog to match its source). Returns once
-    metadata shows every topic with all partitions led, or raises BrokerError on timeout.
+    ``configs`` are the topic configs of the topics this creates (e.g.
+    ``{"cleanup.policy": "compact"}``). Idempotent: topics that already exist are left
+    alone. With ``strict`` (the default) an existing topic whose partition count differs
+    from ``partitions`` raises :class:`TopicMismatchError` (Faust needs a changelog to
+    match its source). Returns once metadata shows every topic with all partitions led, or
+    raises BrokerError on timeout.
     """
     wanted = list(dict.fromkeys(names))
     _check_topic_args(wanted, partitions, replication_factor)
@@ -221,7 +224,10 @@ async def ensure_topics_async(
         missing = [n for n in wanted if n not in existing]
         if missing:
             response = await admin.create_topics(
-                [NewTopic(n, partitions, replication_factor) for n in missing],
+                [
+                    NewTopic(n, partitions, replication_factor, topic_configs=dict(configs or {}))
+                    for n in missing
+                ],
                 timeout_ms=int(min(remaining(), 30.0) * 1000),
             )
             failures = []
@@ -256,6 +262,7 @@ def ensure_topics(
     *,
     replication_factor: int = 1,
     strict: bool = True,
+    configs: Mapping[str, str] | None = None,
 ) -> dict[str, int]:
     """Sync wrapper of :func:`ensure_topics_async`."""
     wanted = list(names)
@@ -267,5 +274,6 @@ def ensure_topics(
             timeout,
             replication_factor=replication_factor,
             strict=strict,
+            configs=configs,
         )
     )

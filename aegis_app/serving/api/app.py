@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import time
@@ -15,7 +14,6 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, ORJSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from aegis_app.core.codec import RecordCodec
@@ -25,8 +23,10 @@ from aegis_app.core.records import InvalidRecord, format_datetime
 from aegis_app.core.settings import Settings
 from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.serving.api import drift
+from aegis_app.serving.api.auth import LABEL, READ, SCORE, Authenticator, Principal
 from aegis_app.serving.api.config import ApiSettings
 from aegis_app.serving.api.metrics import Metrics, RequestTimer
+from aegis_app.serving.api.rules import rules_router
 from aegis_app.serving.api.schemas import (
     MAX_ID_CHARS,
     Action,
@@ -61,9 +61,9 @@ from tables.engine.state import StateError
 from tables.engine.stream import StreamEngine
 
 log = logging.getLogger(__name__)
-bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <AEGIS_API_TOKEN>")
 
 E401 = {401: {"model": ErrorOut, "description": "missing or wrong bearer token"}}
+E403 = {403: {"model": ErrorOut, "description": "the token's role may not do this"}}
 E422 = {422: {"model": ErrorOut, "description": "invalid input; `field` names it"}}
 E400 = {400: {"model": ErrorOut, "description": "the body cannot be read (not UTF-8 JSON)"}}
 E404 = {404: {"model": ErrorOut, "description": "no such alert (no stored decision)"}}
@@ -254,36 +254,20 @@ def create_app(
 
     # ------------------------------------------------------------------ auth
 
-    def _check(credentials: HTTPAuthorizationCredentials | None) -> None:
-        given = credentials.credentials if credentials is not None else ""
-        if not api.token or not hmac.compare_digest(given.encode(), api.token.encode()):
-            raise HTTPException(
-                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
-
-    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop on
-    # every request for a check that takes microseconds.
-    async def writer(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        _check(credentials)
-
-    async def reader(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        if not api.open_reads:
-            _check(credentials)
-
-    Writer = [Depends(writer)]
-    Reader = [Depends(reader)]
+    auth = Authenticator(api.tokens(), api.open_reads)
+    Scorer = [Depends(auth.require(SCORE))]
+    Reader = [Depends(auth.require(READ))]
+    # Endpoints that need the caller take `who: Principal = labeller`: a default,
+    # because this module's string annotations cannot name a local alias.
+    labeller = Depends(auth.require(LABEL))
 
     # ------------------------------------------------------------------ scoring
 
     @app.post(
         "/v1/transactions",
         response_model=TransactionDecisionOut,
-        dependencies=Writer,
-        responses={**E401, **E422, **E503},
+        dependencies=Scorer,
+        responses={**E401, **E403, **E422, **E503},
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -353,7 +337,7 @@ def create_app(
         "/v1/cards/{card_id}",
         response_model=CardOut,
         dependencies=Reader,
-        responses={**E401, **E422, **E503},
+        responses={**E401, **E403, **E422, **E503},
         summary="A card's state in the stream and its recent decisions",
     )
     async def get_card(
@@ -391,7 +375,7 @@ def create_app(
         "/v1/alerts",
         response_model=AlertPage,
         dependencies=Reader,
-        responses={**E401, **E422, **E503},
+        responses={**E401, **E403, **E422, **E503},
         summary="Alerts (review and block unless `action` says otherwise), newest first",
     )
     async def list_alerts(
@@ -435,7 +419,7 @@ def create_app(
         "/v1/alerts/{transaction_id}",
         response_model=AlertOut,
         dependencies=Reader,
-        responses={**E401, **E404, **E422},
+        responses={**E401, **E403, **E404, **E422},
         summary="One alert (any stored decision) with everything",
     )
     async def get_alert(
@@ -449,25 +433,34 @@ def create_app(
     @app.post(
         "/v1/alerts/{transaction_id}/label",
         response_model=LabelOut,
-        dependencies=Writer,
-        responses={**E400, **E401, **E404, **E422, **E503},
+        responses={**E400, **E401, **E403, **E404, **E422, **E503},
         summary="An analyst's verdict: stored, and published on aegis.labels",
     )
     async def label_alert(
         transaction_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)],
         body: LabelIn,
+        who: Principal = labeller,
     ):
         now = datetime.now(UTC)
         value = 1 if body.label == "fraud" else 0
+        analyst = body.analyst or who.name
         row = await run_in_threadpool(
             lambda: parts["store"].record_label(
-                transaction_id, value, note=body.note, analyst=body.analyst, at=now
+                transaction_id, value, note=body.note, analyst=analyst, at=now
             )
         )
         if row is None:
             return _error(
                 404, f"no stored decision for transaction {transaction_id!r}: nothing to label"
             )
+        await run_in_threadpool(
+            parts["store"].audit,
+            who.actor,
+            "label",
+            f"transaction:{transaction_id}",
+            body.note,
+            {"label": body.label, "analyst": analyst},
+        )
         known_at = format_datetime(int(now.timestamp()))
         # The stored decision's entity keys take the label to each entity's state.
         entities = row.get("entities") or _keys_of_row(engine, row)
@@ -488,7 +481,7 @@ def create_app(
         "/v1/models",
         response_model=ModelsOut,
         dependencies=Reader,
-        responses=E401,
+        responses={**E401, **E403},
         summary="The active model version and every registered version with its metrics",
     )
     async def get_models():
@@ -507,7 +500,7 @@ def create_app(
         "/v1/drift",
         response_model=DriftOut,
         dependencies=Reader,
-        responses={**E401, **E422, **E503},
+        responses={**E401, **E403, **E422, **E503},
         summary="Population stability (PSI) of features and score vs the training data, "
         "per event-time window",
     )
@@ -522,6 +515,10 @@ def create_app(
         return await run_in_threadpool(
             lambda: drift.compute(parts["store"], reference, hours=hours, windows=windows)
         )
+
+    # ------------------------------------------------------------------ rules and lists
+
+    app.include_router(rules_router(config, api, auth, parts))
 
     # ------------------------------------------------------------------ operations
 
@@ -562,6 +559,7 @@ def create_app(
                 "description": "Prometheus text format",
             },
             **E401,
+            **E403,
         },
         response_class=Response,
         summary="Prometheus metrics",

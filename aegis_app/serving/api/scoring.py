@@ -10,8 +10,8 @@
   requests are scored together (one model call per batch: on the loop for a few rows,
   in a worker thread for more, or when a model may have to be loaded).
 * `KafkaPublisher` puts the transaction on aegis.transactions (the codec's bytes, keyed by
-  card), so the stream updates its state and records the official decision, and labels on
-  aegis.labels.
+  card), so the stream updates its state and records the official decision, labels on
+  aegis.labels, and rule and list changes on aegis.rules.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from aiokafka import AIOKafkaProducer
 
 from aegis_app.core.config import Config
 from aegis_app.core.labels import Label
-from aegis_app.core.settings import TRANSACTIONS_TOPIC
-from aegis_app.kafka import clients
+from aegis_app.core.settings import RULES_TOPIC, TRANSACTIONS_TOPIC
+from aegis_app.kafka import clients, rule_updates
 from aegis_app.kafka.clients import Broker
 from aegis_app.kafka.producer import send_label
 from models.decisions.decision import build_decisions
@@ -255,6 +255,7 @@ class KafkaPublisher:
         self.broker_url = broker_url
         self.connection = clients.connection_of(broker_url)  # a bad URL fails here, at once
         self.producer: AIOKafkaProducer | None = None
+        self._rules_topic_ready = False
 
     async def start(self) -> None:
         self.producer = clients.producer(
@@ -295,6 +296,18 @@ class KafkaPublisher:
             await (await send_label(producer, label))
         except Exception as exc:  # noqa: BLE001
             raise Unavailable(f"could not publish the label: {exc!r}") from None
+
+    async def publish_rule_change(self, key: bytes, value: bytes) -> None:
+        """One rule or list version on aegis.rules (aegis_app.kafka.rule_updates), the
+        topic created on first use (compacted, one partition)."""
+        producer = await self._ensure()
+        try:
+            if not self._rules_topic_ready:
+                await rule_updates.ensure_topic(self.connection)
+                self._rules_topic_ready = True
+            await (await producer.send(RULES_TOPIC, value=value, key=key))
+        except Exception as exc:  # noqa: BLE001
+            raise Unavailable(f"could not publish on {RULES_TOPIC}: {exc!r}") from None
 
     async def ready(self) -> bool:
         from aegis_app.kafka.admin import BrokerError, wait_for_broker_async

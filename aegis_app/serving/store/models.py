@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -92,6 +93,18 @@ class DecisionRow(Base):
     )
 
 
+# A stored transaction as queries read it back (the training and backtest rows).
+TRANSACTION_COLUMNS = (
+    DecisionRow.transaction_id,
+    DecisionRow.card,
+    DecisionRow.merchant,
+    DecisionRow.amount,
+    DecisionRow.ts,
+    DecisionRow.tx_datetime,
+    DecisionRow.fields,
+)
+
+
 class LabelRow(Base):
     """Every label: analyst verdicts given through the API (the decision keeps the latest)
     and the chargeback/replay labels the sink reads from aegis.labels, with the card and
@@ -139,3 +152,66 @@ class KinesisCheckpointRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Who made a change: "<role>:<name>" of the API token (aegis_app/serving/api/auth.py).
+ACTOR_CHARS = 128
+LIST_NAME_CHARS = 64
+
+
+class RuleRow(Base):
+    """A rule: its id and who created it. What it says is in its versions."""
+
+    __tablename__ = "rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(ACTOR_CHARS))
+
+
+class RuleVersionRow(Base):
+    """Every version of a rule, one row per change (an edit or a move between states):
+    the newest is the rule as it stands (models/rules/lifecycle.py)."""
+
+    __tablename__ = "rule_versions"
+
+    rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    expression: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(ACTOR_CHARS))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ListVersionRow(Base):
+    """Every version of a named list rules refer to (`card in lists.vip_cards`): its
+    items (text), who set them, when and why; the newest is the list in force."""
+
+    __tablename__ = "rule_lists"
+
+    name: Mapped[str] = mapped_column(String(LIST_NAME_CHARS), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    items: Mapped[list] = mapped_column(JSON)
+    changed_by: Mapped[str] = mapped_column(String(ACTOR_CHARS))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class AuditRow(Base):
+    """Every change made through the API: who (role:name), when, what and why."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(ACTOR_CHARS))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(300))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[dict] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_audit_log_at", "at"),)

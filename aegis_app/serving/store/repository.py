@@ -32,10 +32,12 @@ from aegis_app.core.records import format_datetime, parse_datetime
 from aegis_app.serving.store.models import (
     LABELLED,
     OPEN,
+    TRANSACTION_COLUMNS,
     DecisionRow,
     KinesisCheckpointRow,
     LabelRow,
 )
+from aegis_app.serving.store.rules import RuleChanges
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MAX_PAGE = 500
@@ -232,8 +234,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise BadCursor("cursor: not a cursor from this API") from None
 
 
-class Store:
-    """Decisions and labels in one SQL database (SQLite or PostgreSQL)."""
+class Store(RuleChanges):
+    """Decisions and labels in one SQL database (SQLite or PostgreSQL), and the rules,
+    lists and audit log of aegis_app.serving.store.rules."""
 
     def __init__(
         self, db_url: str | None = None, *, engine: Engine | None = None, migrate: bool = True
@@ -502,13 +505,7 @@ class Store:
         it."""
         query = (
             select(
-                DecisionRow.transaction_id,
-                DecisionRow.card,
-                DecisionRow.merchant,
-                DecisionRow.amount,
-                DecisionRow.ts,
-                DecisionRow.tx_datetime,
-                DecisionRow.fields,
+                *TRANSACTION_COLUMNS,
                 DecisionRow.entities,
                 DecisionRow.features,
                 DecisionRow.score,

@@ -29,6 +29,14 @@ from models.lifecycle.training import fit_bundle
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# One token per role besides TOKEN (the admin's AEGIS_API_TOKEN).
+ROLE_TOKENS = {role: f"{role}-token-0123456789" for role in ("service", "analyst", "admin", "read")}
+
+
+def auth(role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {ROLE_TOKENS[role]}"}
+
+
 CONFIGS = Path(__file__).resolve().parents[4] / "configs"
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -100,17 +108,22 @@ class FakeState(StateSource):
 
 
 class FakePublisher:
-    """Records (wire bytes, key) of each transaction and each Label."""
+    """Records (wire bytes, key) of each transaction, each Label and each (key, value) on
+    aegis.rules."""
 
     def __init__(self) -> None:
         self.transactions: list[tuple[bytes, bytes]] = []
         self.labels: list = []
+        self.rule_changes: list[tuple[bytes, bytes]] = []
 
     async def publish_transaction(self, payload: bytes, key: bytes) -> None:
         self.transactions.append((payload, key))
 
     async def publish_label(self, label) -> None:
         self.labels.append(label)
+
+    async def publish_rule_change(self, key: bytes, value: bytes) -> None:
+        self.rule_changes.append((key, value))
 
     async def ready(self) -> bool:
         return True
@@ -159,8 +172,9 @@ def api_store(tmp_path) -> Iterator[Store]:
 
 @pytest.fixture
 def make_client(model_dir, sparkov_model_dir, handbook, sparkov, api_store):
-    """make_client(open_reads=False, publisher=None, token=TOKEN, config="handbook")
-    -> (client, state, publisher); config "sparkov" scores with the Sparkov model."""
+    """make_client(open_reads=False, publisher=None, token=TOKEN, config="handbook",
+    **api) -> (client, state, publisher); config "sparkov" scores with the Sparkov model;
+    every role has its token (ROLE_TOKENS); `api` sets other ApiSettings fields."""
     opened: list[TestClient] = []
     presets: Mapping[str, tuple[Config, Path]] = {
         "handbook": (handbook, model_dir),
@@ -172,12 +186,19 @@ def make_client(model_dir, sparkov_model_dir, handbook, sparkov, api_store):
         publisher=None,
         token: str | None = TOKEN,
         config: str = "handbook",
+        **options: Any,
     ):
         chosen, models = presets[config]
         settings = Settings(
             model_dir=models, kafka_broker="kafka://127.0.0.1:1", config=chosen.path
         )
-        api = ApiSettings(token=token, open_reads=open_reads, worker_url="http://127.0.0.1:1")
+        api = ApiSettings(
+            token=token,
+            open_reads=open_reads,
+            worker_url="http://127.0.0.1:1",
+            role_tokens=dict(ROLE_TOKENS) if token else {},
+            **options,
+        )
         state = FakeState()
         publisher = publisher or FakePublisher()
         app = create_app(

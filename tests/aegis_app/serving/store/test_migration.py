@@ -6,25 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import Engine, inspect, text
 
 from aegis_app.serving.store import Store, upgrade
-from aegis_app.serving.store.repository import make_engine
 from tests.aegis_app.serving.store.test_repository import decision, sparkov_decision
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 NAIVE = "2026-01-01 12:00:00"  # how UTCDateTime keeps T0 on SQLite
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path) -> Engine:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path}/old.db")
-        yield engine
-        engine.dispose()
-    else:
-        yield request.getfixturevalue("pg_engine")
 
 
 def _old_store(engine: Engine) -> None:
