@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20  # the slowest tests, to keep make test under 15 min
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not integration"

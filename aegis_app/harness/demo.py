@@ -6,7 +6,7 @@ worker starts warm, its windows already full), starts a worker (and the API and 
 page), streams the transactions that follow with their delayed labels plus the odd
 malformed record, and prints a live line of throughput and alerts.
 A retraining job (`aegis retrain --every 120`) trains challengers from the store as labels
-arrive; the data carries a new fraud pattern (spending bursts) from day 30 that the first
+arrive; the data carries a new fraud pattern (spending bursts) from day 60 that the first
 model never saw, and a promoted version shows up in the live line when the worker
 switches to it. Ctrl-C stops everything it started.
 """
@@ -127,8 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=300.0, help="transactions per second")
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--terminals", type=int, default=4000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--bursts-from", type=int, default=30, help="new fraud pattern")
+    parser.add_argument("--days", type=int, default=120)
+    # From day 60: the first model trains on days 39-52 (two weeks ending a label delay
+    # before the replay), whose 30-day windows (37 days for the merchant's delayed ones)
+    # are full, like the live windows the backfill gives the worker.
+    parser.add_argument("--bursts-from", type=int, default=60, help="new fraud pattern")
     parser.add_argument(
         "--warm-days",
         type=int,

@@ -76,13 +76,33 @@ def profile_entry(values: np.ndarray, bins: int = 10) -> dict[str, Any]:
     }
 
 
+# Calendar features (the config's hour, weekend, night and day-of-week kinds): their mix in a
+# window depends on which hours and days it covers (a one-day window is all weekend or all
+# weekdays, a window that starts at 9:00 lacks the night), not on how cards and merchants
+# behave. Reported, ranked last, never the cause of an alert. A profile names them
+# ("calendar"); profiles written before it did know only the Handbook's weekend flag.
+CALENDAR_KINDS = frozenset({"hour", "weekend", "night", "day_of_week"})
+LEGACY_CALENDAR_FEATURES = ("TX_DURING_WEEKEND",)
+
+
+def calendar_features(config_description: Mapping[str, Any] | None) -> list[str]:
+    """The calendar features of a model's recorded config (describe_config's shape)."""
+    if not config_description:
+        return list(LEGACY_CALENDAR_FEATURES)
+    return [f["name"] for f in config_description["features"] if f.get("kind") in CALENDAR_KINDS]
+
+
 def reference_profile(
-    X: np.ndarray, feature_names: list[str], scores: np.ndarray, bins: int = 10
+    X: np.ndarray,
+    feature_names: list[str],
+    scores: np.ndarray,
+    bins: int = 10,
+    calendar: Sequence[str] = LEGACY_CALENDAR_FEATURES,
 ) -> dict[str, Any]:
     """The drift reference of a training window (JSON-ready, for the manifest).
 
     X holds one column per name in `feature_names`; `scores` are the bundle's ensemble
-    scores on the same rows.
+    scores on the same rows; `calendar` names the calendar features among them.
     """
     if bins < 2:
         raise ValueError("bins must be at least 2")
@@ -95,6 +115,7 @@ def reference_profile(
         "bins": int(bins),
         "n": int(X.shape[0]),
         "features": {name: profile_entry(X[:, j], bins) for j, name in enumerate(feature_names)},
+        "calendar": [name for name in calendar if name in feature_names],
         SCORE: profile_entry(np.asarray(scores, dtype=np.float64), bins),
     }
 
@@ -102,7 +123,10 @@ def reference_profile(
 def bundle_reference(bundle, X: np.ndarray) -> dict[str, Any]:
     """The reference of a fitted bundle: its training rows `X` (in the bundle's feature
     order) and its ensemble scores on them."""
-    return reference_profile(X, list(bundle.feature_names), bundle.score(X)["ensemble"])
+    calendar = calendar_features((bundle.metadata or {}).get("config"))
+    return reference_profile(
+        X, list(bundle.feature_names), bundle.score(X)["ensemble"], calendar=calendar
+    )
 
 
 def psi(reference_entry: Mapping[str, Any], values: np.ndarray | Sequence[float]) -> float:
@@ -156,12 +180,6 @@ def _feature_columns(
     return columns
 
 
-# Calendar flags: their mix in a window depends on which days it covers (a one-day window is
-# all weekend or all weekdays), not on how cards and terminals behave. Reported, ranked
-# last, never the cause of an alert.
-CALENDAR_FEATURES = frozenset({"TX_DURING_WEEKEND"})
-
-
 def drift_report(
     reference: Mapping[str, Any],
     rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
@@ -177,6 +195,7 @@ def drift_report(
     reaches `threshold`, and only with at least `min_rows` rows behind that PSI.
     """
     names = list(reference.get("features", {}))
+    calendar = frozenset(reference.get("calendar", LEGACY_CALENDAR_FEATURES))
     columns = _feature_columns(rows, names)
     n = len(next(iter(columns.values()))) if columns else len(rows)
     feature_psi: dict[str, float] = {}
@@ -187,10 +206,10 @@ def drift_report(
     score_psi = psi(reference[SCORE], score_values) if n_scores and SCORE in reference else None
     ranked = sorted(
         feature_psi.items(),
-        key=lambda item: (item[0] not in CALENDAR_FEATURES, item[1]),
+        key=lambda item: (item[0] not in calendar, item[1]),
         reverse=True,
     )
-    behavioural = [item for item in ranked if item[0] not in CALENDAR_FEATURES]
+    behavioural = [item for item in ranked if item[0] not in calendar]
     max_feature, max_psi = behavioural[0] if behavioural else (None, None)
     feature_alert = max_psi is not None and n >= min_rows and max_psi >= threshold
     score_alert = score_psi is not None and n_scores >= min_rows and score_psi >= threshold

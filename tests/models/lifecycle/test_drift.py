@@ -264,3 +264,29 @@ def test_the_weekend_flag_never_raises_an_alert():
     assert report["feature_psi"]["TX_DURING_WEEKEND"] > 1.0  # reported ...
     assert not report["alert"] and report["max_feature"] == "TX_AMOUNT"  # ... never the cause
     assert report["top_features"][-1]["feature"] == "TX_DURING_WEEKEND"
+
+
+def test_the_configs_calendar_features_never_raise_an_alert():
+    """A window that starts at 9:00 on a Saturday: hour, night and weekend mixes are far from
+    the reference's, and a model trained with the config reports them without alerting."""
+    from aegis_app.core.config import load, resolve
+    from models.lifecycle.drift import calendar_features
+    from models.lifecycle.model_config import describe_config
+
+    calendar = calendar_features(describe_config(load(resolve(None))))
+    assert set(calendar) == {"TX_DURING_WEEKEND", "TX_DURING_NIGHT", "TX_HOUR"}
+    rng = np.random.default_rng(2)
+    names = ["TX_AMOUNT", "TX_HOUR", "TX_DURING_NIGHT", "TX_DURING_WEEKEND"]
+    hours = rng.integers(0, 24, 5000).astype(float)
+    X = np.column_stack(
+        [rng.normal(size=5000), hours, (hours <= 6).astype(float), rng.random(5000) < 2 / 7]
+    )
+    reference = reference_profile(X, names, rng.random(5000), calendar=calendar)
+    late = rng.integers(9, 24, 500).astype(float)
+    window = [
+        {"TX_AMOUNT": a, "TX_HOUR": h, "TX_DURING_NIGHT": 0.0, "TX_DURING_WEEKEND": 1.0}
+        for a, h in zip(rng.normal(size=500), late, strict=True)
+    ]
+    report = drift_report(reference, window, None)
+    assert report["feature_psi"]["TX_HOUR"] > 0.25  # reported ...
+    assert not report["alert"] and report["max_feature"] == "TX_AMOUNT"  # ... never the cause
