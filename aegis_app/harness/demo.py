@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import os
 import secrets
 import signal
 import sys
@@ -119,7 +120,7 @@ async def _send_malformed(bootstrap: str, n: int) -> None:
 def _optional_server(name: str, module: str, args: list[str], log: Path, env: dict):
     if importlib.util.find_spec(module) is None:
         return None
-    return ManagedProcess(name, aegis_command(*args), log, env).start()
+    return ManagedProcess(name, aegis_command(*args), log, env, stop_with_parent=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     _ensure_model(data, model_dir, replay_from)
     replayed = _replay_file(data, replay_from)
 
-    broker = EmbeddedBroker(port=_port(9092), log_path=logs / "broker.log")
+    # Every process the demo starts stops with it, even when it is killed outright.
+    broker = EmbeddedBroker(port=_port(9092), log_path=logs / "broker.log", stop_with_parent=True)
     processes: list[ManagedProcess] = []
     stop = False
 
@@ -160,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal stop
         stop = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     try:
         broker.start()
         web_port, api_port, page_port = _port(6066), _port(8000), _port(8501)
@@ -175,7 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         # Every process reads the simulator's schema: the default preset.
         paced = {"AEGIS_FETCH_INTERVAL_MS": interval, "AEGIS_CONFIG": str(config.resolve(None))}
         worker = start_worker(
-            broker.url, state, web_port, model_dir, logs / "worker.log", env=paced
+            broker.url,
+            state,
+            web_port,
+            model_dir,
+            logs / "worker.log",
+            env=paced,
+            stop_with_parent=True,
         )
         processes.append(worker)
         token = Settings.from_env().api_token or secrets.token_urlsafe(24)
@@ -209,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                 aegis_command("retrain", "--every", str(args.retrain_every)),
                 logs / "retrain.log",
                 env,
+                stop_with_parent=True,
             ).start()
             processes.append(retrainer)
         wait_http_ok(f"http://127.0.0.1:{web_port}/health/", 180, worker)
@@ -219,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             logs / "replay.log",
             paced,
+            stop_with_parent=True,
         ).start()
         processes.append(replayer)
 
@@ -236,12 +246,24 @@ def main(argv: list[str] | None = None) -> int:
         print("Ctrl-C stops everything.\n")
 
         _live_line(web_port, started, broker.bootstrap, lambda: stop)
+    except BrokenPipeError:
+        pass  # our output was piped and the reader went first (`make demo | head`): stop
     finally:
-        print("\nstopping...")
+        _say("\nstopping...")
         for process in reversed(processes):
             process.stop()
         broker.stop()
     return 0
+
+
+def _say(text: str) -> None:
+    """Print, unless our output has gone (a closed pipe): then never again."""
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, ValueError):
+        # Later writes, and the interpreter's last flush, go nowhere instead of failing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _live_line(web_port: int, started: float, bootstrap: str, stopped) -> None:

@@ -50,6 +50,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from aegis_app.harness.lifeline import stop_with_parent_hook
 from aegis_app.kafka.admin import LOOPBACK, BrokerError, metadata_once, run_sync
 
 __all__ = [
@@ -159,6 +160,7 @@ class EmbeddedBroker:
         *,
         host: str = LOOPBACK,
         advertised: str | None = None,
+        stop_with_parent: bool = False,
     ) -> None:
         """``advertised``: the ``host:port`` the broker's metadata tells clients to connect
         to, when they reach it through something else (e.g. a TLS-terminating proxy);
@@ -166,6 +168,8 @@ class EmbeddedBroker:
         self.host = host
         self.port = int(port)
         self.advertised = advertised
+        # SIGTERM when the starting process dies, even by SIGKILL (harness/lifeline.py)
+        self.stop_with_parent = stop_with_parent
         self.log_path = Path(log_path) if log_path is not None else None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -230,6 +234,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: stop() signals the whole group
             env={**os.environ, "NO_COLOR": "1"},
+            preexec_fn=stop_with_parent_hook() if self.stop_with_parent else None,
         )
         _register_safety_net()
         _RUNNING.add(self)

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 from aiokafka import TopicPartition
 
+from aegis_app.harness.lifeline import stop_with_parent_hook
 from aegis_app.kafka import clients
 
 
@@ -28,6 +29,8 @@ class ManagedProcess:
     args: list[str]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    # SIGTERM when the starting process dies, even by SIGKILL (aegis_app/harness/lifeline.py)
+    stop_with_parent: bool = False
     proc: subprocess.Popen | None = None
 
     def start(self) -> ManagedProcess:
@@ -39,6 +42,7 @@ class ManagedProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},
             start_new_session=True,
+            preexec_fn=stop_with_parent_hook() if self.stop_with_parent else None,
         )
         log.close()
         return self
@@ -96,6 +100,7 @@ def start_worker(
     log_path: Path,
     rebalance_timeout: float = 6.0,
     env: dict[str, str] | None = None,
+    stop_with_parent: bool = False,
 ) -> ManagedProcess:
     args = aegis_command(
         "worker",
@@ -110,7 +115,9 @@ def start_worker(
         "--rebalance-timeout",
         str(rebalance_timeout),
     )
-    return ManagedProcess(f"worker:{web_port}", args, log_path, env or {}).start()
+    return ManagedProcess(
+        f"worker:{web_port}", args, log_path, env or {}, stop_with_parent=stop_with_parent
+    ).start()
 
 
 def start_api(
