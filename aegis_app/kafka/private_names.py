@@ -193,6 +193,7 @@ HOOKS: tuple[PrivateName, ...] = (
         PrivateName(_FAUST, _F_THREAD, name, "overridden or called by AegisConsumerThread")
         for name in ("seek_to_committed", "on_start", "call_thread")
     ),
+    PrivateName(_FAUST, "faust.worker:Worker", "stop", "overridden by AegisWorker (a deadline)"),
     PrivateName(
         _FAUST,
         "faust.transport.base:Transport",

@@ -14,6 +14,7 @@ from aegis_app.core.settings import Settings
 from aegis_app.kafka import faust_compat
 from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.kafka.faust_ext import AegisApp
+from aegis_app.worker.stopping import AegisWorker
 from agents import pipeline as stream_pipeline
 from agents.pipeline import Pipeline
 
@@ -74,6 +75,8 @@ def build(settings: Settings) -> tuple[faust.App, Pipeline]:
         # below the label delay (docs/FEATURES.md).
         consumer_max_fetch_size=settings.fetch_max_bytes,
         stream_buffer_maxsize=1024,
+        # Stops within a deadline even when the broker is gone (aegis_app/worker/stopping.py).
+        Worker=AegisWorker,
     )
     return app, stream_pipeline.register(app, settings)
 
