@@ -41,10 +41,10 @@ BAD_LABEL = b"{not json"
 # Delayed entity features are exact while no transaction reaches an entity's state a label
 # delay of event time behind that state's newest event (docs/FEATURES.md, "State"). A
 # replay runs event time thousands of times faster than the clock, and a loaded machine
-# can hold one partition's hops back by seconds: so the file is replayed in slices of half
-# a label delay, each decided before the next is sent, which keeps every hop within the
+# can hold one partition's hops back by seconds: so the file is replayed in slices shorter
+# than a label delay, each decided before the next is sent, which keeps every hop within the
 # delay whatever the machine's load.
-SLICE_DELAYS = 0.5
+SLICE_DELAYS = 0.9
 
 
 def _malformed(codec: RecordCodec, good: dict) -> list[tuple[bytes, str]]:
