@@ -24,7 +24,8 @@ from prometheus_client.registry import Collector
 from agents.counters import WorkerCounters
 from models.rules.live import LiveRules
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# aiohttp adds "; charset=utf-8" to a text response (and refuses it given here).
+CONTENT_TYPE = "text/plain; version=0.0.4"
 
 
 class WorkerCollector(Collector):
