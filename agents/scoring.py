@@ -7,6 +7,12 @@ Model updates: a promotion or rollback announced on aegis.model-updates wakes th
 batches, so every batch is scored wholly by one version and no queued transaction is
 dropped or scored twice. ACTIVE is also polled every MODEL_POLL_SECONDS, the fallback for
 a missed announcement.
+
+Rules: the rule and list changes published on aegis.rules reach the scorer through
+aegis_app/kafka/rules_listener.py; the scorer compiles them and swaps its rule set between
+two batches too (models/rules/live.py), and scores nothing before it has read the rules
+as they stand. Each decision names the rules that matched; the hits and runtime errors of
+every rule are counted (agents/counters.py, shown by /metrics).
 """
 
 from __future__ import annotations
@@ -26,11 +32,14 @@ from aegis_app.core.settings import ALERTS_TOPIC, DECISIONS_TOPIC, Settings
 from aegis_app.kafka import raw_producer
 from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.kafka.model_updates import WORKER_POLL_SECONDS, ModelUpdatesListener
+from aegis_app.kafka.rules_listener import RuleUpdatesListener
 from agents.counters import WorkerCounters
 from models.decisions.decision import build_decisions
 from models.decisions.policy import ALLOW, Rules
 from models.detectors.bundle import ModelBundle
 from models.lifecycle.active_model import LOADED, REFUSED, SWAPPED, ActiveModel
+from models.rules.live import LiveRules
+from models.rules.vocabulary import Vocabulary
 from tables.engine import StreamEngine
 
 log = logging.getLogger(__name__)
@@ -63,11 +72,13 @@ class MicroBatchScorer:
         # The worker's config: a model trained with another one is refused, naming the change.
         self.model = ActiveModel(model_dir, config=config)
         self.last_swap: dict | None = None
-        self.rules = rules
+        # The rules file's rules, then the published ones as the listener offers them.
+        self.rules = LiveRules.of(Vocabulary.from_config(self.model.config), rules)
         # Each decision names its entities' keys (labels need them): StreamEngine.keys.
         self.entity_keys = entity_keys
         # Set by register(): the listener whose status /health/ shows.
         self.updates_listener: ModelUpdatesListener | None = None
+        self.rules_listener: RuleUpdatesListener | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aegis-score")
         self._woken = asyncio.Event()
         self._last_poll = float("-inf")
@@ -88,6 +99,24 @@ class MicroBatchScorer:
                 announcement.get("reason"),
             )
         self._woken.set()
+
+    def rules_changed(self, messages: list[dict]) -> None:
+        """The rules as they now stand on aegis.rules: applied before the next batch.
+        Called on the event loop by the rules listener."""
+        self.counters.counts["rule_updates"] += 1
+        self.rules.offer(messages)
+
+    async def apply_rules(self) -> None:
+        """Compile the offered rules (off the event loop) and swap them in. Only ever
+        called between batches, so a batch never sees two rule sets."""
+        messages = self.rules.take()
+        if messages is None:
+            return
+        built = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self.rules.apply, messages
+        )
+        self.counters.counts["rule_swaps"] += 1
+        self.counters.counts["rules_skipped"] += len(built.skipped)
 
     def reload_due(self) -> bool:
         return (
@@ -138,8 +167,13 @@ class MicroBatchScorer:
         while True:
             if self.reload_due():
                 await self.reload()
+            if self.rules.pending:
+                await self.apply_rules()
             if self.bundle is None:
                 await asyncio.sleep(1.0)  # no model yet: events wait, none is lost
+                continue
+            if not self.rules.ready:
+                await asyncio.sleep(0.1)  # the rules not read yet: events wait likewise
                 continue
             try:
                 # Bounded wait, so an idle worker still acts on an announcement promptly.
@@ -160,12 +194,15 @@ class MicroBatchScorer:
                     break
             if self._woken.is_set():
                 await self.reload()  # announced while this batch formed: score it with the new
+            if self.rules.pending:
+                await self.apply_rules()  # likewise for rules
             bundle = self.bundle
             results = await loop.run_in_executor(self._executor, self._score, bundle, batch)
             for (stream, event, request), (decision, record) in zip(batch, results):
                 key = str(request.tx["transaction_id"]).encode()
                 await raw_producer.send(self.app, DECISIONS_TOPIC, key, record)
                 self.counters.counts[f"decisions_{decision['action']}"] += 1
+                self.counters.count_rules(decision)
                 if decision["action"] != ALLOW:
                     await raw_producer.send(self.app, ALERTS_TOPIC, key, record)
                     self.counters.recent_alerts.append(decision)
@@ -176,7 +213,8 @@ class MicroBatchScorer:
         started = time.perf_counter()
         decisions = build_decisions(
             bundle,
-            self.rules,
+            self.rules.rule_set,
+            self.rules.vocabulary,
             [(r.tx, r.features, r.ingested_ms) for _, _, r in batch],
             entity_keys=self.entity_keys,
         )
@@ -195,6 +233,11 @@ class MicroBatchScorer:
             "poll_seconds": self.poll_seconds,
             "updates_listener": self.updates_listener.status if self.updates_listener else None,
         }
+
+    def rules_status(self) -> dict:
+        """The rules part of the worker's /health/: what runs, what was skipped and why."""
+        listener = self.rules_listener
+        return {**self.rules.status(), "listener": listener.status if listener else None}
 
 
 def register(
@@ -216,6 +259,12 @@ def register(
     # Paced like every consumer of the worker (the fetch interval travels with it).
     listener = ModelUpdatesListener(KafkaConnection.from_settings(settings), scorer.wake)
     scorer.updates_listener = listener
+    # Likewise every worker reads every rule change (aegis_app/kafka/rules_listener.py).
+    rules_listener = RuleUpdatesListener(
+        KafkaConnection.from_settings(settings), scorer.rules_changed
+    )
+    scorer.rules_listener = rules_listener
+    scorer.rules.expect_published()
 
     @app.task
     async def run_scorer() -> None:
@@ -224,5 +273,9 @@ def register(
     @app.task
     async def listen_for_model_updates() -> None:
         await listener.run()
+
+    @app.task
+    async def listen_for_rule_updates() -> None:
+        await rules_listener.run()
 
     return scorer

@@ -1,5 +1,5 @@
 """The worker's web view: an entity's table state (from whichever worker owns it), this
-worker's recent alerts, and health."""
+worker's recent alerts, health, and its counters for Prometheus (agents/metrics.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import faust
 
 from aegis_app.core.records import format_datetime
+from agents import metrics
 from tables.engine.state import StateError
 
 if TYPE_CHECKING:
@@ -26,17 +27,26 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
         limit = int(request.query.get("limit", 50))
         return web.json({"alerts": list(counters.recent_alerts)[-limit:][::-1]})
 
+    registry = metrics.registry(counters, scorer.rules)
+
+    @app.page("/metrics")
+    async def metrics_view(web, request):
+        return web.text(metrics.render(registry), content_type=metrics.CONTENT_TYPE)
+
     @app.page("/health/")
     async def health_view(web, request):
         bundle = scorer.bundle
+        ready = bundle is not None and scorer.rules.ready
         assigned = sorted(f"{tp.topic}/{tp.partition}" for tp in app.consumer.assignment())
         return web.json(
             {
-                "status": "ok" if bundle is not None else "waiting_for_model",
+                "status": "ok" if ready else _waiting(bundle is None),
                 "model_version": bundle.version if bundle else None,
                 # When it was loaded, the last swap (old -> new, on announcement or poll), and
                 # whether this worker hears model-update announcements.
                 "model": scorer.model_status(),
+                # The rules it runs, those it could not compile, and its aegis.rules reader.
+                "rules": scorer.rules_status(),
                 "counts": {
                     **counters.counts,
                     # refused_stale_acks, stale_fetches_dropped (aegis_app/kafka/faust_ext.py)
@@ -46,8 +56,12 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                 "max_event_lateness_seconds": counters.max_lateness_seconds,
                 "assigned_partitions": assigned,
             },
-            status=200 if bundle is not None else 503,
+            status=200 if ready else 503,
         )
+
+
+def _waiting(for_model: bool) -> str:
+    return "waiting_for_model" if for_model else "waiting_for_rules"
 
 
 def _register_entity_views(app: faust.App, engine, entity: str, table) -> None:

@@ -6,9 +6,10 @@ receives it re-reads MODEL_DIR/ACTIVE, the durable truth, so a lost, repeated or
 announcement can never leave a process on a wrong version; the ACTIVE poll stays as the
 fallback.
 
-The listener reads without a consumer group, assigned to every partition of the topic and
-starting at its end: a group would hand each announcement to one worker only, and history
-before start-up is irrelevant (a starting worker reads ACTIVE anyway).
+The listener reads without a consumer group (aegis_app/kafka/topic_listener.py), assigned
+to every partition of the topic and starting at its end: a group would hand each
+announcement to one worker only, and history before start-up is irrelevant (a starting
+worker reads ACTIVE anyway).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aegis_app.core.settings import MODEL_UPDATES_TOPIC
 from aegis_app.kafka import clients
 from aegis_app.kafka.clients import Broker
+from aegis_app.kafka.topic_listener import TopicListener
 
 log = logging.getLogger(__name__)
 # How often workers re-read ACTIVE without an announcement (agents/scoring.py).
@@ -102,13 +104,10 @@ def announce_or_warn(broker_url: Broker, entry: dict, model_dir: Path | str, who
         return False
 
 
-class ModelUpdatesListener:
-    """Calls `on_wake` for every announcement on aegis.model-updates, for as long as it runs.
-
-    Broker trouble is logged and retried; it never stops the caller (ACTIVE is still polled).
-    Its consumer is paced by the connection's fetch interval (give a KafkaConnection from
-    Settings; a plain URL means no pacing).
-    """
+class ModelUpdatesListener(TopicListener):
+    """Calls `on_wake` for every announcement on aegis.model-updates, for as long as it runs
+    (from the end of the topic: history before start-up is irrelevant). Broker trouble is
+    retried (aegis_app/kafka/topic_listener.py); ACTIVE is still polled meanwhile."""
 
     def __init__(
         self,
@@ -117,72 +116,29 @@ class ModelUpdatesListener:
         topic: str = MODEL_UPDATES_TOPIC,
         retry_s: float = 2.0,
     ) -> None:
-        self.connection = clients.connection_of(broker_url)
+        super().__init__(broker_url, topic, retry_s)
         self.on_wake = on_wake
-        self.topic = topic
-        self.retry_s = retry_s
-        self.received = 0
-        # Set once the consumer sits at the end of every partition (tests wait on it).
-        self.ready = asyncio.Event()
-        self.status = "starting"
 
-    async def run(self) -> None:
+    async def listen(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        # On Tansu the "end" may be the start of the last record batch, so an old
+        # announcement can come again: harmless, it only makes us re-read ACTIVE.
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await consumer.position(tp)  # resolve the end now, not at the first fetch
+        self.status = "listening"
+        self.ready.set()
+        log.info("listening for model updates on %s (%d partitions)", self.topic, len(partitions))
+        # Anything announced before we were positioned is missed: check ACTIVE once.
+        self._wake(None)
         while True:
-            try:
-                await self._consume()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - aiokafka raises many kinds; retry all
-                self.ready.clear()
-                self.status = f"retrying: {exc!r}"
-                log.warning("model-updates listener: %r; retrying in %.0fs", exc, self.retry_s)
-                await asyncio.sleep(self.retry_s)
-
-    async def _consume(self) -> None:
-        consumer = clients.consumer(
-            self.connection,
-            paced=True,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-        )
-        await consumer.start()
-        try:
-            partitions = await self._partitions(consumer)
-            consumer.assign(partitions)
-            # On Tansu the "end" may be the start of the last record batch, so an old
-            # announcement can come again: harmless, it only makes us re-read ACTIVE.
-            await consumer.seek_to_end(*partitions)
-            for tp in partitions:
-                await consumer.position(tp)  # resolve the end now, not at the first fetch
-            self.status = "listening"
-            self.ready.set()
-            log.info(
-                "listening for model updates on %s (%d partitions)", self.topic, len(partitions)
-            )
-            # Anything announced before we were positioned is missed: check ACTIVE once.
-            self._wake(None)
-            while True:
-                batch = await consumer.getmany(timeout_ms=1000)
-                for records in batch.values():
-                    for record in records:
-                        self.received += 1
-                        self._wake(decode_announcement(record.value))
-        finally:
-            await consumer.stop()
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    self.received += 1
+                    self._wake(decode_announcement(record.value))
 
     def _wake(self, announcement: dict | None) -> None:
         try:
             self.on_wake(announcement)
         except Exception:  # a failing receiver must not tear down the consumer
             log.exception("model-updates receiver failed on %r", announcement)
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        """Every partition of the topic, waiting for it to exist (the worker creates it)."""
-        while True:
-            await consumer._client.force_metadata_update()  # no subscription: ask for all
-            partitions = consumer.partitions_for_topic(self.topic)
-            if partitions:
-                return [TopicPartition(self.topic, p) for p in sorted(partitions)]
-            self.status = "waiting for topic"
-            await asyncio.sleep(self.retry_s)

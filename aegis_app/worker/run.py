@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aegis_app.core import settings as names
 from aegis_app.core.settings import Settings
-from aegis_app.kafka import admin, clients
+from aegis_app.kafka import admin, clients, rule_updates
 from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.runtime.process import tune_process
 from aegis_app.worker.app import create_app
@@ -60,6 +60,8 @@ def prepare(conf: Settings) -> None:
         shutil.move(str(state_dir), aside)
     state_dir.mkdir(parents=True, exist_ok=True)
     admin.ensure_topics(bootstrap, all_topics(conf), conf.partitions)
+    # aegis.rules is not like the others: compacted, one partition (as the API creates it).
+    admin.run_sync(lambda: rule_updates.ensure_topic(bootstrap))
 
 
 def _topics_exist(bootstrap: KafkaConnection, topics: list[str]) -> bool:

@@ -12,8 +12,9 @@ import pandas as pd
 
 from aegis_app.core.codec import extra_fields
 from aegis_app.core.records import format_datetime
-from models.decisions.policy import Rules, decide
 from models.detectors.bundle import ModelBundle
+from models.rules.rule import Evaluation, RuleSet, decide
+from models.rules.vocabulary import Vocabulary
 
 
 def feature_matrix(
@@ -27,7 +28,8 @@ def feature_matrix(
 
 def build_decisions(
     bundle: ModelBundle,
-    rules: Rules,
+    rules: RuleSet,
+    vocabulary: Vocabulary,
     items: Sequence[tuple[dict, dict[str, float], int | None]],
     decided_at: str | None = None,
     entity_keys: Callable[[Mapping], dict[str, str | None]] | None = None,
@@ -37,7 +39,9 @@ def build_decisions(
     The decision JSON is the one documented for aegis.decisions (docs/DEVELOPING.md):
     the record's ids, amount and time under their normalised names, its configured extra
     fields in ``fields``, and in ``entities`` the key of each entity its labels must reach
-    (`entity_keys`: the config's StreamEngine.keys; by default the card and the merchant).
+    (`entity_keys`: the config's StreamEngine.keys; by default the card and the merchant),
+    in ``rules`` every rule that matched (shadow ones flagged) and in ``rule_errors`` every
+    rule that could not be answered for it (skipped: the model still decides).
     """
     entity_keys = entity_keys or _card_and_merchant
     if not items:
@@ -50,7 +54,9 @@ def build_decisions(
     for i, (tx, features, ingested_ms) in enumerate(items):
         score = float(scores["ensemble"][i])
         explanations = bundle.explain(X[i]) if score >= review else []
-        action, reasons = decide(score, bundle.thresholds, tx, features, rules, explanations)
+        # No rule to run (the common case without rules): skip building its variables.
+        found = rules.evaluate(vocabulary.variables(tx, features)) if rules.rules else Evaluation()
+        action, reasons = decide(score, bundle.thresholds, found, explanations)
         decisions.append(
             {
                 "transaction_id": tx["transaction_id"],
@@ -65,6 +71,8 @@ def build_decisions(
                 "score": score,
                 "scores": {name: float(values[i]) for name, values in scores.items()},
                 "reasons": reasons,
+                "rules": found.hits(),
+                "rule_errors": found.error_list(),
                 "model_version": bundle.version,
                 "features": features,
                 "ingested_ms": ingested_ms,
@@ -72,6 +80,18 @@ def build_decisions(
             }
         )
     return decisions
+
+
+def rule_outcomes(decision: Mapping) -> list[tuple[str, str, str, str | None]]:
+    """(``active``, ``shadow`` or ``error``, rule id, version, the error or None) for every
+    rule a decision names; ids and versions as text (what metrics label them with)."""
+    out: list[tuple[str, str, str, str | None]] = [
+        ("shadow" if h.get("shadow") else "active", str(h.get("id")), str(h.get("version")), None)
+        for h in decision.get("rules") or ()
+    ]
+    for error in decision.get("rule_errors") or ():
+        out.append(("error", str(error.get("id")), str(error.get("version")), error.get("error")))
+    return out
 
 
 def _card_and_merchant(tx: Mapping) -> dict[str, str | None]:

@@ -74,7 +74,7 @@ def legacy_rule_set(rules: Rules, vocabulary: Vocabulary) -> RuleSet:
             )
         )
     compiled = tuple(
-        Rule(rule_id, compile_expression(text, names), action, priority, why)
+        Rule(rule_id, compile_expression(text, names), action, priority, why, version=None)
         for rule_id, text, action, priority, why in specs
     )
     return RuleSet(compiled, lists)

@@ -37,7 +37,8 @@ class Rule:
     priority: int = 0
     reason: str = ""
     state: str = ACTIVE
-    version: int = 1
+    # None for the rules file's rules (models.rules.legacy): they have no versions.
+    version: int | None = 1
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -46,9 +47,14 @@ class Rule:
             raise ValueError(f"state: expected one of {', '.join(STATES)}, got {self.state!r}")
 
     @property
+    def name(self) -> str:
+        """How decisions name it: ``3 v4`` (rule 3, version 4), or the file rule's id."""
+        return str(self.rule_id) if self.version is None else f"{self.rule_id} v{self.version}"
+
+    @property
     def text(self) -> str:
         """The reason as a decision carries it."""
-        return f"RULE {self.rule_id}: {self.reason or self.expression.source}"
+        return f"RULE {self.name}: {self.reason or self.expression.source}"
 
 
 @dataclass
@@ -57,7 +63,18 @@ class Evaluation:
 
     matched: list[Rule] = field(default_factory=list)  # active rules that matched
     shadow: list[Rule] = field(default_factory=list)  # shadow rules that matched
-    errors: list[tuple[int | str, str]] = field(default_factory=list)  # (rule id, why)
+    errors: list[tuple[Rule, str]] = field(default_factory=list)  # (rule, why)
+
+    def hits(self) -> list[dict[str, Any]]:
+        """Every matching rule as a decision names it (docs/DEVELOPING.md)."""
+        return [
+            {"id": r.rule_id, "version": r.version, "action": r.action, "shadow": r.state == SHADOW}
+            for r in (*self.matched, *self.shadow)
+        ]
+
+    def error_list(self) -> list[dict[str, Any]]:
+        """Every rule that could not be answered, and why."""
+        return [{"id": r.rule_id, "version": r.version, "error": why} for r, why in self.errors]
 
 
 @dataclass(frozen=True)
@@ -81,7 +98,7 @@ class RuleSet:
         for rule in self.rules:
             matched, error = rule.expression.test(variables, self.lists)
             if error is not None:
-                out.errors.append((rule.rule_id, error))
+                out.errors.append((rule, error))
             elif matched:
                 (out.matched if rule.state == ACTIVE else out.shadow).append(rule)
         return out

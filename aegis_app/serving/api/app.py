@@ -22,6 +22,7 @@ from aegis_app.core.labels import Label
 from aegis_app.core.records import InvalidRecord, format_datetime
 from aegis_app.core.settings import Settings
 from aegis_app.kafka.clients import KafkaConnection
+from aegis_app.kafka.rules_listener import RuleUpdatesListener
 from aegis_app.serving.api import drift
 from aegis_app.serving.api.auth import LABEL, READ, SCORE, Authenticator, Principal
 from aegis_app.serving.api.config import ApiSettings
@@ -135,13 +136,16 @@ def create_app(
     metrics: Metrics | None = None,
     drift_refresh_s: float | None = DRIFT_REFRESH_S,
     config: Config | None = None,
+    listen_for_rules: bool | None = None,
 ) -> FastAPI:
     """The API. Components not given are built from settings when the app starts:
     `store` (settings.db_url), `publisher` (KafkaPublisher on settings.kafka_broker),
     `state` (WorkerState on api.worker_url); `run_sink` runs the decision sink inside;
     the drift gauges are refreshed every `drift_refresh_s` seconds (None: never).
     `config` (default: the one settings name) is the schema of posted transactions and
-    the features they are scored on."""
+    the features they are scored on. The scorer reads the rules on aegis.rules when
+    `listen_for_rules` (default: when the app builds its own publisher, i.e. its broker is
+    real); otherwise it runs the rules file's only."""
     api = api or ApiSettings.from_env(settings)
     metrics = metrics or Metrics()
     config = config or settings.load_config()
@@ -158,6 +162,11 @@ def create_app(
         config=config,
     )
     parts: dict[str, Any] = {"store": store, "publisher": publisher, "state": state}
+    rules_listener = None
+    if listen_for_rules if listen_for_rules is not None else publisher is None:
+        rules_listener = RuleUpdatesListener(
+            KafkaConnection.from_settings(settings), scorer.rules_changed
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -177,6 +186,9 @@ def create_app(
             owned.append(parts["publisher"].stop)
         await run_in_threadpool(scorer.maybe_reload, True)
         scorer.start()
+        background = []
+        if rules_listener is not None:
+            background.append(asyncio.create_task(rules_listener.run(), name="aegis-api-rules"))
         sink = None
         if run_sink:
             sink = DecisionSink(
@@ -187,15 +199,14 @@ def create_app(
             )
             sink.start()
         app.state.sink = sink
-        drift_task = None
         if drift_refresh_s is not None:
-            drift_task = asyncio.create_task(_refresh_drift(drift_refresh_s))
+            background.append(asyncio.create_task(_refresh_drift(drift_refresh_s)))
         try:
             yield
         finally:
-            if drift_task is not None:
-                drift_task.cancel()
-                await asyncio.gather(drift_task, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             if sink is not None:
                 await sink.stop()
             await scorer.stop()
@@ -325,6 +336,7 @@ def create_app(
             raise
         await publishing
         metrics.api_decisions.labels(action=decision["action"]).inc()
+        metrics.count_rules(decision)
         # Built by the code the stream shares (models.decisions.decision), so it already has the
         # response's shape; skipping FastAPI's re-validation saves a good part of the
         # request's CPU (orjson writes NaN as null). tests/aegis_app/serving/api check it
@@ -542,6 +554,10 @@ def create_app(
         bundle = await run_in_threadpool(scorer.maybe_reload)
         checks = {"broker": bool(broker_ok), "model": bundle is not None, "store": bool(store_ok)}
         detail = {}
+        if rules_listener is not None:  # the published rules read up to the end once
+            checks["rules"] = rules_listener.ready.is_set()
+            if not checks["rules"]:
+                detail["rules"] = rules_listener.status
         if bundle is None:
             detail["model"] = scorer.last_error or "no model"
         if bundle is not None:

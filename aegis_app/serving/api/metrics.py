@@ -13,6 +13,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from models.decisions.decision import rule_outcomes
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -45,6 +47,19 @@ class Metrics:
             "aegis_api_decisions",
             "Decisions computed by POST /v1/transactions",
             ["action"],
+            registry=r,
+        )
+        # The rules of the API's own scoring (the workers count theirs on their /metrics).
+        self.rule_hits = Counter(
+            "aegis_api_rule_hits",
+            "POST /v1/transactions decisions each rule version matched (active or shadow)",
+            ["rule", "version", "mode"],
+            registry=r,
+        )
+        self.rule_errors = Counter(
+            "aegis_api_rule_errors",
+            "POST /v1/transactions decisions a rule version could not be answered for",
+            ["rule", "version"],
             registry=r,
         )
         # Where POST /v1/transactions spends its time: the workers' feature calls, the
@@ -84,6 +99,13 @@ class Metrics:
         self.drift_window_rows = Gauge(
             "aegis_drift_window_rows", "Decisions in the latest drift window", registry=r
         )
+
+    def count_rules(self, decision: dict) -> None:
+        for mode, rule, version, _error in rule_outcomes(decision):
+            if mode == "error":
+                self.rule_errors.labels(rule=rule, version=version).inc()
+            else:
+                self.rule_hits.labels(rule=rule, version=version, mode=mode).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -225,6 +225,23 @@ def _short(value: Any, limit: int = 60) -> str:
 # --------------------------------------------------------------------------- decisions
 
 
+class RuleHitOut(BaseModel):
+    """A rule that matched a transaction."""
+
+    id: int | str = Field(description="the rule's id (text: a check of the rules file)")
+    version: int | None = Field(description="the rule version that ran (null: rules file)")
+    action: str = Field(description="allow, review, block or tag")
+    shadow: bool = Field(description="a shadow rule: recorded, the decision unchanged")
+
+
+class RuleErrorOut(BaseModel):
+    """A rule that could not be answered for a transaction (skipped)."""
+
+    id: int | str
+    version: int | None
+    error: str
+
+
 class DecisionOut(BaseModel):
     """A decision (the JSON on aegis.decisions): the record's ids, amount and time under
     their normalised names (the config maps them to its columns), its other configured
@@ -246,6 +263,9 @@ class DecisionOut(BaseModel):
     score: float = Field(description="ensemble score in [0, 1]")
     scores: dict[str, float] = Field(description="raw score per detector, and `ensemble`")
     reasons: list[str]
+    rules: list[RuleHitOut] = Field(
+        default_factory=list, description="every rule that matched, shadow ones flagged"
+    )
     model_version: str
     features: dict[str, float | str | None] = Field(
         description="the config's features: numbers, text for categorical ones, null if missing"
@@ -255,6 +275,9 @@ class DecisionOut(BaseModel):
 
 
 class TransactionDecisionOut(DecisionOut):
+    rule_errors: list[RuleErrorOut] = Field(
+        default_factory=list, description="rules that could not be answered (skipped)"
+    )
     published: bool = Field(description="the transaction is on aegis.transactions")
     ignored_fields: list[str] = Field(
         default_factory=list, description="fields of the body that the config does not read"

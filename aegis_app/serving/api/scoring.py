@@ -5,8 +5,10 @@
   `features_from_states` hands them to the config's StreamEngine, which computes the
   record's features exactly as the stream's stages do. The engine's new states are
   dropped: the API never writes state, the stream does when the record reaches it.
-* `ApiScorer` scores with the active ModelBundle (reloaded when ACTIVE changes) through
-  models.decisions.decision.build_decisions, the function shared with the stream. Concurrent
+* `ApiScorer` scores with the active ModelBundle (reloaded when ACTIVE changes) and the
+  rules the workers run (the rules file's and those on aegis.rules, swapped between
+  batches: models/rules/live.py) through models.decisions.decision.build_decisions, the
+  function shared with the stream. Concurrent
   requests are scored together (one model call per batch: on the loop for a few rows,
   in a worker thread for more, or when a model may have to be loaded).
 * `KafkaPublisher` puts the transaction on aegis.transactions (the codec's bytes, keyed by
@@ -40,6 +42,8 @@ from models.decisions.decision import build_decisions
 from models.decisions.policy import Rules
 from models.detectors.bundle import ModelBundle
 from models.lifecycle.active_model import LOADED, SWAPPED, ActiveModel
+from models.rules.live import LiveRules
+from models.rules.vocabulary import Vocabulary
 from tables.engine.plan import RecordError
 from tables.engine.state import StateError
 from tables.engine.stream import Features, StreamEngine
@@ -163,9 +167,10 @@ class ApiScorer:
         """`config`: the features this API computes (default: the default preset); a
         model version trained with another config is refused, naming the difference."""
         self.model_dir = Path(model_dir)
-        self.rules = rules
         self.batch_size = batch_size
         self.model = ActiveModel(model_dir, config)
+        # The rules file's rules, then the published ones as `rules_changed` offers them.
+        self.rules = LiveRules.of(Vocabulary.from_config(self.model.config), rules)
         # Each decision names its key for every entity of the config (labels need them).
         self.entity_keys = StreamEngine(self.model.config).keys
         self._checked = 0.0
@@ -189,6 +194,11 @@ class ApiScorer:
     @property
     def last_error(self) -> str | None:
         return self.model.last_error
+
+    def rules_changed(self, messages: list[dict]) -> None:
+        """The rules as they now stand on aegis.rules (aegis_app/kafka/rules_listener.py):
+        applied before the next batch."""
+        self.rules.offer(messages)
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -222,6 +232,9 @@ class ApiScorer:
             batch = [item for item in batch if not item[3].done()]
             if not batch:
                 continue
+            messages = self.rules.take()
+            if messages is not None:  # between two batches: compiled off the event loop
+                await loop.run_in_executor(self._executor, self.rules.apply, messages)
             try:
                 if len(batch) <= INLINE_BATCH_MAX and not self._reload_due():
                     decisions = self._score(batch)
@@ -245,7 +258,10 @@ class ApiScorer:
         if bundle is None:
             raise Unavailable(f"no model loaded: {self.last_error}")
         items = [(record, features, ms) for record, features, ms, _ in batch]
-        return build_decisions(bundle, self.rules, items, entity_keys=self.entity_keys)
+        rules = self.rules
+        return build_decisions(
+            bundle, rules.rule_set, rules.vocabulary, items, entity_keys=self.entity_keys
+        )
 
 
 class KafkaPublisher:

@@ -72,6 +72,8 @@ class DecisionRow(Base):
     score: Mapped[float] = mapped_column(Float)
     scores: Mapped[dict] = mapped_column(JSON)
     reasons: Mapped[list] = mapped_column(JSON)
+    # Every rule that matched: [{"id", "version", "action", "shadow"}] (docs/DEVELOPING.md).
+    rules: Mapped[list] = mapped_column(JSON, server_default="[]")
     model_version: Mapped[str] = mapped_column(String(64))
     features: Mapped[dict] = mapped_column(JSON)
     ingested_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -91,6 +93,24 @@ class DecisionRow(Base):
         Index("ix_decisions_card", "card", "decided_at"),
         Index("ix_decisions_tx_datetime", "tx_datetime"),
     )
+
+
+class DecisionRuleHitRow(Base):
+    """One decision's match of one rule of the rules table: what "decisions of this rule"
+    and the per-rule statistics read. `day` is the transaction's event day (UTC), the day
+    a backtest counts it on."""
+
+    __tablename__ = "decision_rule_hits"
+
+    transaction_id: Mapped[str] = mapped_column(String(MAX_ID_CHARS), primary_key=True)
+    rule_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    shadow: Mapped[bool] = mapped_column(Boolean)
+    action: Mapped[str] = mapped_column(String(16))
+    day: Mapped[str] = mapped_column(String(10))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_decision_rule_hits_rule_day", "rule_id", "day"),)
 
 
 # A stored transaction as queries read it back (the training and backtest rows).

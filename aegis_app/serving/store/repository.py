@@ -34,6 +34,7 @@ from aegis_app.serving.store.models import (
     OPEN,
     TRANSACTION_COLUMNS,
     DecisionRow,
+    DecisionRuleHitRow,
     KinesisCheckpointRow,
     LabelRow,
 )
@@ -41,7 +42,7 @@ from aegis_app.serving.store.rules import RuleChanges
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MAX_PAGE = 500
-# Rows per INSERT statement (18 bound parameters each; SQLite allows 32,766 per statement).
+# Rows per INSERT statement (19 bound parameters each; SQLite allows 32,766 per statement).
 UPSERT_CHUNK = 500
 DECISION_FIELDS = (
     "transaction_id",
@@ -56,6 +57,7 @@ DECISION_FIELDS = (
     "score",
     "scores",
     "reasons",
+    "rules",
     "model_version",
     "features",
     "ingested_ms",
@@ -205,11 +207,47 @@ def decision_row(decision: dict) -> dict:
         "score": _field(decision, "score", float),
         "scores": _field(decision, "scores", dict, required=False) or {},
         "reasons": _field(decision, "reasons", list, required=False) or [],
+        "rules": _field(decision, "rules", _rule_hits, required=False) or [],
         "model_version": _field(decision, "model_version", str, required=False) or "",
         "features": _field(decision, "features", _json_object, required=False) or {},
         "ingested_ms": _field(decision, "ingested_ms", int, required=False),
         "decided_at": _field(decision, "decided_at", parse_decided_at),
     }
+
+
+def _rule_hits(value: Any) -> list[dict]:
+    """The decision's `rules`: a list of objects, each with an id."""
+    if not isinstance(value, list) or not all(
+        isinstance(hit, dict) and "id" in hit for hit in value
+    ):
+        raise ValueError("expected a list of rules, each with an id")
+    return value
+
+
+def hit_rows(row: dict) -> list[dict]:
+    """The decision_rule_hits rows of one decision's columns: its matches of rules with a
+    number (the rules table's); the rules file's checks are named, not numbered."""
+    out = []
+    for hit in row["rules"]:
+        rule_id, version = hit.get("id"), hit.get("version")
+        if (
+            isinstance(rule_id, bool)
+            or not isinstance(rule_id, int)
+            or not isinstance(version, int)
+        ):
+            continue
+        out.append(
+            {
+                "transaction_id": row["transaction_id"],
+                "rule_id": rule_id,
+                "version": version,
+                "shadow": bool(hit.get("shadow")),
+                "action": str(hit.get("action")),
+                "day": row["tx_datetime"][:10],
+                "decided_at": row["decided_at"],
+            }
+        )
+    return list({h["rule_id"]: h for h in out}.values())  # one row per rule (the key)
 
 
 @dataclass
@@ -300,9 +338,18 @@ class Store(RuleChanges):
             return 0
         now = datetime.now(UTC)
         values = [{**row, "stored_at": now} for row in rows.values()]
+        hits = [hit for row in rows.values() for hit in hit_rows(row)]
         with self._write() as session:
             for chunk in _chunks(values):
                 self._upsert(session, chunk)
+            # A redelivered decision's hits replace its earlier ones.
+            hits_table = DecisionRuleHitRow.__table__
+            for chunk in _chunks(list(rows)):
+                session.execute(
+                    hits_table.delete().where(hits_table.c.transaction_id.in_(list(chunk)))
+                )
+            for chunk in _chunks(hits):
+                session.execute(hits_table.insert(), list(chunk))
         return len(rows)
 
     def _upsert(self, session: Session, values: list[dict]) -> None:
@@ -374,11 +421,15 @@ class Store(RuleChanges):
         since: datetime | None = None,
         until: datetime | None = None,
         card: str | int | None = None,
+        rule_id: int | None = None,
+        shadow: bool | None = None,
         limit: int = 50,
         offset: int = 0,
         cursor: str | None = None,
     ) -> Page:
-        """Decisions matching every given filter, newest first (decided_at, then id)."""
+        """Decisions matching every given filter, newest first (decided_at, then id).
+        `rule_id`: those the rule matched (`shadow`: only as a shadow rule, or only as an
+        active one)."""
         limit = max(1, min(int(limit), MAX_PAGE))
         query = select(DecisionRow)
         if actions:
@@ -395,6 +446,13 @@ class Store(RuleChanges):
             query = query.where(DecisionRow.decided_at < until)
         if card is not None:
             query = query.where(DecisionRow.card == str(card))
+        if rule_id is not None:
+            hits = select(DecisionRuleHitRow.transaction_id).where(
+                DecisionRuleHitRow.rule_id == int(rule_id)
+            )
+            if shadow is not None:
+                hits = hits.where(DecisionRuleHitRow.shadow == shadow)
+            query = query.where(DecisionRow.transaction_id.in_(hits))
         if cursor:
             at, tx_id = decode_cursor(cursor)
             query = query.where(
@@ -413,6 +471,28 @@ class Store(RuleChanges):
             encode_cursor(rows[-1].decided_at, rows[-1].transaction_id) if more and rows else None
         )
         return Page([to_dict(row) for row in rows], next_cursor)
+
+    def rule_hits_per_day(
+        self, rule_id: int, start: str | None = None, end: str | None = None
+    ) -> list[dict]:
+        """A rule's live matches per event day (UTC, 'YYYY-MM-DD', in [start, end) when
+        given), version and mode: [{"day", "version", "shadow", "hits"}], oldest first."""
+        table = DecisionRuleHitRow
+        query = select(table.day, table.version, table.shadow, func.count().label("hits")).where(
+            table.rule_id == int(rule_id)
+        )
+        if start is not None:
+            query = query.where(table.day >= start)
+        if end is not None:
+            query = query.where(table.day < end)
+        query = query.group_by(table.day, table.version, table.shadow).order_by(
+            table.day, table.version, table.shadow
+        )
+        with self._read() as session:
+            return [
+                {"day": r.day, "version": r.version, "shadow": bool(r.shadow), "hits": r.hits}
+                for r in session.execute(query)
+            ]
 
     # ------------------------------------------------------------------ labels
 

@@ -30,9 +30,9 @@ def test_the_highest_priority_match_wins_and_block_or_allow_is_final():
     )
     assert [r.rule_id for r in found.matched] == [2, 1]
     # the allow rule outranks the block rule and the model's block score
-    assert decide(0.99, THRESHOLDS, found) == ("allow", ["RULE 2: why 2"])
+    assert decide(0.99, THRESHOLDS, found) == ("allow", ["RULE 2 v1: why 2"])
     found = evaluate(rule(1, "amount > 100", "block", priority=5))
-    assert decide(0.0, THRESHOLDS, found, ["x"]) == ("block", ["RULE 1: why 1"])
+    assert decide(0.0, THRESHOLDS, found, ["x"]) == ("block", ["RULE 1 v1: why 1"])
 
 
 def test_review_rules_and_the_model_give_the_stronger_action():
@@ -43,18 +43,18 @@ def test_review_rules_and_the_model_give_the_stronger_action():
     )
     action, reasons = decide(0.1, THRESHOLDS, found, ["amount high"])
     assert action == "review"
-    assert reasons == ["RULE 1: why 1", "RULE 2: why 2", "FEATURE amount high"]
+    assert reasons == ["RULE 1 v1: why 1", "RULE 2 v1: why 2", "FEATURE amount high"]
     action, reasons = decide(0.95, THRESHOLDS, found)
     assert action == "block" and reasons[-1].startswith("MODEL score 0.9500 >= block")
 
 
 def test_tags_only_add_a_reason():
     found = evaluate(rule(1, "amount > 100", "tag", priority=50))
-    assert decide(0.1, THRESHOLDS, found) == ("allow", ["RULE 1: why 1"])
+    assert decide(0.1, THRESHOLDS, found) == ("allow", ["RULE 1 v1: why 1"])
     action, reasons = decide(0.6, THRESHOLDS, found)
-    assert action == "review" and reasons[-1] == "RULE 1: why 1"
+    assert action == "review" and reasons[-1] == "RULE 1 v1: why 1"
     found = evaluate(rule(1, "amount > 100", "tag"), rule(2, "amount > 100", "block"))
-    assert decide(0.1, THRESHOLDS, found) == ("block", ["RULE 2: why 2", "RULE 1: why 1"])
+    assert decide(0.1, THRESHOLDS, found) == ("block", ["RULE 2 v1: why 2", "RULE 1 v1: why 1"])
 
 
 def test_shadow_rules_are_reported_but_never_decide():
@@ -79,5 +79,5 @@ def test_a_failing_rule_is_skipped_and_reported():
         rule(2, "amount > 100", "review"),
     )
     assert [r.rule_id for r in found.matched] == [2]
-    assert [rule_id for rule_id, _ in found.errors] == [1]
+    assert [r.rule_id for r, _ in found.errors] == [1]
     assert decide(0.1, THRESHOLDS, found)[0] == "review"

@@ -15,8 +15,9 @@ from aegis_app.core.codec import RecordCodec
 from aegis_app.core.source import SourceReader
 from aegis_app.serving.api.scoring import Unavailable
 from models.decisions.decision import build_decisions
-from models.decisions.policy import Rules
 from models.lifecycle import registry
+from models.rules.rule import RuleSet
+from models.rules.vocabulary import Vocabulary
 from tables.engine.stream import StreamEngine
 from tests.aegis_app.serving.api.conftest import AUTH, T0, stored_decision
 
@@ -227,7 +228,13 @@ def test_decision_uses_the_stream_state_and_is_published(make_client, model_dir,
     record = SourceReader(handbook).record(TX)
     features, _ = engine.observe(record, {"card": before[("card", "5")], "terminal": None})
     bundle = registry.load(model_dir)
-    expected = build_decisions(bundle, Rules(), [(record, features, 0)], entity_keys=engine.keys)
+    expected = build_decisions(
+        bundle,
+        RuleSet(),
+        Vocabulary.from_config(handbook),
+        [(record, features, 0)],
+        entity_keys=engine.keys,
+    )
     assert body["score"] == pytest.approx(expected[0]["score"], abs=1e-12)
     assert body["features"] == features
     # The worker's state was not written to (the API works on copies).
