@@ -49,7 +49,6 @@ def observe_card(
     record: dict[str, Any],
     state: bytes | None,
     ingested_ms: int | None,
-    source_partition: int | None,
 ) -> tuple[bytes | None, TxHop]:
     """The card's new state and the hop to the next entity (RecordError, StateError if the
     record or the stored state cannot be used)."""
@@ -65,7 +64,6 @@ def observe_card(
         features=json_safe(features),
         pending=pending,
         ingested_ms=ingested_ms,
-        source_partition=source_partition,
     )
     return new_state, hop
 
@@ -102,7 +100,6 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                     record,
                     card_state.lookup(key),
                     int(event.message.timestamp * 1000),
-                    event.message.partition,
                 )
             except (RecordError, StateError) as exc:
                 await dead_letters.send(payload, str(exc), source, event)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import faust
 
@@ -30,32 +30,32 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def observe_entity(
-    engine: StreamEngine, hop: TxHop | LabelHop, state: bytes | None
-) -> tuple[bytes | None, TxHop | ScoreRequest | None]:
+class Observed(NamedTuple):
+    """What one hop did to an entity's state."""
+
+    state: bytes | None  # the entity's new state
+    following: TxHop | ScoreRequest | None  # the next hop, the request to score, or nothing
+    lateness: int  # seconds the transaction arrived behind the state's newest event (labels: 0)
+
+
+def observe_entity(engine: StreamEngine, hop: TxHop | LabelHop, state: bytes | None) -> Observed:
     """The entity's new state, and what follows: the hop to the next entity, the request to
     be scored (the last entity), or nothing (a label)."""
     if isinstance(hop, LabelHop):
         new_state = engine.observe_label(
             hop.entity, state, hop.transaction_id, hop.tx_ts, hop.known_at, bool(hop.label)
         )
-        return new_state, None
+        return Observed(new_state, None, 0)
     entity = hop.pending[0]
-    features, new_state = engine.observe_entity(entity, hop.record, state)
+    features, new_state, lateness = engine.observe_entity_arrival(entity, hop.record, state)
     passed = hop.passed_on(json_safe(features))
     if passed.pending:
-        return new_state, passed
+        return Observed(new_state, passed, lateness)
     parts = {**passed.features, **engine.transaction_features(hop.record)}
     request = ScoreRequest(
         tx=hop.record, features=engine.assemble(parts), ingested_ms=hop.ingested_ms
     )
-    return new_state, request
-
-
-def arrival_lateness(engine: StreamEngine, entity: str, hop: TxHop, state: bytes | None) -> int:
-    """How far (seconds) the transaction is behind the newest event already in the state."""
-    newest = engine.latest_event(entity, state)
-    return max(0, newest - int(hop.record["ts"])) if newest is not None else 0
+    return Observed(new_state, request, lateness)
 
 
 def hop_entity(hop: TxHop | LabelHop) -> str:
@@ -81,12 +81,11 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                 entity = hop_entity(hop)
                 table = states[entity]
                 state = table.lookup(key)
+                new_state, following, lateness = observe_entity(engine, hop, state)
                 if isinstance(hop, TxHop):
-                    lateness = arrival_lateness(engine, entity, hop, state)
                     counters.saw_lateness(lateness)
                     if lateness >= delay_days * DAY:
                         counts["late_beyond_label_delay"] += 1
-                new_state, following = observe_entity(engine, hop, state)
             except Exception as exc:  # one bad message must not stop every entity
                 log.exception("entity key %s: state update failed", key)
                 await pipeline.dead_letters.send(

@@ -8,14 +8,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from aegis_app.core.settings import Settings
-
-
-def user_schema(settings: Settings):
-    """The command's config (Settings.load_config(); never None: the Handbook preset takes
-    the same path as any other config)."""
-    return settings.load_config()
-
 
 def load_configured(path: Path, config):
     """A file in the config's schema, as the protocol's view of its normalised rows; rows

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from aegis_app.cli.datafiles import load_configured, user_schema
+from aegis_app.cli.datafiles import load_configured
 from aegis_app.cli.kafka_options import add_kafka_options, kafka_overrides
 from aegis_app.core.settings import Settings, config_in_environment
 from aegis_app.kafka.security import KafkaSecurityError
@@ -139,7 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from models.lifecycle.training import Window, default_train_window
 
     conf = _settings(args)
-    config = user_schema(conf)
+    config = conf.load_config()
     frame = load_configured(args.data, config)
     if args.train_start:
         window = Window(pd.Timestamp(args.train_start), args.train_days)
@@ -170,7 +170,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from models.lifecycle.evaluation import Split
     from models.lifecycle.experiment import dumps, evaluate
 
-    config = user_schema(_settings(args))
+    config = _settings(args).load_config()
     frame = load_configured(args.data, config)
     split = Split(args.train_start, args.train_days, args.delay_days, args.test_days)
     result = evaluate(

@@ -28,7 +28,6 @@ class TxHop:
     features: dict[str, Any]  # the features of the entities already visited
     pending: list[str]  # entities still to visit, in order; the first is the hop's key
     ingested_ms: int | None  # broker timestamp of the input record, for end-to-end latency
-    source_partition: int | None  # card partition it came from (for tracing a hop)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -37,7 +36,6 @@ class TxHop:
             "features": self.features,
             "pending": self.pending,
             "ingested_ms": self.ingested_ms,
-            "source_partition": self.source_partition,
         }
 
     def passed_on(self, features: dict[str, Any]) -> TxHop:
@@ -47,7 +45,6 @@ class TxHop:
             features={**self.features, **features},
             pending=self.pending[1:],
             ingested_ms=self.ingested_ms,
-            source_partition=self.source_partition,
         )
 
 
@@ -90,7 +87,6 @@ def hop_from_wire(message: dict[str, Any]) -> TxHop | LabelHop:
         features=message["features"],
         pending=list(message["pending"]),
         ingested_ms=message.get("ingested_ms"),
-        source_partition=message.get("source_partition"),
     )
 
 

@@ -77,9 +77,18 @@ class StreamEngine:
         """One entity's features of the record and its new state (None: the record has no
         key for this entity; its features are NaN and no state is kept). The stream calls
         this where the entity's state lives, then :meth:`assemble` once every part is in."""
+        features, new_state, _ = self.observe_entity_arrival(entity, record, state)
+        return features, new_state
+
+    def observe_entity_arrival(
+        self, entity: str, record: Mapping[str, Any], state: bytes | None
+    ) -> tuple[dict[str, Any], bytes | None, int]:
+        """As :meth:`observe_entity`, and how far (seconds) the record arrives behind the
+        newest event the state held (0 for an empty state): read off the same decode, so the
+        stream measures lateness without decoding the state twice."""
         plan = self.plan.entities[entity]
         if is_missing(_column(record, plan.column)):
-            return {f.name: np.nan for f in plan.features}, None
+            return {f.name: np.nan for f in plan.features}, None, 0
         ts = _time(record)
         tx_hash = id_hash(_column(record, "transaction_id"))
         return self._observe_entity(plan, state, record, ts, tx_hash)
@@ -147,12 +156,13 @@ class StreamEngine:
         record: Mapping[str, Any],
         ts: int,
         tx_hash: int,
-    ) -> tuple[dict[str, np.ndarray], bytes]:
+    ) -> tuple[dict[str, np.ndarray], bytes, int]:
         current = packed.decode(entity, blob)
+        lateness = max(0, int(current.ts.max()) - ts) if len(current) else 0
         seen = np.flatnonzero(current.ids == np.uint64(tx_hash))
         if seen.size:
             values = _evaluate(entity, current, int(seen[0]))
-            return values, blob if blob else packed.encode(entity, current)
+            return values, blob if blob else packed.encode(entity, current), lateness
         numeric = {f: _number(record, f) for f in entity.numeric_fields}
         keys = {
             f: hash_value(_column(record, f), numeric_key)
@@ -160,7 +170,7 @@ class StreamEngine:
         }
         grown = packed.append(current, ts, packed.event_cells(entity, tx_hash, numeric, keys))
         values = _evaluate(entity, grown, len(grown) - 1)
-        return values, packed.encode(entity, packed.pruned(grown, entity.horizon))
+        return values, packed.encode(entity, packed.pruned(grown, entity.horizon)), lateness
 
     def _label_entity(self, entity: str) -> EntityPlan:
         plan = self.plan.entities.get(entity)

@@ -17,7 +17,7 @@ from aegis_app.core.records import format_datetime
 from aegis_app.core.source import SourceReader
 from aegis_app.core.timerules import label_known_at
 from agents.card_stage import observe_card
-from agents.entity_stage import arrival_lateness, hop_entity, observe_entity
+from agents.entity_stage import hop_entity, observe_entity
 from agents.labels import route_label
 from agents.pipeline import card_entity_of
 from tables.engine import StreamEngine, compute_features
@@ -37,7 +37,7 @@ class Stream:
     def transaction(self, record: dict) -> ScoreRequest:
         key = self.engine.keys(record)[self.card]
         state, message = observe_card(
-            self.engine, self.card, record, self.tables[self.card].get(key), 0, 0
+            self.engine, self.card, record, self.tables[self.card].get(key), 0
         )
         self.tables[self.card][key] = state
         while isinstance(message, TxHop):
@@ -51,7 +51,7 @@ class Stream:
 
     def _hop(self, hop: TxHop | LabelHop, key: str):
         table = self.tables[hop_entity(hop)]
-        state, following = observe_entity(self.engine, hop, table.get(key))
+        state, following, _ = observe_entity(self.engine, hop, table.get(key))
         if state is not None:
             table[key] = state
         return following
@@ -117,7 +117,7 @@ def test_a_label_hop_updates_the_entity_state_and_asks_for_nothing(sparkov_frame
     engine = StreamEngine(config)
     record = frame.iloc[0].to_dict()
     hop = LabelHop("merchant", record["transaction_id"], 1, int(record["ts"]), int(record["ts"]))
-    state, following = observe_entity(engine, hop, None)
+    state, following, _ = observe_entity(engine, hop, None)
     assert following is None and engine.state_size("merchant", state).labels == 1
 
 
@@ -125,10 +125,10 @@ def test_lateness_is_how_far_a_transaction_is_behind_its_states_newest_event(spa
     frame, config = sparkov_frame
     engine = StreamEngine(config)
     record = frame.iloc[0].to_dict()
-    hop = TxHop(record, {}, ["merchant", "category"], None, None)
-    state, _ = observe_entity(engine, hop, None)
-    assert arrival_lateness(engine, "merchant", hop, None) == 0  # an empty state
-    earlier = TxHop({**record, "ts": int(record["ts"]) - 7200}, {}, ["merchant"], None, None)
-    assert arrival_lateness(engine, "merchant", earlier, state) == 7200
-    later = TxHop({**record, "ts": int(record["ts"]) + 60}, {}, ["merchant"], None, None)
-    assert arrival_lateness(engine, "merchant", later, state) == 0
+    hop = TxHop(record, {}, ["merchant", "category"], None)
+    state, _, lateness = observe_entity(engine, hop, None)
+    assert lateness == 0  # an empty state
+    earlier = TxHop({**record, "ts": int(record["ts"]) - 7200}, {}, ["merchant", "category"], None)
+    assert observe_entity(engine, earlier, state).lateness == 7200
+    later = TxHop({**record, "ts": int(record["ts"]) + 60}, {}, ["merchant", "category"], None)
+    assert observe_entity(engine, later, state).lateness == 0

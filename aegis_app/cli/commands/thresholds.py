@@ -35,12 +35,12 @@ def run(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from aegis_app.cli.datafiles import load_configured, user_schema
+    from aegis_app.cli.datafiles import load_configured
     from aegis_app.core.settings import Settings
     from models.decisions import thresholds as rules
     from models.lifecycle import registry
 
-    config = user_schema(Settings.from_env())
+    config = Settings.from_env().load_config()
     # The scores file starts with the config's id column (`aegis evaluate`); ids are text.
     id_column = config.source.transaction_id
     scores = pd.read_csv(args.scores, dtype={id_column: str})
