@@ -203,7 +203,17 @@ def test_run_foreground_stops_cleanly_on_a_signal(sig: signal.Signals) -> None:
         assert f"kafka://127.0.0.1:{port}" in line
         wait_for_broker(f"127.0.0.1:{port}", timeout=5)
         proc.send_signal(sig)
-        assert proc.wait(timeout=20) == 0
+        try:
+            status = proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            # Seen once, not reproduced: say which of the session's processes still runs.
+            ps = subprocess.run(
+                ["ps", "-o", "pid,stat,wchan:20,etime,args", "--sid", str(proc.pid)],
+                capture_output=True,
+                text=True,
+            )
+            pytest.fail(f"still running 20 s after {sig.name}:\n{ps.stdout}")
+        assert status == 0
         assert not port_in_use(port)
     finally:
         if proc.poll() is None:
