@@ -52,6 +52,13 @@ class PeriodIn(BaseModel):
     end: date | None = Field(
         None, description="day after the last (exclusive); default: after the newest stored"
     )
+    days: int | None = Field(
+        None,
+        ge=1,
+        le=366,
+        description="the period's length when `start` is not given; default: "
+        "AEGIS_RULE_BACKTEST_DAYS",
+    )
 
 
 class BacktestIn(PeriodIn):

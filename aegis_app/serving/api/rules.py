@@ -366,7 +366,7 @@ async def _period(store: Any, period: PeriodIn, days: int) -> tuple[date, date] 
             newest = await run_in_threadpool(store.latest_tx_datetime)
             last = date.fromisoformat(newest[:10]) if newest else datetime.now(UTC).date()
             end = last + timedelta(days=1)
-        start = period.start or end - timedelta(days=days)
+        start = period.start or end - timedelta(days=period.days or days)
     except OverflowError:
         return _error(422, "end: out of range", "end")
     if start >= end:

@@ -176,6 +176,10 @@ def test_backtest_over_the_stored_decisions(make_client, api_store):
         headers=auth("analyst"),
     ).json()
     assert one_day["rows"] == 4 and one_day["labelled_hits"] == 0 and one_day["precision"] is None
+    last_day = client.post(
+        f"/v1/rules/{rule_id}/backtest", json={"days": 1}, headers=auth("analyst")
+    ).json()  # the newest stored day only
+    assert (last_day["start"], last_day["end"], last_day["rows"]) == ("2018-04-02", "2018-04-03", 4)
     backwards = client.post(
         f"/v1/rules/{rule_id}/backtest",
         json={"start": "2018-04-03", "end": "2018-04-02"},
