@@ -421,6 +421,8 @@ class Store(RuleChanges):
         since: datetime | None = None,
         until: datetime | None = None,
         card: str | int | None = None,
+        merchant: str | int | None = None,
+        search: str | int | None = None,
         rule_id: int | None = None,
         shadow: bool | None = None,
         limit: int = 50,
@@ -428,8 +430,9 @@ class Store(RuleChanges):
         cursor: str | None = None,
     ) -> Page:
         """Decisions matching every given filter, newest first (decided_at, then id).
-        `rule_id`: those the rule matched (`shadow`: only as a shadow rule, or only as an
-        active one)."""
+        `search`: the transaction id, card or merchant is exactly this text. `rule_id`:
+        those the rule matched (`shadow`: only as a shadow rule, or only as an active
+        one)."""
         limit = max(1, min(int(limit), MAX_PAGE))
         query = select(DecisionRow)
         if actions:
@@ -446,6 +449,18 @@ class Store(RuleChanges):
             query = query.where(DecisionRow.decided_at < until)
         if card is not None:
             query = query.where(DecisionRow.card == str(card))
+        if merchant is not None:
+            query = query.where(DecisionRow.merchant == str(merchant))
+        if search is not None:
+            # Exact matches only: each column has its index (a LIKE would read them all).
+            wanted = str(search)
+            query = query.where(
+                or_(
+                    DecisionRow.transaction_id == wanted,
+                    DecisionRow.card == wanted,
+                    DecisionRow.merchant == wanted,
+                )
+            )
         if rule_id is not None:
             hits = select(DecisionRuleHitRow.transaction_id).where(
                 DecisionRuleHitRow.rule_id == int(rule_id)
