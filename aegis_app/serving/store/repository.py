@@ -509,6 +509,27 @@ class Store(RuleChanges):
                 for r in session.execute(query)
             ]
 
+    def rule_hit_totals(self) -> dict[int, dict]:
+        """Every rule's live matches over all stored decisions, in one grouped query:
+        {rule_id: {"hits_active", "hits_shadow", "last_hit_day"}} (rules never matched
+        are absent)."""
+        table = DecisionRuleHitRow
+        query = select(
+            table.rule_id,
+            func.sum(case((table.shadow, 0), else_=1)).label("active"),
+            func.sum(case((table.shadow, 1), else_=0)).label("shadow"),
+            func.max(table.day).label("last_day"),
+        ).group_by(table.rule_id)
+        with self._read() as session:
+            return {
+                r.rule_id: {
+                    "hits_active": int(r.active or 0),
+                    "hits_shadow": int(r.shadow or 0),
+                    "last_hit_day": r.last_day,
+                }
+                for r in session.execute(query)
+            }
+
     # ------------------------------------------------------------------ labels
 
     def record_label(
