@@ -493,6 +493,7 @@ def test_openapi_documents_every_endpoint_with_errors(make_client):
         "/v1/alerts",
         "/v1/alerts/{transaction_id}",
         "/v1/alerts/{transaction_id}/label",
+        "/v1/alerts/labels",
         "/v1/cards/{card_id}",
         "/v1/models",
         "/healthz",

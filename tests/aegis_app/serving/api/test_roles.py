@@ -20,6 +20,7 @@ ROUTES = {
     ("GET", "/v1/alerts"): READ,
     ("GET", "/v1/alerts/{transaction_id}"): READ,
     ("POST", "/v1/alerts/{transaction_id}/label"): ANALYST,
+    ("POST", "/v1/alerts/labels"): ANALYST,
     ("GET", "/v1/models"): READ,
     ("GET", "/v1/drift"): READ,
     ("GET", "/metrics"): READ,
