@@ -36,6 +36,9 @@ class RecordingPublisher:
     async def publish_label(self, label) -> None:
         self.published.append(("label", label))
 
+    async def publish_rule_change(self, key: bytes, value: bytes) -> None:
+        self.published.append(("rule change", key))
+
 
 class StubWorkerState(StateSource):
     """Stands in for the worker's state view: each entity's state as the stream would hold
@@ -100,8 +103,11 @@ def seed_model_dir(model_dir: Path) -> None:
     plt.close(fig)
 
 
-def build_api(tmp_path: Path, token: str, n: int = 60) -> tuple[Any, Any, Any, list, Path]:
-    """(app, store, metrics, published labels, model dir) with `n` alerts, a third labelled."""
+def build_api(
+    tmp_path: Path, token: str, n: int = 60, **api: Any
+) -> tuple[Any, Any, Any, list, Path]:
+    """(app, store, metrics, what was published, model dir) with `n` alerts, a third
+    labelled; `api` sets other ApiSettings fields."""
     from aegis_app.core.settings import Settings
     from aegis_app.serving.api.app import create_app
     from aegis_app.serving.api.config import ApiSettings
@@ -130,7 +136,7 @@ def build_api(tmp_path: Path, token: str, n: int = 60) -> tuple[Any, Any, Any, l
     published: list = []
     app = create_app(
         settings,
-        ApiSettings(token=token),
+        ApiSettings(token=token, **api),
         store=store,
         publisher=RecordingPublisher(published),
         state=StubWorkerState(rows, settings.load_config()),
