@@ -398,6 +398,13 @@ def test_alerts_filters_and_paging(make_client, api_store):
         ({"since": "not a date"}, "since"),
         ({"cursor": "bogus"}, "cursor"),
         ({"card": "x" * 300}, "card"),
+        ({"shadow": "true"}, "shadow"),  # only with a rule
+        ({"rule": 0}, "rule"),
+        ({"rule": "x"}, "rule"),
+        ({"rule": 2**31}, "rule"),
+        ({"rule": 1, "shadow": "maybe"}, "shadow"),
+        ({"merchant": ""}, "merchant"),
+        ({"q": "x" * 300}, "q"),
     ],
 )
 def test_bad_alert_queries_are_422(make_client, params, field):
