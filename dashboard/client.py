@@ -10,6 +10,7 @@ show it beside the field it names. Tests pass a fake object with the same method
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 from urllib.parse import quote
@@ -59,6 +60,20 @@ class ApiNotFound(ApiError):
 
 class DriftUnavailable(ApiError):
     """The API cannot measure drift (no active model, or one trained without a reference)."""
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """What a rule says, as create_rule and edit_rule send it (the page's rule form)."""
+
+    expression: str
+    action: str  # allow, review, block or tag
+    reason: str
+    priority: int = 0
+    note: str | None = None  # why this version: kept with it and in the audit log
+
+    def body(self) -> dict[str, Any]:
+        return {**asdict(self), "note": self.note or None}
 
 
 class AegisClient:
@@ -223,31 +238,15 @@ class AegisClient:
         body.update(self._verdict(label, note, analyst))
         return self._write("POST", "/v1/alerts/labels", body, what="alerts")
 
-    def create_rule(
-        self,
-        expression: str,
-        action: str,
-        reason: str,
-        priority: int = 0,
-        note: str | None = None,
-    ) -> dict[str, Any]:
+    def create_rule(self, spec: RuleSpec) -> dict[str, Any]:
         """A new rule, in draft. ApiRejected naming the field (for the expression, its
         line and column) when the API refuses it."""
-        body = _rule_body(expression, action, reason, priority, note)
-        return self._write("POST", "/v1/rules", body, what="rules")
+        return self._write("POST", "/v1/rules", spec.body(), what="rules")
 
-    def edit_rule(
-        self,
-        rule_id: int,
-        expression: str,
-        action: str,
-        reason: str,
-        priority: int = 0,
-        note: str | None = None,
-    ) -> dict[str, Any]:
+    def edit_rule(self, rule_id: int, spec: RuleSpec) -> dict[str, Any]:
         """A new draft version of a draft, shadow or retired rule (an active one: 409)."""
-        body = _rule_body(expression, action, reason, priority, note)
-        return self._write("PUT", f"/v1/rules/{_segment(rule_id)}", body, what=f"rule {rule_id}")
+        path = f"/v1/rules/{_segment(rule_id)}"
+        return self._write("PUT", path, spec.body(), what=f"rule {rule_id}")
 
     def backtest_rule(
         self, rule_id: int, start: date | str | None = None, end: date | str | None = None
@@ -384,18 +383,6 @@ def _period(start: date | str | None, end: date | str | None) -> dict[str, str]:
     """{"start", "end"} as given (a date's str is YYYY-MM-DD); None: not sent."""
     given = {"start": start, "end": end}
     return {name: str(value) for name, value in given.items() if value is not None}
-
-
-def _rule_body(
-    expression: str, action: str, reason: str, priority: int, note: str | None
-) -> dict[str, Any]:
-    return {
-        "expression": expression,
-        "action": action,
-        "priority": priority,
-        "reason": reason,
-        "note": note or None,
-    }
 
 
 def _error_body(response: httpx.Response) -> Any:

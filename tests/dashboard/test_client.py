@@ -15,6 +15,7 @@ from dashboard.client import (
     ApiRejected,
     ApiUnauthorized,
     ApiUnavailable,
+    RuleSpec,
 )
 from tests.dashboard.sample_data import decisions
 
@@ -188,8 +189,8 @@ def test_rule_reads_and_changes_reach_their_routes():
     client.rule_hits(1, start=date(2026, 11, 1), end="2026-11-08")
     client.lists()
     client.audit(target="rule:1", limit=5)
-    client.create_rule("amount > 5", "review", "big", priority=3, note="why")
-    client.edit_rule(1, "amount > 6", "block", "bigger")
+    client.create_rule(RuleSpec("amount > 5", "review", "big", priority=3, note="why"))
+    client.edit_rule(1, RuleSpec("amount > 6", "block", "bigger"))
     client.backtest_rule(1, start="2026-11-01")
     client.shadow_rule(1, note="watch")
     client.activate_rule(1, confirm=True, note="go")
@@ -238,7 +239,7 @@ def test_changes_without_a_token_are_explained_instead_of_sent():
     client = make(handler, token=None)
     for change in (
         lambda: client.label_many(["1"], "fraud"),
-        lambda: client.create_rule("amount > 5", "review", "big"),
+        lambda: client.create_rule(RuleSpec("amount > 5", "review", "big")),
         lambda: client.shadow_rule(1),
         lambda: client.activate_rule(1, confirm=True),
     ):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dashboard import shaping
-from dashboard.client import AegisClient, ApiNotFound, ApiRejected, ApiUnauthorized
+from dashboard.client import AegisClient, ApiNotFound, ApiRejected, ApiUnauthorized, RuleSpec
 from tests.dashboard.sample_data import decisions
 
 NAMES = shaping.RecordNames()  # the page's titles do not matter here, the fields do
@@ -122,10 +122,10 @@ def test_a_rule_from_draft_to_retired_through_the_client(api):
     client, store, published = api
     _allowed(store)
     with pytest.raises(ApiRejected) as refused:
-        client.create_rule("TX_AMOUNT >", "review", "big")
+        client.create_rule(RuleSpec("TX_AMOUNT >", "review", "big"))
     assert refused.value.status == 422 and refused.value.field == "expression"
     assert (refused.value.body["line"], refused.value.body["column"]) == (1, 12)
-    rule = client.create_rule("TX_AMOUNT > 0", "review", "any amount", priority=5, note="try")
+    rule = client.create_rule(RuleSpec("TX_AMOUNT > 0", "review", "any amount", 5, "try"))
     rule_id = rule["rule_id"]
     assert rule["state"] == "draft"
     [listed] = client.list_rules()
@@ -141,12 +141,14 @@ def test_a_rule_from_draft_to_retired_through_the_client(api):
     assert {"start", "end", "detail"} <= set(body)
     assert client.activate_rule(rule_id, confirm=True, note="go")["state"] == "active"
     with pytest.raises(ApiRejected) as active:
-        client.edit_rule(rule_id, "TX_AMOUNT > 1", "review", "any amount")
+        client.edit_rule(rule_id, RuleSpec("TX_AMOUNT > 1", "review", "any amount"))
     assert active.value.status == 409 and active.value.field == "state"
     assert client.retire_rule(rule_id)["state"] == "retired"
     got = client.get_rule(rule_id)
     assert [v["state"] for v in got["history"]] == ["draft", "shadow", "active", "retired"]
-    edited = client.edit_rule(rule_id, "TX_AMOUNT > 1", "block", "any amount", note="again")
+    edited = client.edit_rule(
+        rule_id, RuleSpec("TX_AMOUNT > 1", "block", "any amount", note="again")
+    )
     assert edited["state"] == "draft" and edited["action"] == "block"
     assert [e["what"] for e in client.audit(target=f"rule:{rule_id}", limit=3)] == [
         "rule.edit",
