@@ -40,6 +40,11 @@ pages = [
         url_path="alerts",
         default=True,
     ),
-    st.Page(lambda: rules.render(client), title="Rules", icon=":material/rule:", url_path="rules"),
+    st.Page(
+        lambda: rules.render(client, config.rule_names()),
+        title="Rules",
+        icon=":material/rule:",
+        url_path="rules",
+    ),
 ]
 st.navigation(pages).run()

@@ -249,10 +249,17 @@ class AegisClient:
         return self._write("PUT", path, spec.body(), what=f"rule {rule_id}")
 
     def backtest_rule(
-        self, rule_id: int, start: date | str | None = None, end: date | str | None = None
+        self,
+        rule_id: int,
+        start: date | str | None = None,
+        end: date | str | None = None,
+        days: int | None = None,
     ) -> dict[str, Any]:
-        """The rule over the stored decisions of [start, end) (default: the API's period)."""
-        body = _period(start, end)
+        """The rule over the stored decisions of [start, end), or of the `days` days up to
+        the newest stored (default: the API's period)."""
+        body: dict[str, Any] = _period(start, end)
+        if days is not None:
+            body["days"] = int(days)
         return self._rule_step(rule_id, "backtest", body)
 
     def shadow_rule(self, rule_id: int, note: str | None = None) -> dict[str, Any]:

@@ -52,20 +52,13 @@ def rules_frame(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def rule_option(rule_id: Any, by_id: Mapping[int, Mapping[str, Any]]) -> str:
-    """The text of a rule in the picker: 'Rule 3 · v2 · active · block · reason'."""
+    """The text of a rule in the picker: 'Rule 3 · reason'. Only what seldom changes: the
+    browser keeps showing an option's first text while the same option stays picked."""
     if rule_id == NEW_RULE:
         return "＋ New rule"
-    item = by_id.get(int(rule_id), {})
-    reason = str(item.get("reason", ""))
+    reason = str(by_id.get(int(rule_id), {}).get("reason", ""))
     reason = reason if len(reason) <= 60 else reason[:57] + "..."
-    parts = [
-        f"Rule {rule_id}",
-        f"v{item.get('version', '?')}",
-        str(item.get("state", "")),
-        str(item.get("action", "")),
-        reason,
-    ]
-    return " · ".join(p for p in parts if p)
+    return f"Rule {rule_id} · {reason}" if reason else f"Rule {rule_id}"
 
 
 def next_moves(state: str | None) -> tuple[str, ...]:
@@ -201,6 +194,13 @@ def history_frame(history: Iterable[Mapping[str, Any]] | None) -> pd.DataFrame:
         ],
     )
     return frame.iloc[::-1].reset_index(drop=True)
+
+
+def names_frame(names: Mapping[str, str]) -> pd.DataFrame:
+    """(Name, Kind) of what a rule may read, in the config's order."""
+    return pd.DataFrame(
+        [{"Name": name, "Kind": kind} for name, kind in names.items()], columns=["Name", "Kind"]
+    )
 
 
 def fired_rules(alert: Mapping[str, Any]) -> list[str]:

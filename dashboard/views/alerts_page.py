@@ -12,8 +12,8 @@ from dashboard.views import bulk, common, detail, drift, filters, model, monitor
 
 
 def render(client: Any, names: shaping.RecordNames, cfg: config.DashboardConfig) -> None:
-    rules = common.guarded(client.list_rules, quiet=True) or {}
-    chosen = filters.render(getattr(client, "base_url", cfg.api_url), rules.get("items", []))
+    rules = common.guarded(client.list_rules, quiet=True) or []
+    chosen = filters.render(getattr(client, "base_url", cfg.api_url), rules)
 
     st.title(":material/shield: Aegis — fraud alert review")
     kpi_row = st.container()

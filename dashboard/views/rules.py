@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard import rule_shaping as shaping
-from dashboard.client import ApiError
+from dashboard.client import ApiError, RuleSpec
 from dashboard.views.common import flash, guarded, show_api_error, show_flash
 
 PICK_KEY = "rule_pick"
@@ -22,19 +22,21 @@ _BUDGET_KEY = "rule_budget"  # {rule id: the API's 409 budget body}
 BACKTEST_DAYS = (7, 14, 30, 90)
 
 
-def render(client: Any) -> None:
+def render(client: Any, names: Mapping[str, str]) -> None:
+    """The view; `names`: what a rule may read under the config, and each one's kind."""
     st.title(":material/rule: Rules")
     st.caption(
         "Rules are CEL expressions over the transaction's fields and features, e.g. "
-        "`amount > 5 * card_amount_mean_30d && card_count_1d >= 4`. A draft runs nowhere; "
-        "a shadow rule is recorded on every decision without changing it; an active rule "
-        "decides. Changes reach the running workers within seconds."
+        "`amount > 1000 && card in lists.watched_cards`. A draft runs nowhere; a shadow "
+        "rule is recorded on every decision without changing it; an active rule decides. "
+        "Changes reach the running workers within seconds."
     )
+    with st.expander(f"Names a rule can use ({len(names)})"):
+        st.dataframe(shaping.names_frame(names), hide_index=True, width="stretch", height=240)
     show_flash()
-    body = guarded(client.list_rules, where="Rules")
-    if body is None:
+    items = guarded(client.list_rules, where="Rules")
+    if items is None:
         return
-    items = body.get("items", body) if isinstance(body, Mapping) else body
     by_id = {int(item["rule_id"]): item for item in items}
     _table(items)
 
@@ -143,21 +145,21 @@ def _editor(client: Any, rule: Mapping[str, Any] | None) -> None:
         )
     if not saved:
         return
-    spec = {
-        "expression": expression,
-        "action": action,
-        "priority": int(priority),
-        "reason": reason.strip(),
-        "note": note.strip() or None,
-    }
-    if not spec["reason"]:
+    spec = RuleSpec(
+        expression=expression,
+        action=action,
+        reason=reason.strip(),
+        priority=int(priority),
+        note=note.strip() or None,
+    )
+    if not spec.reason:
         st.session_state[_ERROR_KEY] = (key, {"detail": "reason: write what a decision says"})
         st.rerun()
     try:
         if rule is None:
-            version = client.create_rule(**spec)
+            version = client.create_rule(spec)
         else:
-            version = client.edit_rule(rule["rule_id"], **spec)
+            version = client.edit_rule(rule["rule_id"], spec)
     except ApiError as exc:
         if exc.status == 422:
             st.session_state[_ERROR_KEY] = (key, _body(exc) or {"detail": exc.message})
@@ -272,9 +274,10 @@ def _backtest(client: Any, rule: Mapping[str, Any]) -> None:
         st.caption("What the rule would have caught: hits per day, new alerts, precision.")
         return
     st.caption(f"Version {version} over {result['start']} to {result['end']} (exclusive).")
-    columns = st.columns(5)
-    for column, (title, value, hint) in zip(columns, shaping.backtest_summary(result), strict=True):
-        column.metric(title, value, help=hint)
+    summary = shaping.backtest_summary(result)
+    for row in (summary[:3], summary[3:]):  # five figures do not fit one row of half a page
+        for column, (title, value, hint) in zip(st.columns(3), row, strict=False):
+            column.metric(title, value, help=hint)
     frame = shaping.backtest_frame(result)
     if frame.empty:
         st.info("No stored decisions in this period.", icon=":material/info:")

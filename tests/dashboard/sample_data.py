@@ -218,10 +218,10 @@ class FakeClient:
         missing = [tx for tx in transaction_ids if tx not in known]
         return {"labelled": done, "not_found": missing, "published": len(done)}
 
-    def list_rules(self, state: str | None = None) -> dict[str, Any]:
+    def list_rules(self, state: str | None = None) -> list[dict[str, Any]]:
         self.calls.append(("list_rules", {"state": state}))
         self._check()
-        return {"items": copy.deepcopy(self.rules)}
+        return copy.deepcopy(self.rules)
 
     def card(self, card_id: str) -> dict[str, Any]:
         self.calls.append(("card", {"card": card_id}))
