@@ -9,6 +9,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.views import queue
 from dashboard.views.common import flash, show_api_error
 
 
@@ -53,5 +54,9 @@ def render(client: Any, ticked: Sequence[str], analyst: str) -> None:
     if missing:
         text += f" Not found (nothing stored to label): {', '.join(map(str, missing))}."
     flash("success" if not missing else "warning", text)
-    st.session_state.pop("queue_table", None)  # clear the ticks with the labelled rows
+    # Clear the ticks: the queue draws a new table (see queue.render).
+    st.session_state[queue.TABLE_GENERATION_KEY] = (
+        st.session_state.get(queue.TABLE_GENERATION_KEY, 0) + 1
+    )
+    st.session_state[queue.SELECTED_KEY] = []
     st.rerun()

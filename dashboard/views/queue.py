@@ -11,6 +11,7 @@ from dashboard import shaping
 
 PICK_KEY = "selected_alert"
 SELECTED_KEY = "queue_ticked"  # the transaction ids ticked in the table, for bulk labelling
+TABLE_GENERATION_KEY = "queue_table_generation"
 _LAST_TABLE_PICK = "_queue_table_pick"
 
 
@@ -41,7 +42,8 @@ def render(
         height=min(38 + 35 * len(frame), 420),
         on_select="rerun",
         selection_mode="multi-row",
-        key="queue_table",
+        # A new key after a bulk label starts the table with no row ticked.
+        key=f"queue_table_{st.session_state.get(TABLE_GENERATION_KEY, 0)}",
         column_config={
             # Config names may be long: these columns size to their title.
             tx: st.column_config.TextColumn(tx, help="the transaction id"),

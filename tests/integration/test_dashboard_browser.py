@@ -361,6 +361,56 @@ def test_analyst_labels_an_alert_in_the_browser(api_url: Api, page_url: str, bro
         assert labels[0].entities == {"card": stored["card"], "terminal": stored["merchant"]}
 
 
+def _queue_cell(driver: webdriver.Chrome, row: int) -> str | None:
+    """The transaction id of the queue's row `row` (from the grid's accessible table)."""
+    cells = driver.find_elements(By.CSS_SELECTOR, f"[data-testid='glide-cell-1-{row}']")
+    return cells[0].get_attribute("textContent").strip() if cells else None
+
+
+def _tick_queue_rows(driver: webdriver.Chrome, rows: list[int]) -> None:
+    """Tick rows of the queue: the grid is a canvas, its tick boxes in the first column."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    header, height = 35, 35  # the grid's header and row heights (st.dataframe's defaults)
+    for row in rows:
+
+        def tick(row: int = row) -> None:
+            canvas = driver.find_element(
+                By.CSS_SELECTOR, "[data-testid='stDataFrame'] [data-testid='data-grid-canvas']"
+            )
+            x = -canvas.size["width"] // 2 + 15
+            y = -canvas.size["height"] // 2 + header + height * row + height // 2
+            ActionChains(driver).move_to_element_with_offset(canvas, x, y).click().perform()
+
+        _retry_stale(tick)
+        time.sleep(1.0)  # the rerun the tick starts
+
+
+def test_analyst_labels_ticked_alerts_together(api_url: Api, page_url: str, browser):
+    if api_url.store is None:
+        pytest.skip("labels every ticked alert: run on the in-process store only")
+    browser.get(page_url)
+    _detail_transaction(browser)
+    _wait(browser, 60).until(lambda d: _queue_cell(d, 1) is not None)
+    ticked = [_queue_cell(browser, 0), _queue_cell(browser, 1)]
+    _tick_queue_rows(browser, [0, 1])
+    _shows(browser, "2 alerts ticked")
+    _shot(browser, "dashboard-ticked.png")
+    _click(browser, _button("Mark 2 fraud"))
+    _shows(browser, "2 alerts labelled fraud")
+    _wait(browser, 30).until_not(
+        ec.presence_of_element_located(
+            (By.XPATH, "//*[contains(normalize-space(.), 'alerts ticked')]")
+        ),
+        message="the ticks stayed after the labels",
+    )
+    for tx in ticked:
+        row = api_url.get(f"/v1/alerts/{tx}").json()
+        assert (row["label"], row["status"]) == ("fraud", "labelled"), row
+    labels = [item for kind, item in api_url.published if kind == "label"]
+    assert sorted(label.transaction_id for label in labels) == sorted(ticked)
+
+
 def test_page_explains_a_wrong_token(api_url: Api, tmp_path: Path, browser):
     if api_url.store is None:
         pytest.skip("a real stack may allow open reads; the wrong token is checked in-process")
