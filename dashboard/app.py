@@ -41,7 +41,7 @@ pages = [
         default=True,
     ),
     st.Page(
-        lambda: rules.render(client, config.rule_names()),
+        lambda: rules.render(client),
         title="Rules",
         icon=":material/rule:",
         url_path="rules",

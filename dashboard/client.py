@@ -188,6 +188,11 @@ class AegisClient:
         """The rule as it stands and its `history` (every version, oldest first)."""
         return self._get(f"/v1/rules/{_segment(rule_id)}", what=f"rule {rule_id}")
 
+    def rule_names(self) -> dict[str, Any]:
+        """What a rule can read under the API's config: {"items": [{"name", "kind"}],
+        "lists": [names]}."""
+        return self._get("/v1/rules/names", what="rule names")
+
     def rule_hits(
         self, rule_id: int, start: date | str | None = None, end: date | str | None = None
     ) -> dict[str, Any]:

@@ -31,14 +31,6 @@ def load() -> DashboardConfig:
     )
 
 
-def rule_names() -> dict[str, str]:
-    """The names a rule may read under the config (fields and features) and their kind
-    (number, string, ...), as the API's rule compiler knows them."""
-    from models.rules.vocabulary import Vocabulary
-
-    return dict(Vocabulary.from_config(Settings.from_env().load_config()).names)
-
-
 def record_names() -> RecordNames:
     """The config's names for the page; ConfigError (naming the key) if it is not usable."""
     return RecordNames.of(Settings.from_env().load_config())

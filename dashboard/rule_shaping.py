@@ -196,11 +196,12 @@ def history_frame(history: Iterable[Mapping[str, Any]] | None) -> pd.DataFrame:
     return frame.iloc[::-1].reset_index(drop=True)
 
 
-def names_frame(names: Mapping[str, str]) -> pd.DataFrame:
-    """(Name, Kind) of what a rule may read, in the config's order."""
-    return pd.DataFrame(
-        [{"Name": name, "Kind": kind} for name, kind in names.items()], columns=["Name", "Kind"]
-    )
+def names_frame(names: Mapping[str, Any]) -> pd.DataFrame:
+    """(Name, Kind) of what a rule may read (GET /v1/rules/names), in the config's order,
+    then the lists as lists.<name>."""
+    rows = [{"Name": item["name"], "Kind": item["kind"]} for item in names.get("items", [])]
+    rows += [{"Name": f"lists.{name}", "Kind": "list"} for name in names.get("lists", [])]
+    return pd.DataFrame(rows, columns=["Name", "Kind"])
 
 
 def fired_rules(alert: Mapping[str, Any]) -> list[str]:

@@ -22,8 +22,7 @@ _BUDGET_KEY = "rule_budget"  # {rule id: the API's 409 budget body}
 BACKTEST_DAYS = (7, 14, 30, 90)
 
 
-def render(client: Any, names: Mapping[str, str]) -> None:
-    """The view; `names`: what a rule may read under the config, and each one's kind."""
+def render(client: Any) -> None:
     st.title(":material/rule: Rules")
     st.caption(
         "Rules are CEL expressions over the transaction's fields and features, e.g. "
@@ -31,8 +30,11 @@ def render(client: Any, names: Mapping[str, str]) -> None:
         "rule is recorded on every decision without changing it; an active rule decides. "
         "Changes reach the running workers within seconds."
     )
-    with st.expander(f"Names a rule can use ({len(names)})"):
-        st.dataframe(shaping.names_frame(names), hide_index=True, width="stretch", height=240)
+    names = guarded(client.rule_names, quiet=True)
+    if names is not None:
+        with st.expander(f"Names a rule can use ({len(names['items'])})"):
+            frame = shaping.names_frame(names)
+            st.dataframe(frame, hide_index=True, width="stretch", height=240)
     show_flash()
     items = guarded(client.list_rules, where="Rules")
     if items is None:

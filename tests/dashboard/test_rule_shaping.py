@@ -126,3 +126,11 @@ def test_history_is_newest_first_and_fired_rules_flag_shadow():
         "Rule 7 v1 · review · shadow (did not change the decision)",
         "Rule deny_cards · block",
     ]
+
+
+def test_names_frame_lists_fields_features_then_lists():
+    names = {"items": [{"name": "amount", "kind": "number"}], "lists": ["vip_cards"]}
+    assert shaping.names_frame(names).to_dict("records") == [
+        {"Name": "amount", "Kind": "number"},
+        {"Name": "lists.vip_cards", "Kind": "list"},
+    ]

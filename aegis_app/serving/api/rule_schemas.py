@@ -105,6 +105,16 @@ class RulePage(BaseModel):
     items: list[RuleSummaryOut]
 
 
+class RuleNameOut(BaseModel):
+    name: str = Field(description="a field or feature of the config, as a rule reads it")
+    kind: str = Field(description="number, string, bool or latlon (read as .lat / .lon)")
+
+
+class RuleNamesOut(BaseModel):
+    items: list[RuleNameOut] = Field(description="in the config's order")
+    lists: list[str] = Field(description="the lists a rule can read as lists.<name>")
+
+
 class RuleHitDayOut(BaseModel):
     day: str = Field(description="event day (UTC), YYYY-MM-DD")
     version: int = Field(description="the rule version that matched")

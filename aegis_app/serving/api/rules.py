@@ -44,6 +44,7 @@ from aegis_app.serving.api.rule_schemas import (
     PeriodIn,
     RuleHitsOut,
     RuleIn,
+    RuleNamesOut,
     RuleOut,
     RulePage,
     RuleState,
@@ -168,6 +169,19 @@ def rules_router(
 
         rules, totals = await run_in_threadpool(work)
         return {"items": [{**rule, **totals.get(rule["rule_id"], NO_HITS)} for rule in rules]}
+
+    @router.get(
+        "/v1/rules/names",
+        response_model=RuleNamesOut,
+        responses={**E401, **E403},
+        summary="What a rule can read under this config: its fields, features and lists",
+    )
+    async def rule_names(_: Principal = reader):
+        known = await vocabulary()
+        return {
+            "items": [{"name": name, "kind": kind} for name, kind in known.names.items()],
+            "lists": sorted(known.lists),
+        }
 
     @router.post(
         "/v1/rules",

@@ -30,6 +30,7 @@ ROUTES = {
     ("POST", "/v1/rules"): ANALYST,
     ("GET", "/v1/rules/{rule_id}"): READ,
     ("GET", "/v1/rules/{rule_id}/hits"): READ,
+    ("GET", "/v1/rules/names"): READ,
     ("PUT", "/v1/rules/{rule_id}"): ANALYST,
     ("POST", "/v1/rules/{rule_id}/backtest"): ANALYST,
     ("POST", "/v1/rules/{rule_id}/shadow"): ANALYST,

@@ -344,3 +344,15 @@ def test_every_list_with_its_version_and_size(make_client):
         ("vip_cards", 2, 3, "admin:admin", "more"),
     ]
     assert "items" not in items[0] and items[1]["changed_at"]
+
+
+def test_rule_names_are_the_configs_fields_features_and_lists(make_client):
+    client, _, _ = make_client()
+    client.put("/v1/lists/vip_cards", json={"items": ["1"]}, headers=auth("admin"))
+    body = client.get("/v1/rules/names", headers=auth("read")).json()
+    kinds = {item["name"]: item["kind"] for item in body["items"]}
+    assert kinds["TX_AMOUNT"] == "number" and kinds["card"] == "string"
+    assert "CUSTOMER_ID_NB_TX_1DAY_WINDOW" in kinds  # a feature of configs/handbook.toml
+    assert body["lists"] == ["vip_cards"]
+    # the route is not taken for a rule id
+    assert client.get("/v1/rules/names", headers=auth("read")).status_code == 200
