@@ -5,6 +5,8 @@ with the broker, the worker and the sink stubbed: for the page's contract and br
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -144,3 +146,18 @@ def build_api(
         metrics=metrics,
     )
     return app, store, metrics, published, model_dir
+
+
+@contextmanager
+def page_client(app: Any, token: str) -> Iterator[Any]:
+    """The page's AegisClient talking to `app` in process (no socket): what the page sends
+    and what the API answers, without a server."""
+    from fastapi.testclient import TestClient
+
+    from dashboard.client import AegisClient
+
+    with TestClient(app, base_url="http://api.test") as http:
+        http.headers["Authorization"] = f"Bearer {token}"
+        client = AegisClient("http://api.test", token)
+        client._http = http  # the ASGI app instead of a socket
+        yield client

@@ -22,17 +22,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 @pytest.fixture
 def api(tmp_path) -> Iterator[tuple[AegisClient, object, list]]:
     pytest.importorskip("aegis_app.serving.api.app")
-    from fastapi.testclient import TestClient
-
-    from tests.dashboard.api_stack import build_api
+    from tests.dashboard.api_stack import build_api, page_client
 
     app, store, _metrics, published, _model_dir = build_api(
         tmp_path, TOKEN, rule_alert_budget=BUDGET
     )
-    with TestClient(app, base_url="http://api.test") as http:
-        http.headers["Authorization"] = f"Bearer {TOKEN}"
-        client = AegisClient("http://api.test", TOKEN)
-        client._http = http  # the ASGI app instead of a socket
+    with page_client(app, TOKEN) as client:
         yield client, store, published
     store.close()
 

@@ -21,19 +21,14 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 def api(tmp_path) -> Iterator[tuple[AegisClient, object, list]]:
     """The page's client on the real API (budget: 1 new alert a day), with 30 allowed
     decisions of 80.0 beside the seeded alerts."""
-    from fastapi.testclient import TestClient
-
-    from tests.dashboard.api_stack import build_api
+    from tests.dashboard.api_stack import build_api, page_client
 
     app, store, _metrics, published, _ = build_api(tmp_path, TOKEN, rule_alert_budget=1.0)
     allowed = decisions(30, seed=5)
     for i, row in enumerate(allowed):
         row.update(transaction_id=f"97{i:04d}", action="allow", score=0.2, reasons=[], amount=80.0)
     store.upsert_decisions(allowed)
-    with TestClient(app, base_url="http://api.test") as http:
-        http.headers["Authorization"] = f"Bearer {TOKEN}"
-        client = AegisClient("http://api.test", TOKEN)
-        client._http = http  # the ASGI app instead of a socket
+    with page_client(app, TOKEN) as client:
         yield client, store, published
     store.close()
 
