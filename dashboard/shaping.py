@@ -124,9 +124,19 @@ def query_params(
     score_range: tuple[float, float],
     window: str,
     now: datetime | None = None,
+    *,
+    search: str = "",
+    rule_id: int | None = None,
+    shadow: bool | None = None,
 ) -> dict[str, Any]:
     """The /v1/alerts query for the sidebar filters (only what narrows the result)."""
     params: dict[str, Any] = {}
+    if search.strip():
+        params["q"] = search.strip()
+    if rule_id is not None:
+        params["rule"] = int(rule_id)
+        if shadow is not None:
+            params["shadow"] = shadow
     chosen = [a for a in actions if a in ACTIONS]
     if len(chosen) == 1:
         params["action"] = chosen[0]

@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import shaping
+from dashboard import rule_shaping, shaping
 from dashboard.client import ApiNotFound
 from dashboard.views.common import flash, show_api_error
 
@@ -59,6 +59,10 @@ def render(
         st.markdown("\n".join(f"- {_escape(str(r))}" for r in reasons))
     else:
         st.caption("No reason codes recorded.")
+    fired = rule_shaping.fired_rules(alert)
+    if fired:
+        st.markdown("**Rules that fired**")
+        st.markdown("\n".join(f"- {_escape(line)}" for line in fired))
     st.markdown("**Scores per model**")
     scores = shaping.scores_frame(alert.get("scores"))
     if scores.empty:

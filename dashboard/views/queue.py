@@ -10,6 +10,8 @@ import streamlit as st
 from dashboard import shaping
 
 PICK_KEY = "selected_alert"
+SELECTED_KEY = "queue_ticked"  # the transaction ids ticked in the table, for bulk labelling
+TABLE_GENERATION_KEY = "queue_table_generation"
 _LAST_TABLE_PICK = "_queue_table_pick"
 
 
@@ -22,7 +24,10 @@ def render(
     """Draw the queue, its columns titled with the config's `names`; returns the alert row
     the analyst has open (or None)."""
     st.subheader("Alert queue")
-    st.caption(count_caption(len(items), total, more) + " · click a row to open an alert")
+    st.caption(
+        count_caption(len(items), total, more)
+        + " · tick rows to open them and label several at once"
+    )
     if not items:
         st.info("No alerts match these filters. New alerts appear here as they are decided.")
         return None
@@ -36,7 +41,9 @@ def render(
         width="stretch",
         height=min(38 + 35 * len(frame), 420),
         on_select="rerun",
-        selection_mode="single-row",
+        selection_mode="multi-row",
+        # A new key after a bulk label starts the table with no row ticked.
+        key=f"queue_table_{st.session_state.get(TABLE_GENERATION_KEY, 0)}",
         column_config={
             # Config names may be long: these columns size to their title.
             tx: st.column_config.TextColumn(tx, help="the transaction id"),
@@ -54,13 +61,16 @@ def render(
     by_id = {item.get("transaction_id"): item for item in items}
     ids = list(by_id)
 
-    # A click in the table opens that alert (only when the click is new: the table keeps
-    # its selection across reruns, the picker may have moved on since).
+    # Ticked rows are labelled together (bulk bar below); the row ticked last opens in the
+    # detail panel (only when the tick is new: the picker may have moved on since).
     rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
-    table_pick = ids[rows[0]] if rows and rows[0] < len(ids) else None
-    if table_pick is not None and st.session_state.get(_LAST_TABLE_PICK) != table_pick:
-        st.session_state[PICK_KEY] = table_pick
-    st.session_state[_LAST_TABLE_PICK] = table_pick
+    ticked = [ids[r] for r in rows if r < len(ids)]
+    before = st.session_state.get(_LAST_TABLE_PICK) or []
+    added = [tx for tx in ticked if tx not in before]
+    if added:
+        st.session_state[PICK_KEY] = added[-1]
+    st.session_state[_LAST_TABLE_PICK] = ticked
+    st.session_state[SELECTED_KEY] = ticked
 
     if st.session_state.get(PICK_KEY) not in by_id:
         st.session_state[PICK_KEY] = ids[0]

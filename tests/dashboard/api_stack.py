@@ -5,6 +5,8 @@ with the broker, the worker and the sink stubbed: for the page's contract and br
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,9 @@ class RecordingPublisher:
 
     async def publish_label(self, label) -> None:
         self.published.append(("label", label))
+
+    async def publish_rule_change(self, key: bytes, value: bytes | None) -> None:
+        self.published.append(("rule", (key, value)))
 
 
 class StubWorkerState(StateSource):
@@ -100,8 +105,11 @@ def seed_model_dir(model_dir: Path) -> None:
     plt.close(fig)
 
 
-def build_api(tmp_path: Path, token: str, n: int = 60) -> tuple[Any, Any, Any, list, Path]:
-    """(app, store, metrics, published labels, model dir) with `n` alerts, a third labelled."""
+def build_api(
+    tmp_path: Path, token: str, n: int = 60, **api_options: Any
+) -> tuple[Any, Any, Any, list, Path]:
+    """(app, store, metrics, published labels and rule changes, model dir) with `n` alerts, a
+    third labelled; `api_options` are ApiSettings fields (e.g. rule_alert_budget)."""
     from aegis_app.core.settings import Settings
     from aegis_app.serving.api.app import create_app
     from aegis_app.serving.api.config import ApiSettings
@@ -130,7 +138,7 @@ def build_api(tmp_path: Path, token: str, n: int = 60) -> tuple[Any, Any, Any, l
     published: list = []
     app = create_app(
         settings,
-        ApiSettings(token=token),
+        ApiSettings(token=token, **api_options),
         store=store,
         publisher=RecordingPublisher(published),
         state=StubWorkerState(rows, settings.load_config()),
@@ -138,3 +146,18 @@ def build_api(tmp_path: Path, token: str, n: int = 60) -> tuple[Any, Any, Any, l
         metrics=metrics,
     )
     return app, store, metrics, published, model_dir
+
+
+@contextmanager
+def page_client(app: Any, token: str) -> Iterator[Any]:
+    """The page's AegisClient talking to `app` in process (no socket): what the page sends
+    and what the API answers, without a server."""
+    from fastapi.testclient import TestClient
+
+    from dashboard.client import AegisClient
+
+    with TestClient(app, base_url="http://api.test") as http:
+        http.headers["Authorization"] = f"Bearer {token}"
+        client = AegisClient("http://api.test", token)
+        client._http = http  # the ASGI app instead of a socket
+        yield client

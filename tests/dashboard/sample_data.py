@@ -149,6 +149,7 @@ class FakeClient:
         self.mode = mode  # ok | down | bad-token | bad-token-writes
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.labels: list[dict[str, Any]] = []
+        self.rules: list[dict[str, Any]] = []  # GET /v1/rules items
 
     def _check(self, write: bool = False) -> None:
         if self.mode == "down":
@@ -206,6 +207,21 @@ class FakeClient:
                 self.labels.append({"transaction_id": transaction_id, "label": label, "note": note})
                 return {"alert": copy.deepcopy(row), "published": True}
         raise ApiNotFound(f"No alert {transaction_id} found (HTTP 404).", status=404)
+
+    def label_many(self, transaction_ids, label, note=None, analyst=None) -> dict[str, Any]:
+        self.calls.append(("label_many", {"transaction_ids": list(transaction_ids)}))
+        self._check(write=True)
+        known = {r["transaction_id"] for r in self.rows}
+        done = [tx for tx in dict.fromkeys(transaction_ids) if tx in known]
+        for tx in done:
+            self.label(tx, label, note=note, analyst=analyst)
+        missing = [tx for tx in transaction_ids if tx not in known]
+        return {"labelled": done, "not_found": missing, "published": len(done)}
+
+    def list_rules(self, state: str | None = None) -> list[dict[str, Any]]:
+        self.calls.append(("list_rules", {"state": state}))
+        self._check()
+        return copy.deepcopy(self.rules)
 
     def card(self, card_id: str) -> dict[str, Any]:
         self.calls.append(("card", {"card": card_id}))

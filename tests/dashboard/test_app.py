@@ -97,6 +97,69 @@ def test_filter_changes_reach_the_api():
     )
 
 
+def test_search_and_rule_filters_reach_the_api():
+    client = FakeClient()
+    client.rules = [
+        {"rule_id": 3, "version": 2, "state": "shadow", "reason": "large amount", "action": "block"}
+    ]
+    at = run_page(client)
+    client.calls.clear()
+    at.sidebar.text_input(key="f_search").set_value(" 4242 ")
+    at.sidebar.selectbox(key="f_rule").set_value(3)
+    at.run()
+    assert not at.exception
+    queue_call = next(params for name, params in client.calls if name == "alerts")
+    assert queue_call["q"] == "4242" and queue_call["rule"] == 3 and "shadow" not in queue_call
+    client.calls.clear()
+    at.sidebar.segmented_control(key="f_rule_mode").set_value("Shadow")
+    at.run()
+    queue_call = next(params for name, params in client.calls if name == "alerts")
+    assert queue_call["rule"] == 3 and queue_call["shadow"] is True
+
+
+def test_the_alert_names_the_rules_that_fired():
+    rows = decisions(5)
+    rows[0]["rules"] = [
+        {"id": 3, "version": 2, "action": "block", "shadow": False},
+        {"id": 7, "version": 1, "action": "review", "shadow": True},
+    ]
+    at = run_page(FakeClient(rows))
+    assert not at.exception
+    shown = texts(at)
+    assert "**Rules that fired**" in shown
+    assert "Rule 3 v2 · block" in shown
+    assert "Rule 7 v1 · review · shadow (did not change the decision)" in shown
+
+
+def _bulk_bar() -> None:
+    import streamlit as st
+
+    from dashboard.views import bulk
+    from dashboard.views.common import get_client, show_flash
+
+    show_flash()
+    bulk.render(get_client(), st.session_state.get("ticked", []), "ana")
+
+
+def test_ticked_alerts_are_labelled_together():
+    client = FakeClient()
+    ids = [r["transaction_id"] for r in client.rows[:3]]
+    at = AppTest.from_function(_bulk_bar, default_timeout=30)
+    at.session_state[CLIENT_KEY] = client
+    at.session_state["ticked"] = [*ids, "no-such-alert"]
+    at.run()
+    assert "**4 alerts ticked**" in texts(at)
+    at.text_input(key="bulk_note").set_value("same breach")
+    at.button(key="bulk_fraud").click()
+    at.run()
+    assert not at.exception
+    assert [(x["transaction_id"], x["label"], x["note"]) for x in client.labels] == [
+        (tx, "fraud", "same breach") for tx in ids
+    ]
+    (warning,) = at.warning
+    assert "3 alerts labelled **fraud**" in warning.value and "no-such-alert" in warning.value
+
+
 def test_time_window_filter_sends_since():
     client = FakeClient()
     at = run_page(client)

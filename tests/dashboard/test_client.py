@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import httpx
 import pytest
@@ -11,8 +12,10 @@ from dashboard.client import (
     AegisClient,
     ApiError,
     ApiNotFound,
+    ApiRejected,
     ApiUnauthorized,
     ApiUnavailable,
+    RuleSpec,
 )
 from tests.dashboard.sample_data import decisions
 
@@ -151,3 +154,131 @@ def test_ids_are_one_path_segment():
         "/v1/alerts/a%3Fb",
         "/v1/alerts/tx%2F1/label",
     ]
+
+
+def test_alerts_sends_the_review_queue_filters():
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"items": []})
+
+    client = make(handler)
+    client.alerts(rule=3, shadow=True, merchant="m 1", q="tx#1", card="c/1")
+    params = seen[0].url.params
+    assert (params["rule"], params["shadow"], params["merchant"]) == ("3", "true", "m 1")
+    assert (params["q"], params["card"]) == ("tx#1", "c/1")
+    client.alerts(rule=3, shadow=False)
+    assert seen[1].url.params["shadow"] == "false"
+    client.alerts()
+    assert set(seen[2].url.params) == {"limit", "offset"}
+
+
+def test_rule_reads_and_changes_reach_their_routes():
+    seen: list[tuple[str, str, dict | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        """Notes (method, path, the JSON body or else the query parameters)."""
+        sent = json.loads(request.content) if request.content else dict(request.url.params)
+        seen.append((request.method, request.url.path, sent or None))
+        return httpx.Response(200, json={"items": [{"rule_id": 1}], "rule_id": 1})
+
+    client = make(handler)
+    assert client.list_rules(state="shadow") == [{"rule_id": 1}]
+    client.get_rule(1)
+    client.rule_hits(1, start=date(2026, 11, 1), end="2026-11-08")
+    client.lists()
+    client.audit(target="rule:1", limit=5)
+    client.create_rule(RuleSpec("amount > 5", "review", "big", priority=3, note="why"))
+    client.edit_rule(1, RuleSpec("amount > 6", "block", "bigger"))
+    client.backtest_rule(1, start="2026-11-01")
+    client.shadow_rule(1, note="watch")
+    client.activate_rule(1, confirm=True, note="go")
+    client.retire_rule(1)
+    client.label_many([5, "6"], "legitimate", note="known")
+    rule = {"expression": "amount > 5", "action": "review", "priority": 3, "reason": "big"}
+    assert seen == [
+        ("GET", "/v1/rules", {"state": "shadow"}),
+        ("GET", "/v1/rules/1", None),
+        ("GET", "/v1/rules/1/hits", {"start": "2026-11-01", "end": "2026-11-08"}),
+        ("GET", "/v1/lists", None),
+        ("GET", "/v1/audit", {"target": "rule:1", "limit": "5"}),
+        ("POST", "/v1/rules", {**rule, "note": "why"}),
+        (
+            "PUT",
+            "/v1/rules/1",
+            {
+                "expression": "amount > 6",
+                "action": "block",
+                "priority": 0,
+                "reason": "bigger",
+                "note": None,
+            },
+        ),
+        ("POST", "/v1/rules/1/backtest", {"start": "2026-11-01"}),
+        ("POST", "/v1/rules/1/shadow", {"note": "watch"}),
+        ("POST", "/v1/rules/1/activate", {"note": "go", "confirm": True}),
+        ("POST", "/v1/rules/1/retire", {"note": None}),
+        (
+            "POST",
+            "/v1/alerts/labels",
+            {
+                "transaction_ids": ["5", "6"],
+                "label": "legitimate",
+                "note": "known",
+                "analyst": None,
+            },
+        ),
+    ]
+
+
+def test_changes_without_a_token_are_explained_instead_of_sent():
+    def handler(request):  # pragma: no cover - must not be called
+        raise AssertionError("no request expected")
+
+    client = make(handler, token=None)
+    for change in (
+        lambda: client.label_many(["1"], "fraud"),
+        lambda: client.create_rule(RuleSpec("amount > 5", "review", "big")),
+        lambda: client.shadow_rule(1),
+        lambda: client.activate_rule(1, confirm=True),
+    ):
+        with pytest.raises(ApiUnauthorized, match="--token"):
+            change()
+    with pytest.raises(ValueError):
+        make(handler).label_many(["1"], "maybe")
+
+
+@pytest.mark.parametrize("status", [400, 409, 422])
+def test_a_refusal_carries_the_apis_answer(status):
+    answer = {
+        "detail": "the backtest adds 3.0 alerts a day",
+        "field": "confirm",
+        "added_alerts_per_day": 3.0,
+        "budget": 2.0,
+    }
+
+    def handler(request):
+        return httpx.Response(status, json=answer)
+
+    with pytest.raises(ApiRejected) as caught:
+        make(handler).activate_rule(4)
+    error = caught.value
+    assert error.status == status and error.body == answer
+    assert error.field == "confirm" and error.detail == answer["detail"]
+    assert answer["detail"] in error.message and isinstance(error, ApiError)
+
+
+def test_other_errors_keep_the_body_when_there_is_one():
+    def handler(request):
+        if request.url.path == "/v1/rules/9":
+            return httpx.Response(404, json={"detail": "no rule 9", "field": None})
+        return httpx.Response(502, text="<html>bad gateway</html>")
+
+    with pytest.raises(ApiNotFound, match="No rule 9 found") as caught:
+        make(handler).get_rule(9)
+    assert caught.value.body == {"detail": "no rule 9", "field": None}
+    with pytest.raises(ApiError) as caught:
+        make(handler).lists()
+    assert caught.value.status == 502 and caught.value.body is None
+    assert not isinstance(caught.value, ApiRejected)

@@ -74,6 +74,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -100,10 +101,10 @@ class Api:
         )
 
 
-def _serve_in_process(tmp_path: Path) -> Iterator[Api]:
+def _serve_in_process(tmp_path: Path, **api_options: Any) -> Iterator[Api]:
     import uvicorn
 
-    app, store, metrics, published, model_dir = build_api(tmp_path, TOKEN)
+    app, store, metrics, published, model_dir = build_api(tmp_path, TOKEN, **api_options)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -360,6 +361,56 @@ def test_analyst_labels_an_alert_in_the_browser(api_url: Api, page_url: str, bro
         assert labels[0].entities == {"card": stored["card"], "terminal": stored["merchant"]}
 
 
+def _queue_cell(driver: webdriver.Chrome, row: int) -> str | None:
+    """The transaction id of the queue's row `row` (from the grid's accessible table)."""
+    cells = driver.find_elements(By.CSS_SELECTOR, f"[data-testid='glide-cell-1-{row}']")
+    return cells[0].get_attribute("textContent").strip() if cells else None
+
+
+def _tick_queue_rows(driver: webdriver.Chrome, rows: list[int]) -> None:
+    """Tick rows of the queue: the grid is a canvas, its tick boxes in the first column."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    header, height = 35, 35  # the grid's header and row heights (st.dataframe's defaults)
+    for row in rows:
+
+        def tick(row: int = row) -> None:
+            canvas = driver.find_element(
+                By.CSS_SELECTOR, "[data-testid='stDataFrame'] [data-testid='data-grid-canvas']"
+            )
+            x = -canvas.size["width"] // 2 + 15
+            y = -canvas.size["height"] // 2 + header + height * row + height // 2
+            ActionChains(driver).move_to_element_with_offset(canvas, x, y).click().perform()
+
+        _retry_stale(tick)
+        time.sleep(1.0)  # the rerun the tick starts
+
+
+def test_analyst_labels_ticked_alerts_together(api_url: Api, page_url: str, browser):
+    if api_url.store is None:
+        pytest.skip("labels every ticked alert: run on the in-process store only")
+    browser.get(page_url)
+    _detail_transaction(browser)
+    _wait(browser, 60).until(lambda d: _queue_cell(d, 1) is not None)
+    ticked = [_queue_cell(browser, 0), _queue_cell(browser, 1)]
+    _tick_queue_rows(browser, [0, 1])
+    _shows(browser, "2 alerts ticked")
+    _shot(browser, "dashboard-ticked.png")
+    _click(browser, _button("Mark 2 fraud"))
+    _shows(browser, "2 alerts labelled fraud")
+    _wait(browser, 30).until_not(
+        ec.presence_of_element_located(
+            (By.XPATH, "//*[contains(normalize-space(.), 'alerts ticked')]")
+        ),
+        message="the ticks stayed after the labels",
+    )
+    for tx in ticked:
+        row = api_url.get(f"/v1/alerts/{tx}").json()
+        assert (row["label"], row["status"]) == ("fraud", "labelled"), row
+    labels = [item for kind, item in api_url.published if kind == "label"]
+    assert sorted(label.transaction_id for label in labels) == sorted(ticked)
+
+
 def test_page_explains_a_wrong_token(api_url: Api, tmp_path: Path, browser):
     if api_url.store is None:
         pytest.skip("a real stack may allow open reads; the wrong token is checked in-process")
@@ -495,3 +546,104 @@ def test_analyst_labels_a_live_alert(live_api: Api, live_page_url: str, browser)
     assert [(x["transaction_id"], x["label"], x["source"]) for x in labels] == [(tx, 1, "analyst")]
     assert labels[0]["card"] == stored["card"]
     assert labels[0]["entities"] == {"card": stored["card"], "terminal": stored["merchant"]}
+
+
+# --------------------------------------------------------------------------- rules
+
+RULE_BUDGET = 1.0  # new alerts a day a rule may add before activation asks to confirm
+
+
+@pytest.fixture
+def rules_api(tmp_path: Path) -> Iterator[Api]:
+    """The real API over a seeded store (as `api_url`) with an alert budget, plus allowed
+    decisions on the alerts' day: what a review rule on large amounts would add."""
+    for api in _serve_in_process(tmp_path, rule_alert_budget=RULE_BUDGET):
+        allowed = decisions(30, seed=5)
+        for i, row in enumerate(allowed):
+            row.update(
+                transaction_id=f"97{i:04d}", action="allow", score=0.2, reasons=[], amount=80.0
+            )
+        api.store.upsert_decisions(allowed)
+        yield api
+
+
+@pytest.fixture
+def rules_page_url(rules_api: Api, tmp_path: Path) -> Iterator[str]:
+    yield from _serve_page(rules_api, tmp_path)
+
+
+def _editor_text(driver: webdriver.Chrome, label: str, text: str) -> None:
+    """Replace the text of the editor's field titled `label`."""
+
+    def write() -> None:
+        field = _wait(driver, 30).until(
+            ec.element_to_be_clickable((By.XPATH, f"//*[@aria-label='{label}']"))
+        )
+        field.click()
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys(Keys.DELETE)
+        field.send_keys(text)
+
+    _retry_stale(write)
+
+
+def _shows(driver: webdriver.Chrome, text: str, seconds: float = 60) -> None:
+    _wait(driver, seconds).until(
+        ec.presence_of_element_located((By.XPATH, f'//*[contains(normalize-space(.), "{text}")]')),
+        message=f"the page did not show {text!r}",
+    )
+
+
+def _button(label: str) -> str:
+    return f"//button[.//p[normalize-space(.)='{label}']]"
+
+
+def test_analyst_writes_backtests_shadows_and_activates_a_rule(
+    rules_api: Api, rules_page_url: str, browser
+):
+    """Editor -> backtest -> shadow -> activate in the browser, on the real API and store:
+    a typo is refused inline with its position, the backtest draws its chart, activation
+    over the alert budget asks to confirm, and the API ends with the rule active, every
+    version kept and each change published for the workers."""
+    browser.get(f"{rules_page_url}rules")
+    _shows(browser, "No rules yet")
+    _editor_text(browser, "Expression", "amout > 50")
+    _editor_text(browser, "Reason (what a decision says)", "Large amount for this card")
+    _click(browser, _button("Save draft"))
+    error = _wait(browser, 60).until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, "[data-testid='stAlertContentError']"))
+    )
+    assert "line 1, column 1" in error.text and "amount" in error.text, error.text
+    _shot(browser, "rules-inline-error.png")
+    assert rules_api.get("/v1/rules").json()["items"] == []  # nothing saved
+
+    _editor_text(browser, "Expression", "amount > 50")
+    _click(browser, _button("Save draft"))
+    _shows(browser, "Rule 1 saved as draft version 1")
+
+    _click(browser, _button("Run backtest"))
+    _shows(browser, "New alerts / day")
+    _wait(browser, 60).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid='stVegaLiteChart']"))
+    )
+    time.sleep(1.5)  # the chart's paint, for the screenshot
+    _shot(browser, "rules-backtest.png")
+
+    _click(browser, _button("Shadow"))
+    _shows(browser, "Rule 1 is now shadow")
+    _click(browser, _button("Activate"))
+    _shows(browser, "Over the alert budget")
+    assert rules_api.get("/v1/rules/1").json()["state"] == "shadow"  # not without confirming
+    _click(browser, _button("Activate anyway"))
+    _shows(browser, "Rule 1 is now active")
+    assert not browser.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
+    _shot(browser, "rules-active.png")
+
+    rule = rules_api.get("/v1/rules/1").json()
+    assert rule["state"] == "active" and rule["expression"] == "amount > 50"
+    assert [v["state"] for v in rule["history"]] == ["draft", "shadow", "active"]
+    announced = [
+        json.loads(value)
+        for kind, (_, value) in ((k, item) for k, item in rules_api.published if k == "rule")
+    ]
+    assert [m["state"] for m in announced] == ["shadow", "active"]

@@ -7,7 +7,9 @@ aegis_app.kafka.rule_updates). Every transaction must get exactly one decision; 
 decisions before the active rule are the model's; every decision made more than
 SWITCH_WITHIN_S after the publish carries the rule until its retirement, and none does
 SWITCH_WITHIN_S after that; the shadow rule is recorded in decisions and never changes
-one; the rule the worker cannot compile is skipped, and the worker goes on.
+one; the rule the worker cannot compile is skipped, and the worker goes on; an active rule
+that fails at run time on some records (a division by zero) is skipped for those records,
+named in their `rule_errors` and counted, and the model decides them.
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ RATE = 150.0  # per second: about 20 s of stream
 ACTIVATE_AT_S = 2.0  # seconds into the stream
 RETIRE_AT_S = 10.0
 SWITCH_WITHIN_S = 5.0  # from the acknowledged publish to every decision following it
-SHADOW, BLOCKER, UNKNOWN = 1, 2, 3
+SHADOW, BLOCKER, UNKNOWN, ERRING = 1, 2, 3, 4
+# Divides by zero for a card's first transaction of the day (CUSTOMER_ID_NB_TX_1DAY_WINDOW
+# counts it: 1), never true otherwise: an active rule that fails at run time on some records.
+ERRING_EXPRESSION = "int(TX_AMOUNT) / int(CUSTOMER_ID_NB_TX_1DAY_WINDOW - 1) > 100000000"
 REASON = "everything is blocked (test)"
 
 
@@ -84,6 +89,7 @@ async def _stream_with_rules(broker_url: str, frame) -> dict:
 
     try:
         shadow = await _publish(publisher, _version(SHADOW, 2, "shadow", "amount > 0.0", "block"))
+        await _publish(publisher, _version(ERRING, 1, "active", ERRING_EXPRESSION, "block"))
         summary, times = await asyncio.gather(
             replay(
                 files.iter_frame(frame),
@@ -196,3 +202,23 @@ def test_rules_published_mid_stream_change_decisions_within_seconds(tmp_path):
         metrics
     )
     assert 'aegis_rule_skipped{rule="3",version="2"} 1.0' in metrics
+    # The rule that fails on a card's first transaction of the day: skipped for exactly
+    # those, named in their rule_errors, counted; the model (or the blocker) decided them.
+    first_of_day = {
+        d["transaction_id"]
+        for d in shadowed
+        if d["features"]["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 1.0
+    }
+    erred = {
+        d["transaction_id"]
+        for d in by_id.values()
+        if [(e["id"], e["version"]) for e in d.get("rule_errors", [])] == [(ERRING, 1)]
+    }
+    assert first_of_day and first_of_day <= erred
+    assert all(not hits(d, ERRING) for d in by_id.values())
+    for decision in (by_id[tx] for tx in erred):
+        assert "division by zero" in decision["rule_errors"][0]["error"]
+        assert decision["features"]["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 1.0
+        if not hits(decision, BLOCKER):
+            assert decision["action"] == _model_action(decision["score"], thresholds)
+    assert f'aegis_rule_errors_total{{rule="4",version="1"}} {len(erred)}.0' in metrics

@@ -39,6 +39,8 @@ from aegis_app.serving.api.schemas import (
     HealthOut,
     LabelIn,
     LabelOut,
+    LabelsIn,
+    LabelsOut,
     ModelsOut,
     ModelVersionOut,
     ReadyOut,
@@ -95,6 +97,11 @@ def _error(status: int, detail: str, field: str | None = None) -> JSONResponse:
 def _alert(row: dict) -> dict:
     label = row.get("label")
     return {**row, "label": None if label is None else ("fraud" if label else "legitimate")}
+
+
+def _known_at(moment: datetime) -> str:
+    """When a label became known, as labels carry it ('YYYY-MM-DD HH:MM:SS' UTC)."""
+    return format_datetime(int(moment.timestamp()))
 
 
 def _field_of(error: InvalidRecord) -> str:
@@ -398,10 +405,35 @@ def create_app(
         since: datetime | None = None,
         until: datetime | None = None,
         card: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_CHARS)] = None,
+        merchant: Annotated[
+            str | None,
+            Query(min_length=1, max_length=MAX_ID_CHARS, description="exactly this merchant"),
+        ] = None,
+        q: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=MAX_ID_CHARS,
+                description="a search: the transaction id, card or merchant is exactly this",
+            ),
+        ] = None,
+        rule: Annotated[
+            int | None,
+            Query(ge=1, le=2**31 - 1, description="decisions this rule (its id) matched"),
+        ] = None,
+        shadow: Annotated[
+            bool | None,
+            Query(
+                description="with `rule`: only its shadow matches (true) or only its active "
+                "ones (false)"
+            ),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
     ):
+        if shadow is not None and rule is None:
+            return _error(422, "shadow: only with rule", "shadow")
         try:
             page = await run_in_threadpool(
                 parts["store"].list_decisions,
@@ -412,6 +444,10 @@ def create_app(
                 since=since,
                 until=until,
                 card=card,
+                merchant=merchant,
+                search=q,
+                rule_id=rule,
+                shadow=shadow,
                 limit=limit,
                 offset=offset,
                 cursor=cursor,
@@ -454,6 +490,37 @@ def create_app(
         who: Principal = labeller,
     ):
         now = datetime.now(UTC)
+        row = await label_one(transaction_id, body, who, now)
+        if row is None:
+            return _error(
+                404, f"no stored decision for transaction {transaction_id!r}: nothing to label"
+            )
+        return {"alert": _alert(row), "published": True, "known_at": _known_at(now)}
+
+    @app.post(
+        "/v1/alerts/labels",
+        response_model=LabelsOut,
+        responses={**E400, **E401, **E403, **E422, **E503},
+        summary="One analyst's verdict on many alerts: each stored and published on aegis.labels",
+        description="Each transaction is labelled as POST /v1/alerts/{transaction_id}/label "
+        "labels one (stored, audited, published); those without a stored decision are "
+        "listed in `not_found`. A 503 can leave the first ones labelled: the same request "
+        "again is safe (a label given twice keeps the latest).",
+    )
+    async def label_alerts(body: LabelsIn, who: Principal = labeller):
+        now = datetime.now(UTC)
+        labelled, not_found = [], []
+        for transaction_id in dict.fromkeys(body.transaction_ids):  # each id once, in order
+            row = await label_one(transaction_id, body, who, now)
+            (not_found if row is None else labelled).append(transaction_id)
+        return {"labelled": labelled, "not_found": not_found, "published": len(labelled)}
+
+    async def label_one(
+        transaction_id: str, body: LabelIn, who: Principal, now: datetime
+    ) -> dict | None:
+        """An analyst's label of one stored decision: stored (with the label history),
+        audited and published on aegis.labels. The labelled decision; None (nothing done)
+        when no decision is stored for the transaction."""
         value = 1 if body.label == "fraud" else 0
         analyst = body.analyst or who.name
         row = await run_in_threadpool(
@@ -462,9 +529,7 @@ def create_app(
             )
         )
         if row is None:
-            return _error(
-                404, f"no stored decision for transaction {transaction_id!r}: nothing to label"
-            )
+            return None
         await run_in_threadpool(
             parts["store"].audit,
             who.actor,
@@ -473,21 +538,20 @@ def create_app(
             body.note,
             {"label": body.label, "analyst": analyst},
         )
-        known_at = format_datetime(int(now.timestamp()))
         # The stored decision's entity keys take the label to each entity's state.
         entities = row.get("entities") or _keys_of_row(engine, row)
         label = Label(
             transaction_id=str(row["transaction_id"]),
             label=value,
             source="analyst",
-            known_at=known_at,
+            known_at=_known_at(now),
             tx_datetime=row["tx_datetime"],
             entities={name: str(key) for name, key in entities.items() if key is not None},
             card=None if row.get("card") is None else str(row["card"]),
             note=body.note,
         )
         await parts["publisher"].publish_label(label)
-        return {"alert": _alert(row), "published": True, "known_at": known_at}
+        return row
 
     @app.get(
         "/v1/models",

@@ -1,9 +1,10 @@
-"""Request and response models of the rule and list endpoints (aegis_app/serving/api/rules.py)."""
+"""Request and response models of the rule, list and audit endpoints
+(aegis_app/serving/api/rules.py)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +18,7 @@ LIST_NAME = r"^[a-z_][a-z0-9_]{0,63}$"
 MAX_LIST_ITEMS = 10_000
 MAX_ITEM_CHARS = 256
 MAX_NOTE_CHARS = 2000
+AUDIT_TARGET_CHARS = 300  # the audit_log.target column
 
 
 class ChangeIn(BaseModel):
@@ -52,6 +54,13 @@ class PeriodIn(BaseModel):
     end: date | None = Field(
         None, description="day after the last (exclusive); default: after the newest stored"
     )
+    days: int | None = Field(
+        None,
+        ge=1,
+        le=366,
+        description="the period's length when `start` is not given; default: "
+        "AEGIS_RULE_BACKTEST_DAYS",
+    )
 
 
 class BacktestIn(PeriodIn):
@@ -82,8 +91,42 @@ class RuleOut(RuleVersionOut):
     history: list[RuleVersionOut] = Field(description="every version, oldest first")
 
 
+class RuleSummaryOut(RuleVersionOut):
+    """A rule as it stands, with its live matches over every stored decision."""
+
+    hits_active: int = Field(description="decisions it matched as an active rule")
+    hits_shadow: int = Field(description="decisions it matched as a shadow rule")
+    last_hit_day: str | None = Field(
+        description="event day (UTC, YYYY-MM-DD) of its newest match; null: never matched"
+    )
+
+
 class RulePage(BaseModel):
-    items: list[RuleVersionOut]
+    items: list[RuleSummaryOut]
+
+
+class RuleNameOut(BaseModel):
+    name: str = Field(description="a field or feature of the config, as a rule reads it")
+    kind: str = Field(description="number, string, bool or latlon (read as .lat / .lon)")
+
+
+class RuleNamesOut(BaseModel):
+    items: list[RuleNameOut] = Field(description="in the config's order")
+    lists: list[str] = Field(description="the lists a rule can read as lists.<name>")
+
+
+class RuleHitDayOut(BaseModel):
+    day: str = Field(description="event day (UTC), YYYY-MM-DD")
+    version: int = Field(description="the rule version that matched")
+    shadow: bool = Field(description="matched as a shadow rule (the decision unchanged)")
+    hits: int
+
+
+class RuleHitsOut(BaseModel):
+    rule_id: int
+    days: list[RuleHitDayOut] = Field(description="oldest first; days without a match left out")
+    total_active: int = Field(description="matches as an active rule over these days")
+    total_shadow: int = Field(description="matches as a shadow rule over these days")
 
 
 class ExpressionErrorOut(ErrorOut):
@@ -152,3 +195,36 @@ class ListOut(BaseModel):
     changed_by: str
     changed_at: datetime
     note: str | None
+
+
+class ListSummaryOut(BaseModel):
+    """A list as it stands, without its items."""
+
+    name: str
+    version: int
+    size: int = Field(description="how many items it holds")
+    changed_by: str
+    changed_at: datetime
+    note: str | None
+
+
+class ListPage(BaseModel):
+    items: list[ListSummaryOut]
+
+
+class AuditEntryOut(BaseModel):
+    """One change made through the API."""
+
+    id: int = Field(description="grows with every entry")
+    who: str = Field(description="role:name of the token that made the change")
+    what: str = Field(
+        description="the change: rule.create, rule.edit, rule.<state it moved to>, list.put, label"
+    )
+    when: datetime
+    target: str = Field(description="what was changed: rule:3, list:vip_cards, transaction:42")
+    note: str | None = Field(description="why, as the change said")
+    details: dict[str, Any] = Field(description="the change itself (a rule version, a list's size)")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut] = Field(description="newest first")

@@ -1,7 +1,7 @@
-"""The rule and list endpoints: write, backtest, shadow, activate and retire rules, and
-set the lists they read. Every change is a new version in the store with who and why
-(aegis_app/serving/store/rules.py), and every change that alters what workers run is
-announced on aegis.rules (aegis_app/kafka/rule_updates.py).
+"""The rule and list endpoints: write, backtest, shadow, activate and retire rules, read
+their live hits, set the lists they read, and read the audit log. Every change is a new
+version in the store with who and why (aegis_app/serving/store/rules.py), and every change
+that alters what workers run is announced on aegis.rules (aegis_app/kafka/rule_updates.py).
 
 A store change is made before its announcement; when the broker cannot take it the
 answer is 503 and the same request again is safe: a rule already in the asked state is
@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -29,8 +29,10 @@ from aegis_app.serving.api.auth import (
 )
 from aegis_app.serving.api.config import ApiSettings
 from aegis_app.serving.api.rule_schemas import (
+    AUDIT_TARGET_CHARS,
     LIST_NAME,
     ActivateIn,
+    AuditPage,
     BacktestIn,
     BacktestOut,
     BudgetOut,
@@ -38,8 +40,11 @@ from aegis_app.serving.api.rule_schemas import (
     ExpressionErrorOut,
     ListIn,
     ListOut,
+    ListPage,
     PeriodIn,
+    RuleHitsOut,
     RuleIn,
+    RuleNamesOut,
     RuleOut,
     RulePage,
     RuleState,
@@ -71,6 +76,8 @@ E422X = {
     }
 }
 E503 = {503: {"model": ErrorOut, "description": "store or broker unavailable"}}
+# A rule no stored decision names (yet): what GET /v1/rules shows for its hits.
+NO_HITS = {"hits_active": 0, "hits_shadow": 0, "last_hit_day": None}
 
 
 def _error(status: int, detail: str, field: str | None = None, **extra: Any) -> JSONResponse:
@@ -154,10 +161,27 @@ def rules_router(
         "/v1/rules",
         response_model=RulePage,
         responses={**E401, **E403, **E422},
-        summary="Every rule as it stands (its newest version)",
+        summary="Every rule as it stands (its newest version) and its live hits",
     )
     async def list_rules(_: Principal = reader, state: RuleState | None = None):
-        return {"items": await run_in_threadpool(store().list_rules, state)}
+        def work() -> tuple[list[dict], dict[int, dict]]:
+            return store().list_rules(state), store().rule_hit_totals()
+
+        rules, totals = await run_in_threadpool(work)
+        return {"items": [{**rule, **totals.get(rule["rule_id"], NO_HITS)} for rule in rules]}
+
+    @router.get(
+        "/v1/rules/names",
+        response_model=RuleNamesOut,
+        responses={**E401, **E403},
+        summary="What a rule can read under this config: its fields, features and lists",
+    )
+    async def rule_names(_: Principal = reader):
+        known = await vocabulary()
+        return {
+            "items": [{"name": name, "kind": kind} for name, kind in known.names.items()],
+            "lists": sorted(known.lists),
+        }
 
     @router.post(
         "/v1/rules",
@@ -233,6 +257,30 @@ def rules_router(
         except ExpressionError as exc:
             return _expression_error(exc)
         return await run_backtest(rule, body or BacktestIn())
+
+    @router.get(
+        "/v1/rules/{rule_id}/hits",
+        response_model=RuleHitsOut,
+        responses={**E401, **E403, **E404, **E422},
+        summary="The rule's live matches per event day, active and shadow apart",
+    )
+    async def rule_hits(
+        rule_id: RuleId,
+        _: Principal = reader,
+        start: Annotated[date | None, Query(description="first event day (UTC)")] = None,
+        end: Annotated[date | None, Query(description="day after the last (exclusive)")] = None,
+    ):
+        if start is not None and end is not None and start >= end:
+            return _error(422, "end: must be after start", "end")
+        if await run_in_threadpool(store().get_rule, rule_id) is None:
+            return _no_rule(rule_id)
+        days = await run_in_threadpool(store().rule_hits_per_day, rule_id, _day(start), _day(end))
+        return {
+            "rule_id": rule_id,
+            "days": days,
+            "total_active": sum(d["hits"] for d in days if not d["shadow"]),
+            "total_shadow": sum(d["hits"] for d in days if d["shadow"]),
+        }
 
     async def move(rule_id: int, state: str, who: Principal, note: str | None) -> Any:
         try:
@@ -314,6 +362,15 @@ def rules_router(
         return await move(rule_id, RETIRED, who, (body or ChangeIn()).note)
 
     @router.get(
+        "/v1/lists",
+        response_model=ListPage,
+        responses={**E401, **E403},
+        summary="Every list as it stands: its version and size (not its items)",
+    )
+    async def list_lists(_: Principal = reader):
+        return {"items": await run_in_threadpool(store().list_summaries)}
+
+    @router.get(
         "/v1/lists/{name}",
         response_model=ListOut,
         responses={**E401, **E403, **E404, **E422},
@@ -355,7 +412,45 @@ def rules_router(
         await parts["publisher"].publish_rule_change(key, value)
         return found
 
+    @router.get(
+        "/v1/audit",
+        response_model=AuditPage,
+        responses={**E401, **E403, **E422},
+        summary="Who changed what, when and why (rules, lists, labels), newest first",
+    )
+    async def audit_log(
+        _: Principal = reader,
+        target: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=AUDIT_TARGET_CHARS,
+                description="only the changes of this: rule:3, list:vip_cards, transaction:42",
+            ),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ):
+        entries = await run_in_threadpool(store().audit_log, limit, target)
+        return {"items": [_audit_entry(entry) for entry in entries]}
+
     return router
+
+
+def _day(value: date | None) -> str | None:
+    """A day as the store keeps event days ('YYYY-MM-DD')."""
+    return None if value is None else value.isoformat()
+
+
+def _audit_entry(entry: dict) -> dict:
+    return {
+        "id": entry["id"],
+        "who": entry["actor"],
+        "what": entry["action"],
+        "when": entry["at"],
+        "target": entry["target"],
+        "note": entry["note"],
+        "details": entry["details"] or {},
+    }
 
 
 async def _period(store: Any, period: PeriodIn, days: int) -> tuple[date, date] | JSONResponse:
@@ -366,7 +461,7 @@ async def _period(store: Any, period: PeriodIn, days: int) -> tuple[date, date] 
             newest = await run_in_threadpool(store.latest_tx_datetime)
             last = date.fromisoformat(newest[:10]) if newest else datetime.now(UTC).date()
             end = last + timedelta(days=1)
-        start = period.start or end - timedelta(days=days)
+        start = period.start or end - timedelta(days=period.days or days)
     except OverflowError:
         return _error(422, "end: out of range", "end")
     if start >= end:

@@ -9,7 +9,7 @@ declared kinds. :class:`TransactionBody` checks a body against it before the sou
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -19,6 +19,7 @@ from aegis_app.core.records import MAX_AMOUNT, InvalidRecord
 Action = Literal["allow", "review", "block"]
 Status = Literal["open", "labelled"]
 MAX_ID_CHARS = 256  # aegis_app.core.source: ids and categorical values
+MAX_BULK_LABELS = 500  # transactions one POST /v1/alerts/labels labels
 # Pydantic error types that mean "not of the declared type or form" (answered with what is
 # expected).
 TYPE_ERRORS = ("_type", "_parsing", "literal_error", "union_tag_invalid", "pattern_mismatch")
@@ -308,6 +309,22 @@ class LabelIn(BaseModel):
     label: Literal["fraud", "legitimate"]
     note: str | None = Field(None, max_length=2000)
     analyst: str | None = Field(None, max_length=128)
+
+
+class LabelsIn(LabelIn):
+    """One verdict for many alerts (each labelled as POST /v1/alerts/{id}/label does)."""
+
+    transaction_ids: list[Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]] = Field(
+        min_length=1,
+        max_length=MAX_BULK_LABELS,
+        description=f"1 to {MAX_BULK_LABELS} transaction ids; one given twice is labelled once",
+    )
+
+
+class LabelsOut(BaseModel):
+    labelled: list[str] = Field(description="labelled, stored and published, in the order given")
+    not_found: list[str] = Field(description="no stored decision: nothing labelled")
+    published: int = Field(description="labels put on aegis.labels")
 
 
 class LabelOut(BaseModel):

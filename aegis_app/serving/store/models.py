@@ -91,6 +91,7 @@ class DecisionRow(Base):
         Index("ix_decisions_score", "score"),
         Index("ix_decisions_decided_at", "decided_at", "transaction_id"),
         Index("ix_decisions_card", "card", "decided_at"),
+        Index("ix_decisions_merchant", "merchant", "decided_at"),
         Index("ix_decisions_tx_datetime", "tx_datetime"),
     )
 

@@ -421,6 +421,8 @@ class Store(RuleChanges):
         since: datetime | None = None,
         until: datetime | None = None,
         card: str | int | None = None,
+        merchant: str | int | None = None,
+        search: str | int | None = None,
         rule_id: int | None = None,
         shadow: bool | None = None,
         limit: int = 50,
@@ -428,8 +430,9 @@ class Store(RuleChanges):
         cursor: str | None = None,
     ) -> Page:
         """Decisions matching every given filter, newest first (decided_at, then id).
-        `rule_id`: those the rule matched (`shadow`: only as a shadow rule, or only as an
-        active one)."""
+        `search`: the transaction id, card or merchant is exactly this text. `rule_id`:
+        those the rule matched (`shadow`: only as a shadow rule, or only as an active
+        one)."""
         limit = max(1, min(int(limit), MAX_PAGE))
         query = select(DecisionRow)
         if actions:
@@ -446,6 +449,18 @@ class Store(RuleChanges):
             query = query.where(DecisionRow.decided_at < until)
         if card is not None:
             query = query.where(DecisionRow.card == str(card))
+        if merchant is not None:
+            query = query.where(DecisionRow.merchant == str(merchant))
+        if search is not None:
+            # Exact matches only: each column has its index (a LIKE would read them all).
+            wanted = str(search)
+            query = query.where(
+                or_(
+                    DecisionRow.transaction_id == wanted,
+                    DecisionRow.card == wanted,
+                    DecisionRow.merchant == wanted,
+                )
+            )
         if rule_id is not None:
             hits = select(DecisionRuleHitRow.transaction_id).where(
                 DecisionRuleHitRow.rule_id == int(rule_id)
@@ -493,6 +508,27 @@ class Store(RuleChanges):
                 {"day": r.day, "version": r.version, "shadow": bool(r.shadow), "hits": r.hits}
                 for r in session.execute(query)
             ]
+
+    def rule_hit_totals(self) -> dict[int, dict]:
+        """Every rule's live matches over all stored decisions, in one grouped query:
+        {rule_id: {"hits_active", "hits_shadow", "last_hit_day"}} (rules never matched
+        are absent)."""
+        table = DecisionRuleHitRow
+        query = select(
+            table.rule_id,
+            func.sum(case((table.shadow, 0), else_=1)).label("active"),
+            func.sum(case((table.shadow, 1), else_=0)).label("shadow"),
+            func.max(table.day).label("last_day"),
+        ).group_by(table.rule_id)
+        with self._read() as session:
+            return {
+                r.rule_id: {
+                    "hits_active": int(r.active or 0),
+                    "hits_shadow": int(r.shadow or 0),
+                    "last_hit_day": r.last_day,
+                }
+                for r in session.execute(query)
+            }
 
     # ------------------------------------------------------------------ labels
 

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from aegis_app.serving.store.models import (
@@ -106,18 +106,7 @@ class RuleChanges:
 
     def list_rules(self, state: str | None = None) -> list[dict]:
         """The newest version of every rule (or of those in `state`), by rule id."""
-        newest = (
-            select(RuleVersionRow.rule_id, func.max(RuleVersionRow.version).label("version"))
-            .group_by(RuleVersionRow.rule_id)
-            .subquery()
-        )
-        query = select(RuleVersionRow).join(
-            newest,
-            and_(
-                RuleVersionRow.rule_id == newest.c.rule_id,
-                RuleVersionRow.version == newest.c.version,
-            ),
-        )
+        query = _newest_of_each(RuleVersionRow, RuleVersionRow.rule_id)
         if state is not None:
             query = query.where(RuleVersionRow.state == state)
         with self._read() as session:
@@ -164,6 +153,16 @@ class RuleChanges:
         with self._read() as session:
             row = session.scalar(query)
             return None if row is None else _list(row)
+
+    def list_summaries(self) -> list[dict]:
+        """Every list as it stands, by name, without its items: name, version, size (how
+        many items), changed_by, changed_at, note."""
+        query = _newest_of_each(ListVersionRow, ListVersionRow.name)
+        with self._read() as session:
+            return [
+                {**_columns(row, skip=("items",)), "size": len(row.items or [])}
+                for row in session.scalars(query.order_by(ListVersionRow.name))
+            ]
 
     def list_names(self) -> list[str]:
         with self._read() as session:
@@ -266,9 +265,23 @@ def _version_row(
     )
 
 
-def _columns(row: Any) -> dict:
-    """A row as a plain dict of its columns."""
-    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
+def _columns(row: Any, skip: tuple[str, ...] = ()) -> dict:
+    """A row as a plain dict of its columns (but those in `skip`)."""
+    return {
+        column.key: getattr(row, column.key)
+        for column in row.__table__.columns
+        if column.key not in skip
+    }
+
+
+def _newest_of_each(row_type: Any, key: Any) -> Select:
+    """The newest version row of each rule (or list): `row_type`'s rows whose version is
+    the highest of their `key`."""
+    newest = select(key.label("key"), func.max(row_type.version).label("version"))
+    newest = newest.group_by(key).subquery()
+    return select(row_type).join(
+        newest, and_(key == newest.c.key, row_type.version == newest.c.version)
+    )
 
 
 def _list_items(session: Session, name: str, version: int) -> list[str]:

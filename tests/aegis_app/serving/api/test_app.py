@@ -398,6 +398,13 @@ def test_alerts_filters_and_paging(make_client, api_store):
         ({"since": "not a date"}, "since"),
         ({"cursor": "bogus"}, "cursor"),
         ({"card": "x" * 300}, "card"),
+        ({"shadow": "true"}, "shadow"),  # only with a rule
+        ({"rule": 0}, "rule"),
+        ({"rule": "x"}, "rule"),
+        ({"rule": 2**31}, "rule"),
+        ({"rule": 1, "shadow": "maybe"}, "shadow"),
+        ({"merchant": ""}, "merchant"),
+        ({"q": "x" * 300}, "q"),
     ],
 )
 def test_bad_alert_queries_are_422(make_client, params, field):
@@ -493,6 +500,7 @@ def test_openapi_documents_every_endpoint_with_errors(make_client):
         "/v1/alerts",
         "/v1/alerts/{transaction_id}",
         "/v1/alerts/{transaction_id}/label",
+        "/v1/alerts/labels",
         "/v1/cards/{card_id}",
         "/v1/models",
         "/healthz",

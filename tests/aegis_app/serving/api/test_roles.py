@@ -20,6 +20,7 @@ ROUTES = {
     ("GET", "/v1/alerts"): READ,
     ("GET", "/v1/alerts/{transaction_id}"): READ,
     ("POST", "/v1/alerts/{transaction_id}/label"): ANALYST,
+    ("POST", "/v1/alerts/labels"): ANALYST,
     ("GET", "/v1/models"): READ,
     ("GET", "/v1/drift"): READ,
     ("GET", "/metrics"): READ,
@@ -28,13 +29,17 @@ ROUTES = {
     ("GET", "/v1/rules"): READ,
     ("POST", "/v1/rules"): ANALYST,
     ("GET", "/v1/rules/{rule_id}"): READ,
+    ("GET", "/v1/rules/{rule_id}/hits"): READ,
+    ("GET", "/v1/rules/names"): READ,
     ("PUT", "/v1/rules/{rule_id}"): ANALYST,
     ("POST", "/v1/rules/{rule_id}/backtest"): ANALYST,
     ("POST", "/v1/rules/{rule_id}/shadow"): ANALYST,
     ("POST", "/v1/rules/{rule_id}/activate"): ADMIN,
     ("POST", "/v1/rules/{rule_id}/retire"): ADMIN,
+    ("GET", "/v1/lists"): READ,
     ("GET", "/v1/lists/{name}"): READ,
     ("PUT", "/v1/lists/{name}"): ADMIN,
+    ("GET", "/v1/audit"): READ,
 }
 PARAMETERS = {"card_id": "1", "transaction_id": "1", "rule_id": "1", "name": "vip_cards"}
 

@@ -1,6 +1,7 @@
 """The rule and list endpoints: a rule's life from draft to retired with who and why, the
 422 naming the expression's line and column, the backtest over stored decisions, the alert
-budget at activation, lists, and what is announced on aegis.rules."""
+budget at activation, lists, and what is announced on aegis.rules; a rule's live hits per
+day and every rule's totals, the audit log and every list at a glance."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 from datetime import datetime
 
 from aegis_app.kafka.rule_updates import decode
-from tests.aegis_app.serving.api.conftest import auth, stored_decision
+from tests.aegis_app.serving.api.conftest import AUTH, auth, stored_decision
 
 RULE = {
     "expression": "TX_AMOUNT > 100 && CUSTOMER_ID_NB_TX_1DAY_WINDOW >= 2",
@@ -176,6 +177,10 @@ def test_backtest_over_the_stored_decisions(make_client, api_store):
         headers=auth("analyst"),
     ).json()
     assert one_day["rows"] == 4 and one_day["labelled_hits"] == 0 and one_day["precision"] is None
+    last_day = client.post(
+        f"/v1/rules/{rule_id}/backtest", json={"days": 1}, headers=auth("analyst")
+    ).json()  # the newest stored day only
+    assert (last_day["start"], last_day["end"], last_day["rows"]) == ("2018-04-02", "2018-04-03", 4)
     backwards = client.post(
         f"/v1/rules/{rule_id}/backtest",
         json={"start": "2018-04-03", "end": "2018-04-02"},
@@ -212,3 +217,142 @@ def test_labels_name_the_token_and_are_audited(make_client, api_store):
     assert response.json()["alert"]["labelled_by"] == "analyst"
     [entry] = api_store.audit_log(target="transaction:5")
     assert entry["action"] == "label" and entry["actor"] == "analyst:analyst"
+
+
+def _store_hits(api_store, rule_id: int) -> None:
+    """Rule `rule_id` matched as shadow v2 on 2018-04-01 (twice) and as active v3 on
+    2018-04-02 (once) and 2018-04-03 (once, on an allowed decision)."""
+    shadow = {"id": rule_id, "version": 2, "action": "review", "shadow": True}
+    active = {"id": rule_id, "version": 3, "action": "review", "shadow": False}
+    api_store.upsert_decisions(
+        [
+            stored_decision(1, "allow", rules=[shadow], tx_datetime="2018-04-01 10:00:00"),
+            stored_decision(2, "review", rules=[shadow], tx_datetime="2018-04-01 11:00:00"),
+            stored_decision(3, "review", rules=[active], tx_datetime="2018-04-02 10:00:00"),
+            stored_decision(4, "allow", rules=[active], tx_datetime="2018-04-03 10:00:00"),
+            stored_decision(5, "review", tx_datetime="2018-04-04 10:00:00"),
+        ]
+    )
+
+
+def test_a_rules_hits_per_day(make_client, api_store):
+    client, _, _ = make_client()
+    rule_id = client.post("/v1/rules", json=RULE, headers=auth("analyst")).json()["rule_id"]
+    _store_hits(api_store, rule_id)
+    url = f"/v1/rules/{rule_id}/hits"
+    body = client.get(url, headers=auth("read")).json()
+    assert body == {
+        "rule_id": rule_id,
+        "days": [
+            {"day": "2018-04-01", "version": 2, "shadow": True, "hits": 2},
+            {"day": "2018-04-02", "version": 3, "shadow": False, "hits": 1},
+            {"day": "2018-04-03", "version": 3, "shadow": False, "hits": 1},
+        ],
+        "total_active": 2,
+        "total_shadow": 2,
+    }
+    # [start, end): the end day itself is not counted
+    window = {"start": "2018-04-02", "end": "2018-04-03"}
+    body = client.get(url, params=window, headers=auth("read")).json()
+    assert [d["day"] for d in body["days"]] == ["2018-04-02"]
+    assert (body["total_active"], body["total_shadow"]) == (1, 0)
+    later = client.get(url, params={"start": "2018-04-05"}, headers=auth("read")).json()
+    assert later["days"] == [] and later["total_active"] == later["total_shadow"] == 0
+    # a rule never matched has no days; an unknown one is a 404
+    other = client.post("/v1/rules", json=RULE, headers=auth("analyst")).json()["rule_id"]
+    assert client.get(f"/v1/rules/{other}/hits", headers=auth("read")).json()["days"] == []
+    missing = client.get("/v1/rules/999/hits", headers=auth("read"))
+    assert missing.status_code == 404 and missing.json()["detail"] == "no rule 999"
+    for params, field in (
+        ({"start": "2018-04-03", "end": "2018-04-03"}, "end"),
+        ({"start": "April"}, "start"),
+        ({"end": "2018-02-30"}, "end"),
+    ):
+        bad = client.get(url, params=params, headers=auth("read"))
+        assert bad.status_code == 422 and bad.json()["field"] == field, bad.text
+
+
+def test_rules_are_listed_with_their_hits(make_client, api_store):
+    client, _, _ = make_client()
+    matched = client.post("/v1/rules", json=RULE, headers=auth("analyst")).json()["rule_id"]
+    never = client.post("/v1/rules", json=RULE, headers=auth("analyst")).json()["rule_id"]
+    _store_hits(api_store, matched)
+    items = {r["rule_id"]: r for r in client.get("/v1/rules", headers=auth("read")).json()["items"]}
+    assert {k: items[matched][k] for k in ("hits_active", "hits_shadow", "last_hit_day")} == {
+        "hits_active": 2,
+        "hits_shadow": 2,
+        "last_hit_day": "2018-04-03",
+    }
+    assert items[matched]["expression"] == RULE["expression"]  # the rule itself, as before
+    assert {k: items[never][k] for k in ("hits_active", "hits_shadow", "last_hit_day")} == {
+        "hits_active": 0,
+        "hits_shadow": 0,
+        "last_hit_day": None,
+    }
+    drafts = client.get("/v1/rules", params={"state": "draft"}, headers=auth("read")).json()
+    assert [r["hits_shadow"] for r in drafts["items"]] == [2, 0]
+
+
+def test_the_audit_log_newest_first(make_client, api_store):
+    api_store.upsert_decisions([stored_decision(5)])
+    client, _, _ = make_client()
+    rule_id = client.post("/v1/rules", json=RULE, headers=auth("analyst")).json()["rule_id"]
+    client.post(f"/v1/rules/{rule_id}/shadow", json={"note": "watch"}, headers=auth("analyst"))
+    client.put("/v1/lists/vip_cards", json={"items": ["1"]}, headers=auth("admin"))
+    client.post("/v1/alerts/5/label", json={"label": "fraud"}, headers=auth("analyst"))
+    body = client.get("/v1/audit", headers=auth("read")).json()
+    assert [(e["what"], e["target"], e["who"]) for e in body["items"]] == [
+        ("label", "transaction:5", "analyst:analyst"),
+        ("list.put", "list:vip_cards", "admin:admin"),
+        ("rule.shadow", f"rule:{rule_id}", "analyst:analyst"),
+        ("rule.create", f"rule:{rule_id}", "analyst:analyst"),
+    ]
+    shadowed = body["items"][2]
+    assert shadowed["note"] == "watch" and shadowed["details"]["state"] == "shadow"
+    assert set(shadowed) == {"id", "who", "what", "when", "target", "note", "details"}
+    ids = [e["id"] for e in body["items"]]
+    assert ids == sorted(ids, reverse=True)
+    of_rule = client.get(
+        "/v1/audit", params={"target": f"rule:{rule_id}", "limit": 1}, headers=auth("read")
+    ).json()
+    assert [e["what"] for e in of_rule["items"]] == ["rule.shadow"]
+    assert client.get("/v1/audit", params={"target": "rule:999"}, headers=AUTH).json() == {
+        "items": []
+    }
+    for params, field in (
+        ({"limit": 0}, "limit"),
+        ({"limit": 501}, "limit"),
+        ({"target": ""}, "target"),
+    ):
+        bad = client.get("/v1/audit", params=params, headers=auth("read"))
+        assert bad.status_code == 422 and bad.json()["field"] == field
+
+
+def test_every_list_with_its_version_and_size(make_client):
+    client, _, _ = make_client()
+    assert client.get("/v1/lists", headers=auth("read")).json() == {"items": []}
+    client.put("/v1/lists/vip_cards", json={"items": ["1", "2"]}, headers=auth("admin"))
+    client.put(
+        "/v1/lists/vip_cards",
+        json={"items": ["1", "2", "3"], "note": "more"},
+        headers=auth("admin"),
+    )
+    client.put("/v1/lists/bad_merchants", json={"items": []}, headers=auth("admin"))
+    items = client.get("/v1/lists", headers=auth("read")).json()["items"]
+    assert [(x["name"], x["version"], x["size"], x["changed_by"], x["note"]) for x in items] == [
+        ("bad_merchants", 1, 0, "admin:admin", None),
+        ("vip_cards", 2, 3, "admin:admin", "more"),
+    ]
+    assert "items" not in items[0] and items[1]["changed_at"]
+
+
+def test_rule_names_are_the_configs_fields_features_and_lists(make_client):
+    client, _, _ = make_client()
+    client.put("/v1/lists/vip_cards", json={"items": ["1"]}, headers=auth("admin"))
+    body = client.get("/v1/rules/names", headers=auth("read")).json()
+    kinds = {item["name"]: item["kind"] for item in body["items"]}
+    assert kinds["TX_AMOUNT"] == "number" and kinds["card"] == "string"
+    assert "CUSTOMER_ID_NB_TX_1DAY_WINDOW" in kinds  # a feature of configs/handbook.toml
+    assert body["lists"] == ["vip_cards"]
+    # the route is not taken for a rule id
+    assert client.get("/v1/rules/names", headers=auth("read")).status_code == 200

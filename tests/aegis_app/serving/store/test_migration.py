@@ -1,14 +1,20 @@
 """Revision 0004 on a store written before records v2 (integer Handbook ids), on SQLite and
 PostgreSQL: every row is kept, converted to text ids with its card, merchant, event time
-and entity keys, and the store takes records-v2 decisions afterwards."""
+and entity keys, and the store takes records-v2 decisions afterwards. The migrations
+build exactly what models.py declares; revision 0007 up and down."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from aegis_app.serving.store import Store, upgrade
+from aegis_app.serving.store.models import Base
+from aegis_app.serving.store.repository import alembic_config
 from tests.aegis_app.serving.store.test_repository import decision, sparkov_decision
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -96,6 +102,7 @@ def test_old_rows_are_converted(engine: Engine):
             "ix_decisions_score",
             "ix_decisions_decided_at",
             "ix_decisions_card",
+            "ix_decisions_merchant",
             "ix_decisions_tx_datetime",
         }
         assert {ix["name"] for ix in inspector.get_indexes("labels")} == {
@@ -120,10 +127,6 @@ def test_old_rows_are_converted(engine: Engine):
 def test_downgrade_returns_integer_ids(engine: Engine):
     _old_store(engine)
     upgrade(engine)
-    from alembic import command
-
-    from aegis_app.serving.store.repository import alembic_config
-
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), "0003")
     columns = {c["name"] for c in inspect(engine).get_columns("decisions")}
@@ -140,3 +143,25 @@ def test_downgrade_returns_integer_ids(engine: Engine):
         assert store.get_decision("6")["entities"] == {"card": "2", "terminal": "8"}
     finally:
         store.close()
+
+
+def test_the_migrations_build_what_the_models_declare(engine: Engine):
+    """Every table, column and index of models.py, and nothing else, after the migrations."""
+    upgrade(engine)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_revision_0007_indexes_decisions_by_merchant(engine: Engine):
+    upgrade(engine, "0006")
+    assert "ix_decisions_merchant" not in _decision_indexes(engine)
+    upgrade(engine)
+    assert _decision_indexes(engine)["ix_decisions_merchant"] == ["merchant", "decided_at"]
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0006")
+    assert "ix_decisions_merchant" not in _decision_indexes(engine)
+
+
+def _decision_indexes(engine: Engine) -> dict[str, list[str]]:
+    return {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("decisions")}

@@ -153,6 +153,31 @@ def test_filters_and_newest_first(store: Store):
     assert [r["transaction_id"] for r in page.items] == ["17", "11", "5"]
 
 
+def test_merchant_filter_and_search(store: Store):
+    """`merchant`: that merchant's decisions; `search`: an exact transaction id, card or
+    merchant (never a part of one)."""
+    store.upsert_decisions(
+        [
+            decision(1, merchant="m-1", card="c-1"),
+            decision(2, merchant="m-2", card="c-1"),
+            decision(3, merchant="m-1", card="m-2"),  # a card that reads like a merchant
+            decision(4, merchant="4", card="c-4"),  # a merchant that reads like an id
+        ]
+    )
+
+    def ids(**filters) -> list[str]:
+        return [d["transaction_id"] for d in store.list_decisions(**filters).items]
+
+    assert ids(merchant="m-1") == ["3", "1"]
+    assert ids(merchant="m-") == [] and ids(merchant="nobody") == []
+    assert ids(search="c-1") == ["2", "1"]  # a card
+    assert ids(search="m-2") == ["3", "2"]  # a merchant of one, the card of another
+    assert ids(search="4") == ["4"]  # the transaction and its merchant: once
+    assert ids(search=1) == ["1"]  # a transaction id, given as a number
+    assert ids(search="c-") == []
+    assert ids(search="m-2", merchant="m-1") == ["3"]  # with other filters: all of them
+
+
 def test_cursor_and_offset_paging(store: Store):
     same_time = T0  # ties on decided_at are broken by transaction id
     store.upsert_decisions([decision(i, decided_at=same_time) for i in range(1, 8)])

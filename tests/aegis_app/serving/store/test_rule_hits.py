@@ -4,7 +4,7 @@ only), replaced on redelivery; decisions by rule and hits per rule and event day
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from aegis_app.serving.store import Store, upgrade
 from tests.aegis_app.serving.store.test_repository import decision
@@ -41,10 +41,45 @@ def test_decisions_keep_their_rules_and_are_found_by_rule(store: Store):
     assert store.rule_hits_per_day(2) == [
         {"day": "2018-04-01", "version": 4, "shadow": False, "hits": 2}
     ]
+    assert store.rule_hit_totals() == {
+        2: {"hits_active": 2, "hits_shadow": 0, "last_hit_day": "2018-04-01"},
+        3: {"hits_active": 0, "hits_shadow": 2, "last_hit_day": "2018-04-02"},
+    }
     # A redelivered decision with other rules replaces its hits (never adds to them).
     store.upsert_decisions([decision(1, rules=[SHADOWED], tx_datetime="2018-04-01 10:00:00")])
     assert ids(rule_id=2) == ["2"]
     assert store.rule_hits_per_day(2)[0]["hits"] == 1
+    assert store.rule_hit_totals()[2]["hits_active"] == 1
+
+
+def test_rule_hit_totals_count_each_mode_and_version(store: Store):
+    """A rule shadowed, then activated as a later version: both modes counted, its last
+    hit day the newest event day; one grouped query for every rule."""
+    shadow_v1 = {"id": 5, "version": 1, "action": "review", "shadow": True}
+    active_v2 = {"id": 5, "version": 2, "action": "review", "shadow": False}
+    store.upsert_decisions(
+        [
+            decision(1, rules=[shadow_v1], tx_datetime="2018-04-01 10:00:00"),
+            decision(2, rules=[shadow_v1], tx_datetime="2018-04-02 10:00:00"),
+            decision(3, rules=[active_v2], tx_datetime="2018-04-05 10:00:00"),
+            decision(4, rules=[active_v2, SHADOWED], tx_datetime="2018-04-03 10:00:00"),
+        ]
+    )
+    assert store.rule_hit_totals() == {
+        3: {"hits_active": 0, "hits_shadow": 1, "last_hit_day": "2018-04-03"},
+        5: {"hits_active": 2, "hits_shadow": 2, "last_hit_day": "2018-04-05"},
+    }
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_rest) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        store.rule_hit_totals()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    assert len(statements) == 1 and "GROUP BY" in statements[0]
 
 
 def test_rows_stored_before_0006_read_as_without_rules(engine):

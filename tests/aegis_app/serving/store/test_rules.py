@@ -75,6 +75,15 @@ def test_lists_keep_versions_and_audit_what_changed(store: Store):
     assert second["version"] == 2 and second["items"] == ["1", "3"]
     assert store.get_list("vip_cards")["items"] == ["1", "3"]
     assert store.list_items() == {"vip_cards": frozenset({"1", "3"})}
+    store.put_list("blocked_merchants", ["m1"], "admin:dee", "fraud ring")
+    assert [
+        (x["name"], x["version"], x["size"], x["changed_by"]) for x in store.list_summaries()
+    ] == [
+        ("blocked_merchants", 1, 1, "admin:dee"),
+        ("vip_cards", 2, 2, "admin:cy"),
+    ]
+    assert "items" not in store.list_summaries()[0]
+    assert store.list_summaries()[0]["note"] == "fraud ring"
     [entry, first_entry] = store.audit_log(target="list:vip_cards")
     assert entry["details"] == {"version": 2, "size": 2, "added": 1, "removed": 1}
     assert first_entry["note"] == "from the bank" and first_entry["actor"] == "admin:cy"

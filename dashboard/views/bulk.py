@@ -1,0 +1,62 @@
+"""Labelling several alerts at once: the bar under the queue when rows are ticked. One
+request labels them all (POST /v1/alerts/labels); the API stores, audits and publishes each
+label as it does for one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import streamlit as st
+
+from dashboard.views import queue
+from dashboard.views.common import flash, show_api_error
+
+
+def render(client: Any, ticked: Sequence[str], analyst: str) -> None:
+    if not ticked:
+        return
+    count = len(ticked)
+    with st.container(border=True):
+        st.markdown(f"**{count} alert{'s' if count != 1 else ''} ticked**")
+        note = st.text_input(
+            "Note for all (optional)", key="bulk_note", placeholder="e.g. same merchant breach"
+        )
+        c1, c2 = st.columns(2)
+        choice = None
+        if c1.button(
+            f"Mark {count} fraud",
+            key="bulk_fraud",
+            type="primary",
+            icon=":material/flag:",
+            width="stretch",
+        ):
+            choice = "fraud"
+        if c2.button(
+            f"Mark {count} legitimate",
+            key="bulk_legit",
+            icon=":material/verified_user:",
+            width="stretch",
+        ):
+            choice = "legitimate"
+    if choice is None:
+        return
+    try:
+        result = client.label_many(
+            list(ticked), choice, note=note.strip() or None, analyst=analyst or None
+        )
+    except Exception as exc:  # noqa: BLE001 - shown as a friendly message
+        show_api_error(exc, where="Labelling the ticked alerts failed")
+        return
+    done = len(result.get("labelled", []))
+    missing = result.get("not_found", [])
+    text = f"{done} alert{'s' if done != 1 else ''} labelled **{choice}**."
+    if missing:
+        text += f" Not found (nothing stored to label): {', '.join(map(str, missing))}."
+    flash("success" if not missing else "warning", text)
+    # Clear the ticks: the queue draws a new table (see queue.render).
+    st.session_state[queue.TABLE_GENERATION_KEY] = (
+        st.session_state.get(queue.TABLE_GENERATION_KEY, 0) + 1
+    )
+    st.session_state[queue.SELECTED_KEY] = []
+    st.rerun()
