@@ -208,6 +208,10 @@ class AegisClient:
         """Every list's name, version, size, changed_by, changed_at and note."""
         return self._get("/v1/lists", what="lists")["items"]
 
+    def get_list(self, name: str) -> dict[str, Any]:
+        """A list's items and version (ApiNotFound when there is no such list)."""
+        return self._get(f"/v1/lists/{_segment(name)}", what=f"list {name}")
+
     def audit(self, target: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The audit log newest first (of one target, e.g. "rule:3"): who, what, when,
         target, note, details."""
@@ -300,6 +304,12 @@ class AegisClient:
                 status=401,
             )
         return _json(self._request(method, path, json=body, what=what))
+
+    def put_list(self, name: str, items: Iterable[str], note: str | None = None) -> dict[str, Any]:
+        """Set a list's items (a new version; running rules read it at once). ApiRejected
+        naming the field for a bad name or item."""
+        body = {"items": list(items), "note": note or None}
+        return self._write("PUT", f"/v1/lists/{_segment(name)}", body, what=f"list {name}")
 
     def _rule_step(self, rule_id: int, step: str, body: dict) -> Any:
         path = f"/v1/rules/{_segment(rule_id)}/{step}"

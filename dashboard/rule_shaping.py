@@ -204,6 +204,24 @@ def names_frame(names: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Name", "Kind"])
 
 
+def lists_frame(summaries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per list (GET /v1/lists): its name as a rule reads it, size and version."""
+    rows = [
+        {
+            "List": f"lists.{s['name']}",
+            "Items": int(s.get("size") or 0),
+            "Version": int(s.get("version") or 0),
+            "Changed by": str(s.get("changed_by", "")),
+            "Changed at": str(s.get("changed_at", "")),
+            "Note": str(s.get("note") or ""),
+        }
+        for s in summaries
+    ]
+    return pd.DataFrame(
+        rows, columns=["List", "Items", "Version", "Changed by", "Changed at", "Note"]
+    )
+
+
 def fired_rules(alert: Mapping[str, Any]) -> list[str]:
     """The rules that matched an alert, as lines: 'Rule 3 v2 · block' (shadow flagged)."""
     lines = []

@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboard import rule_shaping as shaping
 from dashboard.client import ApiError, RuleSpec
+from dashboard.views import lists
 from dashboard.views.common import flash, guarded, show_api_error, show_flash
 
 PICK_KEY = "rule_pick"
@@ -67,6 +68,8 @@ def render(client: Any) -> None:
     if chosen is not None:
         _live_hits(client, chosen)
         _history(client, chosen)
+    st.divider()
+    lists.render(client)
 
 
 def _table(items: list[Mapping[str, Any]]) -> None:

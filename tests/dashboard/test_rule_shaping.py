@@ -134,3 +134,19 @@ def test_names_frame_lists_fields_features_then_lists():
         {"Name": "amount", "Kind": "number"},
         {"Name": "lists.vip_cards", "Kind": "list"},
     ]
+
+
+def test_lists_frame_names_each_list_as_a_rule_reads_it():
+    frame = shaping.lists_frame(
+        [{"name": "vip_cards", "size": 3, "version": 2, "changed_by": "admin:cy"}]
+    )
+    assert frame.to_dict("records") == [
+        {
+            "List": "lists.vip_cards",
+            "Items": 3,
+            "Version": 2,
+            "Changed by": "admin:cy",
+            "Changed at": "",
+            "Note": "",
+        }
+    ]

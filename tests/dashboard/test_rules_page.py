@@ -108,3 +108,29 @@ def test_an_active_rule_is_not_edited_in_place(api):
     assert "retire it first" in _texts(at)
     labels = {b.label: b.disabled for b in at.button}
     assert labels["Retire"] is False and labels["Activate"] is True
+
+
+def test_lists_are_written_and_edited_from_the_rules_view(api):
+    client, _store, published = api
+    at = _page(client)
+    assert "No lists yet" in _texts(at)
+    name_box = next(t for t in at.text_input if t.label == "Name")
+    name_box.input("Bad-Name")
+    next(t for t in at.text_area if t.label == "Items, one per line").input("4242\n\n 17 \n")
+    at = _click(at, "Save list")
+    (error,) = at.error
+    assert "The API rejected the request" in error.value and "name" in error.value, error.value
+    assert client.lists() == []
+    name_box = next(t for t in at.text_input if t.label == "Name")
+    name_box.input("watched_cards")
+    at = _click(at, "Save list")
+    assert not at.exception and "List watched_cards is version 1 (2 items)" in _texts(at)
+    assert client.get_list("watched_cards")["items"] == ["17", "4242"]
+    assert at.selectbox(key="list_pick").value == "watched_cards"
+    lists = next(d.value for d in at.dataframe if "List" in d.value.columns)
+    assert lists.to_dict("records")[0]["List"] == "lists.watched_cards"
+    next(t for t in at.text_area if t.label == "Items, one per line").input("17\n99")
+    at = _click(at, "Save list")
+    assert "List watched_cards is version 2 (2 items)" in _texts(at)
+    assert client.get_list("watched_cards")["items"] == ["17", "99"]
+    assert [kind for kind, _ in published] == ["rule", "rule"]  # both versions announced
