@@ -17,11 +17,11 @@ from aegis_app.core.config import load, resolve
 from aegis_app.core.settings import DECISIONS_TOPIC, LABELS_TOPIC
 from aegis_app.core.source import SourceReader
 from aegis_app.harness import simulator
-from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
-from aegis_app.harness.stack import read_topic, start_worker, wait_http_ok
+from aegis_app.harness.stack import read_topic
 from tables.engine import StreamEngine, compute_features
 from tables.engine import state as packed
 from tables.engine.snapshot import build_states
+from tests.integration.running import own_broker, running_worker
 from tests.integration.streams import feature_mismatches, file_labels, produce, wait_for_count
 
 pytestmark = pytest.mark.integration
@@ -44,29 +44,19 @@ def warm(tmp_path_factory):
     models = root / "models"
     train = ["train", "--data", str(data), "--model-dir", str(models), "--quiet"]
     assert main([*train, "--train-start", "2018-04-01", "--train-days", "6"]) == 0
-    broker = EmbeddedBroker(port=free_port(), log_path=root / "broker.log")
-    worker = None
-    try:
-        broker.start()
+    with own_broker(root) as broker:
         backfill = ["backfill", "--data", str(data), "--broker", broker.url, "--quiet"]
         assert main([*backfill, "--until", SPLIT]) == 0
-        web_port = free_port()
-        worker = start_worker(broker.url, root / "state", web_port, models, root / "worker.log")
-        web = f"http://127.0.0.1:{web_port}"
-        wait_http_ok(f"{web}/health/", 120, worker)
-        yield {
-            "broker": broker,
-            "worker": worker,
-            "web": web,
-            "frame": frame,
-            "rest": rest,
-            "config": config,
-            "backfill": backfill,
-        }
-    finally:
-        if worker is not None:
-            worker.stop()
-        broker.stop()
+        with running_worker(broker, root, models) as worker:
+            yield {
+                "broker": broker,
+                "worker": worker,
+                "web": worker.web,
+                "frame": frame,
+                "rest": rest,
+                "config": config,
+                "backfill": backfill,
+            }
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,11 @@ import pytest
 from aegis_app.core import files
 from aegis_app.core.settings import BY_ENTITY_TOPIC, DECISIONS_TOPIC
 from aegis_app.harness import simulator
-from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
-from aegis_app.harness.stack import aegis_command, read_topic, start_worker, wait_http_ok
+from aegis_app.harness.stack import aegis_command, read_topic
 from aegis_app.ingest.replay import replay
 from aegis_app.kafka.model_updates import WORKER_POLL_SECONDS
 from models.lifecycle import registry
+from tests.integration.running import own_broker, running_worker
 
 pytestmark = pytest.mark.integration
 
@@ -134,16 +134,11 @@ def test_hot_swap_under_load_loses_and_repeats_nothing(tmp_path):
     expected = set(frame["TRANSACTION_ID"].astype(str))  # ids travel as text
     assert len(expected) == TRANSACTIONS
 
-    broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log")
-    worker = None
-    try:
-        broker.start()
-        web_port = free_port()
-        worker = start_worker(
-            broker.url, tmp_path / "state", web_port, model_dir, tmp_path / "worker.log"
-        )
-        web = f"http://127.0.0.1:{web_port}"
-        wait_http_ok(f"{web}/health/", 120, worker)
+    with (
+        own_broker(tmp_path) as broker,
+        running_worker(broker, tmp_path, model_dir) as worker,
+    ):
+        web = worker.web
         health = _wait_health(
             web, lambda h: h["model"]["updates_listener"] == "listening", timeout=30
         )
@@ -163,10 +158,6 @@ def test_hot_swap_under_load_loses_and_repeats_nothing(tmp_path):
         decisions = read_topic(broker.url, DECISIONS_TOPIC, _all_there, timeout=60)
         inputs = read_topic(broker.url, BY_ENTITY_TOPIC, _all_there, timeout=60)
         assert worker.alive, worker.log_tail()
-    finally:
-        if worker is not None:
-            worker.stop()
-        broker.stop()
 
     # Exactly one decision per transaction: none lost, none scored twice.
     by_id: dict[str, dict] = {}

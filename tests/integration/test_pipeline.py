@@ -29,9 +29,9 @@ from aegis_app.core.settings import (
 from aegis_app.core.source import SourceReader
 from aegis_app.core.timerules import DAY
 from aegis_app.harness import simulator
-from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
-from aegis_app.harness.stack import read_topic, start_worker, wait_http_ok
+from aegis_app.harness.stack import read_topic
 from tables.engine import StreamEngine, compute_features
+from tests.integration.running import own_broker, running_worker
 from tests.integration.streams import feature_mismatches, file_labels, produce, wait_for_count
 
 pytestmark = pytest.mark.integration
@@ -96,33 +96,17 @@ def stack(request, tmp_path_factory):
     assert main([*argv, "--config", str(config.path), *split]) == 0
     frame, bad = SourceReader(config).read_file(data)
     assert not bad
-    broker = EmbeddedBroker(port=free_port(), log_path=root / "broker.log")
-    worker = None
-    try:
-        broker.start()
-        web_port = free_port()
-        worker = start_worker(
-            broker.url,
-            root / "state",
-            web_port,
-            models,
-            root / "worker.log",
-            env={"AEGIS_CONFIG": str(config.path)},
-        )
-        wait_http_ok(f"http://127.0.0.1:{web_port}/health/", 120, worker)
+    env = {"AEGIS_CONFIG": str(config.path)}
+    with own_broker(root) as broker, running_worker(broker, root, models, env) as worker:
         yield {
             "broker": broker,
             "worker": worker,
-            "web": f"http://127.0.0.1:{web_port}",
+            "web": worker.web,
             "frame": frame,
             "file": data,
             "root": root,
             "config": config,
         }
-    finally:
-        if worker is not None:
-            worker.stop()
-        broker.stop()
 
 
 @pytest.fixture(scope="module")

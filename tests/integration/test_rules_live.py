@@ -25,12 +25,12 @@ import pytest
 from aegis_app.core import files
 from aegis_app.core.settings import DECISIONS_TOPIC
 from aegis_app.harness import simulator
-from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port
-from aegis_app.harness.stack import read_topic, start_worker, wait_http_ok
+from aegis_app.harness.stack import read_topic
 from aegis_app.ingest.replay import replay
 from aegis_app.kafka.rule_updates import rule_message
 from aegis_app.serving.api.scoring import KafkaPublisher
 from models.lifecycle import registry
+from tests.integration.running import own_broker, running_worker
 from tests.integration.test_hot_swap import V1, _register_versions, _wait_health
 
 pytestmark = pytest.mark.integration
@@ -120,16 +120,12 @@ def test_rules_published_mid_stream_change_decisions_within_seconds(tmp_path):
     expected = set(frame["TRANSACTION_ID"].astype(str))
     assert len(expected) == TRANSACTIONS
 
-    broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log")
-    worker = None
-    try:
-        broker.start()
-        web_port = free_port()
-        worker = start_worker(
-            broker.url, tmp_path / "state", web_port, model_dir, tmp_path / "worker.log"
-        )
-        web = f"http://127.0.0.1:{web_port}"
-        wait_http_ok(f"{web}/health/", 120, worker)  # 200: model loaded and rules read
+    # Ready once /health/ answers 200: the model loaded and the rules read.
+    with (
+        own_broker(tmp_path) as broker,
+        running_worker(broker, tmp_path, model_dir) as worker,
+    ):
+        web = worker.web
         health = _wait_health(web, lambda h: h["rules"]["listener"] == "listening", timeout=30)
         assert health["model_version"] == V1 and health["rules"]["ready"]
 
@@ -142,10 +138,6 @@ def test_rules_published_mid_stream_change_decisions_within_seconds(tmp_path):
         )
         metrics = httpx.get(f"{web}/metrics", timeout=10).text
         assert worker.alive, worker.log_tail()
-    finally:
-        if worker is not None:
-            worker.stop()
-        broker.stop()
 
     by_id: dict[str, dict] = {}
     for record in decisions:
