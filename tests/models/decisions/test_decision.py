@@ -87,10 +87,14 @@ def _decisions_before(bundle, rules, vocabulary, items, decided_at, engine):
 
     from aegis_app.core.codec import CORE_KEYS
     from aegis_app.core.records import format_datetime
+    from aegis_app.serving.store.repository import DECISION_FIELDS
     from models.rules.rule import Evaluation, decide
     from tables.engine.keys import key_text
     from tests.models.detectors.test_reference_scores import reference_explain
 
+    # The documented order (docs/DEVELOPING.md): the store's columns, and the rule errors.
+    documented = list(DECISION_FIELDS)
+    documented.insert(documented.index("rules") + 1, "rule_errors")
     X = bundle.matrix([features for _, features, _ in items])
     scores = bundle.score(X)
     review = bundle.thresholds.get("review", float("inf"))
@@ -100,35 +104,30 @@ def _decisions_before(bundle, rules, vocabulary, items, decided_at, engine):
         explanations = reference_explain(bundle, X[i]) if score >= review else []
         found = rules.evaluate(vocabulary.variables(tx, features)) if rules.rules else Evaluation()
         action, reasons = decide(score, bundle.thresholds, found, explanations)
-        out.append(
-            {
-                "transaction_id": tx["transaction_id"],
-                "card": tx["card"],
-                "merchant": tx["merchant"],
-                "amount": tx["amount"],
-                "ts": tx["ts"],
-                "tx_datetime": format_datetime(tx["ts"]),
-                "fields": {
-                    k: None if isinstance(v, float) and math.isnan(v) else v
-                    for k, v in tx.items()
-                    if k not in CORE_KEYS
-                },
-                "entities": {
-                    name: key_text(tx[e.column], e.key_is_numeric)
-                    for name, e in engine.plan.entities.items()
-                },
-                "action": action,
-                "score": score,
-                "scores": {name: float(values[i]) for name, values in scores.items()},
-                "reasons": reasons,
-                "rules": found.hits(),
-                "rule_errors": found.error_list(),
-                "model_version": bundle.version,
-                "features": features,
-                "ingested_ms": ingested_ms,
-                "decided_at": decided_at,
-            }
+        record = {key: tx[key] for key in ("transaction_id", "card", "merchant", "amount", "ts")}
+        record.update(
+            tx_datetime=format_datetime(tx["ts"]),
+            fields={
+                k: None if isinstance(v, float) and math.isnan(v) else v
+                for k, v in tx.items()
+                if k not in CORE_KEYS
+            },
+            entities={
+                name: key_text(tx[e.column], e.key_is_numeric)
+                for name, e in engine.plan.entities.items()
+            },
+            action=action,
+            score=score,
+            scores={name: float(values[i]) for name, values in scores.items()},
+            reasons=reasons,
+            rules=found.hits(),
+            rule_errors=found.error_list(),
+            model_version=bundle.version,
+            features=features,
+            ingested_ms=ingested_ms,
+            decided_at=decided_at,
         )
+        out.append({key: record[key] for key in documented})
     return out
 
 
