@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aegis_app.core.settings import Settings  # noqa: E402
 from aegis_app.core.source import SourceReader  # noqa: E402
 from aegis_app.kafka import raw_producer  # noqa: E402
-from aegis_app.runtime.heap import freeze_startup_heap  # noqa: E402
+from aegis_app.runtime.process import tune_process  # noqa: E402
 from models.decisions import decision as decisions  # noqa: E402
 from models.decisions.policy import Rules  # noqa: E402
 from models.lifecycle import registry  # noqa: E402
@@ -203,7 +203,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rules", type=Path, help="a rules file (AEGIS_RULES_FILE format)")
     args = parser.parse_args()
-    config = Settings.from_env(config=args.config).load_config()
+    settings = Settings.from_env(config=args.config)
+    config = settings.load_config()
     started = time.perf_counter()
     bundle = registry.load(args.model_dir, config=config)
     load_s = time.perf_counter() - started
@@ -211,7 +212,9 @@ def main() -> int:
     rule_set = LiveRules.of(vocabulary, Rules.from_file(args.rules)).rule_set
     entity_keys = StreamEngine(config).keys
     items = load_items(args.data, config, args.rows)
-    freeze_startup_heap()  # as a worker does once started (aegis_app/runtime/heap.py)
+    # As a worker sets itself up once started: one BLAS thread, the GIL switch interval,
+    # the start-up heap frozen (aegis_app/runtime/process.py).
+    tune_process(settings, scoring=True)
     result = {"model_version": bundle.version, "load_s": round(load_s, 3), "batches": {}}
     for batch in args.batch:
         figures = profile(bundle, rule_set, vocabulary, entity_keys, items, batch, args.rounds)
