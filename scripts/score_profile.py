@@ -1,15 +1,16 @@
 """Per-stage cost of the scorer's per-batch work, in µs per transaction, at given batch sizes.
 
     .venv/bin/python scripts/score_profile.py --model-dir DIR --data FILE \
-        [--config FILE] [--batch 1 50 200 500] [--rows 5000] [--rounds 5] [--rules FILE]
+        [--config FILE] [--batch 1 50 200 500] [--rows 5000] [--first] [--rounds 5] \
+        [--rules FILE]
 
 What the worker times as ``score_us_per_event`` (agents/scoring.py ``MicroBatchScorer._score``):
 models/decisions/decision.py ``build_decisions`` on a batch of (record, features), then the
 JSON encoding of each decision. The batches are consecutive transactions of --data (the
-last --rows of it in time order), normalised by the config's source reader, with the
-features the batch engine computes for them (equal to the stream's), scored by the active
-model of --model-dir; --rules is a rules file (AEGIS_RULES_FILE's format; default: none,
-as a worker without one).
+last --rows of it in time order, or the first with --first), normalised by the config's
+source reader, with the features the batch engine computes for them (equal to the
+stream's), scored by the active model of --model-dir; --rules is a rules file
+(AEGIS_RULES_FILE's format; default: none, as a worker without one).
 
 Each stage is timed on its own, batch by batch, over the same rows; ``total`` is the whole
 ``build_decisions`` + encoding timed as one call (what the worker measures), and ``sum``
@@ -43,13 +44,15 @@ from models.rules.vocabulary import Vocabulary  # noqa: E402
 from tables.engine import StreamEngine, compute_features  # noqa: E402
 
 
-def load_items(data: Path, config, rows: int) -> list[tuple[dict, dict, int]]:
-    """The last `rows` transactions of `data` in time order: (record, features, ingested_ms)."""
+def load_items(data: Path, config, rows: int, first: bool = False) -> list[tuple[dict, dict, int]]:
+    """The last (or first) `rows` transactions of `data` in time order, as (record,
+    features, ingested_ms); the features with the whole history before them."""
     frame, _ = SourceReader(config).read_file(data)
     frame = frame.sort_values("ts", kind="stable").reset_index(drop=True)
-    features = compute_features(frame, config).tail(rows)  # with the whole history before
-    records = frame.drop(columns=["label"], errors="ignore").tail(rows).to_dict("records")
-    return [(r, f, 0) for r, f in zip(records, features.to_dict("records"))]
+    frame["features"] = compute_features(frame, config).to_dict("records")
+    part = frame.head(rows) if first else frame.tail(rows)
+    records = part.drop(columns=["label", "features"], errors="ignore").to_dict("records")
+    return [(r, f, 0) for r, f in zip(records, part["features"])]
 
 
 def stage_functions(bundle, rule_set, vocabulary, entity_keys) -> dict[str, Callable]:
@@ -200,6 +203,12 @@ def main() -> int:
     parser.add_argument("--config", type=Path, help="the model's config (AEGIS_CONFIG)")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 50, 200, 500])
     parser.add_argument("--rows", type=int, default=5000, help="transactions per round")
+    parser.add_argument(
+        "--first",
+        action="store_true",
+        help="the first --rows transactions instead of the last: with no history yet, "
+        "nearly all at or above review (as in a fresh `aegis bench`)",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rules", type=Path, help="a rules file (AEGIS_RULES_FILE format)")
     args = parser.parse_args()
@@ -211,7 +220,7 @@ def main() -> int:
     vocabulary = Vocabulary.from_config(config)
     rule_set = LiveRules.of(vocabulary, Rules.from_file(args.rules)).rule_set
     entity_keys = StreamEngine(config).keys
-    items = load_items(args.data, config, args.rows)
+    items = load_items(args.data, config, args.rows, args.first)
     # As a worker sets itself up once started: one BLAS thread, the GIL switch interval,
     # the start-up heap frozen (aegis_app/runtime/process.py).
     tune_process(settings, scoring=True)
