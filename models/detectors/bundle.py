@@ -152,6 +152,8 @@ class ModelBundle:
         self._categorical_mask = np.array(
             [name in self.categories for name in self.feature_names], dtype=bool
         )
+        # The "typical" part of a reason, per feature (explain_rows writes it for each alert).
+        self._typical = [f"(typical {mean:.4g}, " for mean in np.ravel(self.feature_mean).tolist()]
         self._numeric_positions = np.flatnonzero(~self._categorical_mask)
         self._numeric_values = _values_of([self.feature_names[j] for j in self._numeric_positions])
         position = {name: i for i, name in enumerate(self.feature_names)}
@@ -177,6 +179,7 @@ class ModelBundle:
             "_categorical_mask",
             "_numeric_positions",
             "_numeric_values",
+            "_typical",
         ):
             state.pop(derived, None)
         return state
@@ -258,7 +261,7 @@ class ModelBundle:
                 contrib[:, cols] = part
             contrib_order = np.argsort(-contrib, axis=1)[:, :top].tolist()
             contrib = contrib.tolist()
-        names, means = self.feature_names, self.feature_mean.tolist()
+        names, typical = self.feature_names, self._typical
         out = []
         for r, (row, z) in enumerate(zip(X.tolist(), Z.tolist())):
             reasons: list[str] = []
@@ -270,15 +273,15 @@ class ModelBundle:
                         break
                     used.add(i)
                     reasons.append(
-                        f"{names[i]}={row[i]:.4g} (typical {means[i]:.4g}, "
-                        f"{z[i]:+.1f} sd; fraud log-odds {c[i]:+.2f})"
+                        f"{names[i]}={row[i]:.4g} {typical[i]}{z[i]:+.1f} sd; "
+                        f"fraud log-odds {c[i]:+.2f})"
                     )
             for i in z_order[r]:
                 if len(reasons) >= top or abs(z[i]) < 2.0:
                     break
                 if i in used:
                     continue
-                reasons.append(f"{names[i]}={row[i]:.4g} (typical {means[i]:.4g}, {z[i]:+.1f} sd)")
+                reasons.append(f"{names[i]}={row[i]:.4g} {typical[i]}{z[i]:+.1f} sd)")
             out.append(reasons)
         return out
 
