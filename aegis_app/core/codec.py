@@ -41,6 +41,7 @@ AVRO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # Normalised record keys that are not configured extra fields.
 CORE_KEYS = ("transaction_id", "card", "merchant", "amount", "ts", "label")
+_CORE = frozenset(CORE_KEYS)
 
 
 class RecordCodec:
@@ -170,7 +171,9 @@ class RecordCodec:
 
 def extra_fields(record: Mapping[str, Any]) -> dict[str, Any]:
     """The configured extra fields of a normalised record (NaN as None: JSON-safe)."""
-    return {k: _none_if_nan(v) for k, v in record.items() if k not in CORE_KEYS}
+    if record.keys() <= _CORE:  # none (a config without extra fields): every decision asks
+        return {}
+    return {k: _none_if_nan(v) for k, v in record.items() if k not in _CORE}
 
 
 def json_safe(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -196,6 +196,8 @@ def summarize(txs, records, produce_seconds, counts, workers, rate) -> dict:
     end_ms = max(r.timestamp for r in first_seen.values())
     scored = sum(c.get("scored", 0) for c in counts)
     score_us = sum(c.get("score_us_total", 0) for c in counts)
+    score_cpu_us = sum(c.get("score_cpu_us_total", 0) for c in counts)
+    batches = sum(c.get("score_batches", 0) for c in counts)
     return {
         "transactions": len(txs),
         "decided": len(decisions),
@@ -210,5 +212,9 @@ def summarize(txs, records, produce_seconds, counts, workers, rate) -> dict:
             "p99": round(float(np.percentile(latencies, 99)), 1),
             "max": round(float(latencies.max()), 1),
         },
+        # Wall time of the scorer's batch work (waits for the GIL, which the event loop
+        # holds most of the time, included), and the scoring thread's own CPU time.
         "score_us_per_event": round(score_us / scored, 1) if scored else None,
+        "score_cpu_us_per_event": round(score_cpu_us / scored, 1) if scored else None,
+        "events_per_score_batch": round(scored / batches, 1) if batches else None,
     }

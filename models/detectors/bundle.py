@@ -21,7 +21,8 @@ the matrix as codes (models/detectors/categories.py); only detectors that handle
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -114,10 +115,21 @@ class ModelBundle:
             columns = [self._column(name, rows[name]) for name in names]
             return np.column_stack(columns) if columns else np.empty((len(rows), 0))
         if not self._vocab_index:
-            return np.array([[row[name] for name in names] for row in rows], dtype=float)
+            # One C-level lookup per row (itemgetter) and one conversion: None -> NaN.
+            return np.array(list(map(self._numeric_values, rows)), dtype=np.float64).reshape(
+                len(rows), len(names)
+            )
         X = np.empty((len(rows), len(names)), dtype=np.float64)
-        for j, name in enumerate(names):
-            X[:, j] = self._column(name, [row[name] for row in rows])
+        try:
+            X[:, self._numeric_positions] = np.array(
+                list(map(self._numeric_values, rows)), dtype=np.float64
+            ).reshape(len(rows), len(self._numeric_positions))
+        except (TypeError, ValueError):
+            for j in self._numeric_positions:  # name the feature whose value is not a number
+                self._column(names[j], [row[names[j]] for row in rows])
+            raise
+        for j in np.flatnonzero(self._categorical_mask):
+            X[:, j] = self._column(names[j], [row[names[j]] for row in rows])
         return X
 
     def _column(self, name: str, values: Sequence[object] | pd.Series) -> np.ndarray:
@@ -140,6 +152,10 @@ class ModelBundle:
         self._categorical_mask = np.array(
             [name in self.categories for name in self.feature_names], dtype=bool
         )
+        # The "typical" part of a reason, per feature (explain_rows writes it for each alert).
+        self._typical = [f"(typical {mean:.4g}, " for mean in np.ravel(self.feature_mean).tolist()]
+        self._numeric_positions = np.flatnonzero(~self._categorical_mask)
+        self._numeric_values = _values_of([self.feature_names[j] for j in self._numeric_positions])
         position = {name: i for i, name in enumerate(self.feature_names)}
         self._columns: dict[str, np.ndarray | None] = {}
         for name in self.detectors:
@@ -157,7 +173,14 @@ class ModelBundle:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        for derived in ("_columns", "_vocab_index", "_categorical_mask"):
+        for derived in (
+            "_columns",
+            "_vocab_index",
+            "_categorical_mask",
+            "_numeric_positions",
+            "_numeric_values",
+            "_typical",
+        ):
             state.pop(derived, None)
         return state
 
@@ -165,22 +188,31 @@ class ModelBundle:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim == 1:
             X = X.reshape(1, -1)
+        filled = self._filled(X)  # once for every detector that cannot read NaN
         out: dict[str, np.ndarray] = {}
         for name, detector in self.detectors.items():
-            out[name] = np.asarray(detector.score(self.detector_input(name, X)), dtype=np.float64)
+            source = X if getattr(detector, "handles_missing", False) else filled
+            cols = self._columns.get(name)
+            Xd = source if cols is None else source[:, cols]
+            out[name] = np.asarray(detector.score(Xd), dtype=np.float64)
         return out
 
     def detector_input(self, name: str, X: np.ndarray) -> np.ndarray:
         """A detector's columns of X, missing values filled unless it reads NaN itself."""
+        if not getattr(self.detectors[name], "handles_missing", False):
+            X = self._filled(X)
         cols = self._columns.get(name)
-        Xd = X if cols is None else X[:, cols]
+        return X if cols is None else X[:, cols]
+
+    def _filled(self, X: np.ndarray) -> np.ndarray:
+        """X with each missing value replaced by its feature's fill value (if any)."""
         fill = self.fill_values
-        if fill is None or getattr(self.detectors[name], "handles_missing", False):
-            return Xd
-        missing = np.isnan(Xd)
+        if fill is None:
+            return X
+        missing = np.isnan(X)
         if not missing.any():
-            return Xd
-        return np.where(missing, fill if cols is None else fill[cols], Xd)
+            return X
+        return np.where(missing, fill, X)
 
     def score(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Raw score per detector and `ensemble`, the calibrated fraud probability in [0, 1]."""
@@ -203,42 +235,65 @@ class ModelBundle:
         return np.mean(parts, axis=0) if parts else np.zeros(n)
 
     def explain(self, row: np.ndarray, top: int = 3) -> list[str]:
-        """Readable reasons for one row: the features pushing the linear model's fraud
-        log-odds up the most (exact per-feature contributions, cheap), completed by the
-        features furthest from their training norm."""
-        row = np.asarray(row, dtype=np.float64).ravel()
-        z = (row - self.feature_mean) / np.where(self.feature_std > 0, self.feature_std, 1.0)
+        """Readable reasons for one row (see `explain_rows`)."""
+        return self.explain_rows(np.asarray(row, dtype=np.float64).reshape(1, -1), top)[0]
+
+    def explain_rows(self, X: np.ndarray, top: int = 3) -> list[list[str]]:
+        """Readable reasons for each row of X: the features pushing the linear model's
+        fraud log-odds up the most (exact per-feature contributions, cheap), completed by
+        the features furthest from their training norm. The arithmetic and the orderings
+        are done for all rows at once; only the texts are made row by row."""
+        X = np.asarray(X, dtype=np.float64)
+        if len(X) == 0:
+            return []
+        Z = (X - self.feature_mean) / np.where(self.feature_std > 0, self.feature_std, 1.0)
         # A code has no typical value, and NaN (missing) stands out from nothing.
-        z = np.where(self._categorical_mask | np.isnan(z), 0.0, z)
-        reasons: list[str] = []
-        used: set[int] = set()
+        Z = np.where(self._categorical_mask | np.isnan(Z), 0.0, Z)
+        z_order = np.argsort(-np.abs(Z), axis=1).tolist()
         linear = next((d for d in self.detectors.values() if hasattr(d, "contributions")), None)
         if linear is not None:
             cols = self._columns.get(linear.name)
-            contrib = np.zeros(len(row))
-            part = linear.contributions(self.detector_input(linear.name, row.reshape(1, -1)))[0]
+            part = linear.contributions(self.detector_input(linear.name, X))
+            contrib = np.zeros(X.shape)
             if cols is None:
                 contrib[:] = part
             else:
-                contrib[cols] = part
-            for i in np.argsort(-contrib)[:top]:
-                if contrib[i] < 0.5:  # under ~1.6x odds: not a reason worth showing
+                contrib[:, cols] = part
+            contrib_order = np.argsort(-contrib, axis=1)[:, :top].tolist()
+            contrib = contrib.tolist()
+        names, typical = self.feature_names, self._typical
+        out = []
+        for r, (row, z) in enumerate(zip(X.tolist(), Z.tolist())):
+            reasons: list[str] = []
+            used: set[int] = set()
+            if linear is not None:
+                c = contrib[r]
+                for i in contrib_order[r]:
+                    if c[i] < 0.5:  # under ~1.6x odds: not a reason worth showing
+                        break
+                    used.add(i)
+                    reasons.append(
+                        f"{names[i]}={row[i]:.4g} {typical[i]}{z[i]:+.1f} sd; "
+                        f"fraud log-odds {c[i]:+.2f})"
+                    )
+            for i in z_order[r]:
+                if len(reasons) >= top or abs(z[i]) < 2.0:
                     break
-                used.add(int(i))
-                reasons.append(
-                    f"{self.feature_names[i]}={row[i]:.4g} (typical {self.feature_mean[i]:.4g}, "
-                    f"{z[i]:+.1f} sd; fraud log-odds {contrib[i]:+.2f})"
-                )
-        for i in np.argsort(-np.abs(z)):
-            if len(reasons) >= top or abs(z[i]) < 2.0:
-                break
-            if int(i) in used:
-                continue
-            reasons.append(
-                f"{self.feature_names[i]}={row[i]:.4g} (typical {self.feature_mean[i]:.4g}, "
-                f"{z[i]:+.1f} sd)"
-            )
-        return reasons
+                if i in used:
+                    continue
+                reasons.append(f"{names[i]}={row[i]:.4g} {typical[i]}{z[i]:+.1f} sd)")
+            out.append(reasons)
+        return out
+
+
+def _values_of(names: list[str]) -> Callable[[Mapping[str, object]], tuple]:
+    """A function giving a feature dict's values of `names`, in order, as a tuple."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda row: (row[name],)
+    if not names:
+        return lambda row: ()
+    return operator.itemgetter(*names)
 
 
 def percentile(reference_sorted: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -39,6 +39,16 @@ def vocabulary_index(vocabulary: list[str]) -> dict[str, int]:
 
 def encode_values(values: Iterable[object], index: Mapping[str, int]) -> np.ndarray:
     """Codes of `values` (NaN for missing or unseen ones)."""
+    nan = np.nan
     return np.array(
-        [np.nan if is_missing(v) else index.get(str(v), np.nan) for v in values], dtype=np.float64
+        [
+            # Text (the usual value) is looked up as it is: never missing.
+            index.get(v, nan) if v.__class__ is str else _code(v, index)
+            for v in values
+        ],
+        dtype=np.float64,
     )
+
+
+def _code(value: object, index: Mapping[str, int]) -> float:
+    return np.nan if is_missing(value) else index.get(str(value), np.nan)

@@ -1,7 +1,8 @@
 """Isolation Forest: unsupervised, isolates rare transactions with few random splits.
 
-Scored with the trees packed into numpy arrays (models/packed_trees.py): the same values
-as sklearn's score_samples, without its per-call joblib dispatch (milliseconds).
+Scored from the trees packed into arrays (models/detectors/packed_trees.py, a compiled
+traversal): the same values as sklearn's score_samples, without its per-call joblib
+dispatch (milliseconds).
 """
 
 from __future__ import annotations
@@ -28,5 +29,5 @@ class IsolationForestDetector:
 
     def score(self, X: np.ndarray) -> np.ndarray:
         # = -model.score_samples(X): higher = shorter paths = more suspicious.
-        depths = self.packed_.leaf_values(X).sum(axis=1)
+        depths = self.packed_.total(X)
         return 2.0 ** (-depths / self.normaliser_)

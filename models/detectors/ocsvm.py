@@ -62,11 +62,20 @@ class OneClassSVMDetector:
         self.gamma_ = float(nystroem.gamma)
         self.coef_ = svm.coef_.ravel().copy()
         self.offset_ = float(np.ravel(svm.offset_)[0])
+        self.kernel_weights_ = self.normalization_t_ @ self.coef_
         return self
 
     def score(self, X: np.ndarray) -> np.ndarray:
         Z = (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
         sq = (Z**2).sum(axis=1)[:, None] + self.component_sq_ - 2.0 * Z @ self.components_.T
         kernel = np.exp(-self.gamma_ * np.maximum(sq, 0.0))
-        # decision_function is positive inside the learnt support: negate.
-        return self.offset_ - (kernel @ self.normalization_t_) @ self.coef_
+        # decision_function is positive inside the learnt support: negate. The two linear
+        # maps after the kernel (Nystroem's normalisation, the SVM's coefficients) are one
+        # vector: a matrix-vector product per batch instead of a matrix product.
+        return self.offset_ - kernel @ self._kernel_weights()
+
+    def _kernel_weights(self) -> np.ndarray:
+        weights = getattr(self, "kernel_weights_", None)
+        if weights is None:  # detectors pickled before it was kept
+            weights = self.kernel_weights_ = self.normalization_t_ @ self.coef_
+        return weights

@@ -34,6 +34,9 @@ class StreamEngine:
     def __init__(self, config: Config | Plan) -> None:
         self.plan = config if isinstance(config, Plan) else compile_plan(config)
         self._columns = _transaction_columns(self.plan)
+        self._key_columns = tuple(
+            (name, e.column, e.key_is_numeric) for name, e in self.plan.entities.items()
+        )
 
     @property
     def entities(self) -> tuple[str, ...]:
@@ -48,10 +51,13 @@ class StreamEngine:
     def keys(self, record: Mapping[str, Any]) -> dict[str, str | None]:
         """The state key of each stateful entity for this record (None: the key is missing,
         the entity's features are NaN and no state is kept)."""
-        return {
-            name: key_text(_column(record, e.column), e.key_is_numeric)
-            for name, e in self.plan.entities.items()
-        }
+        keys: dict[str, str | None] = {}
+        for name, column, numeric in self._key_columns:  # every decision asks: kept lean
+            value = _column(record, column)
+            keys[name] = (
+                value if value.__class__ is str and not numeric else key_text(value, numeric)
+            )
+        return keys
 
     def observe(
         self, record: Mapping[str, Any], states: Mapping[str, bytes | None]

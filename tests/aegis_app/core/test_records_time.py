@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aegis_app.core.records import DATETIME_FORMAT, InvalidRecord, format_datetime, parse_datetime
+from aegis_app.core.records import (
+    DATETIME_FORMAT,
+    InvalidRecord,
+    format_datetime,
+    format_datetimes,
+    parse_datetime,
+)
 
 SECONDS = st.integers(min_value=0, max_value=4_102_444_799)  # 1970 .. 2099
 
@@ -40,3 +46,9 @@ def test_parse_datetime_accepts_the_forms_it_always_did(text, expected):
 def test_parse_datetime_refuses_garbage(text):
     with pytest.raises(InvalidRecord, match="tx_datetime"):
         parse_datetime(text)
+
+
+@given(st.lists(st.integers(min_value=-62_135_596_800, max_value=253_402_300_799), max_size=50))
+def test_format_datetimes_is_format_datetime_of_each(stamps):
+    """Years 1 to 9999, negative (before 1970) included."""
+    assert format_datetimes(stamps) == [format_datetime(ts) for ts in stamps]

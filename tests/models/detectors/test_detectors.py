@@ -90,3 +90,17 @@ def test_fast_scoring_equals_sklearn(blob):
     np.testing.assert_allclose(svm.score(X), -svm.model.decision_function(X), atol=1e-9)
     lr = LogisticRegressionDetector().fit(X, y)
     np.testing.assert_allclose(lr.score(X), lr.model.predict_proba(X)[:, 1], rtol=1e-9)
+
+
+def test_a_one_class_svm_pickled_before_its_kernel_weights_scores_the_same(blob):
+    """Detectors saved before `kernel_weights_` was kept compute it on first use."""
+    import pickle
+
+    X, _ = blob
+    svm = OneClassSVMDetector(n_components=200).fit(X)  # the default size
+    np.testing.assert_allclose(svm.score(X), -svm.model.decision_function(X), rtol=0, atol=1e-9)
+    state = pickle.loads(pickle.dumps(svm.__dict__))
+    del state["kernel_weights_"]
+    old = object.__new__(OneClassSVMDetector)
+    old.__dict__.update(state)
+    np.testing.assert_array_equal(old.score(X), svm.score(X))

@@ -63,3 +63,98 @@ def test_all_numeric_model_has_no_categorical_part():
     detector.fit(np.nan_to_num(X), y)
     assert detector.packed_.categorical is None
     assert detector.model.categorical_features == "from_dtype"  # sklearn's default, as before
+
+
+# ------------------------------------------------------------------ the compiled traversal
+
+
+def _numeric_data(n: int, seed: int, missing: float = 0.0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 6))
+    X[:, 0] = rng.gamma(2.0, 25.0, n)
+    y = (rng.random(n) < 0.03 + 0.3 * (X[:, 0] > 120) + 0.1 * (X[:, 3] > 1.5)).astype(int)
+    if missing:
+        X[rng.random(X.shape) < missing] = np.nan
+    return X, y
+
+
+def _batches(X: np.ndarray, size: int):
+    return [X[i : i + size] for i in range(0, len(X), size)]
+
+
+@pytest.fixture(scope="module")
+def default_forests():
+    """The detectors' default sizes (IsolationForest: 200 trees of 2,048 samples, depth 11;
+    gradient boosting: 500 trees of 7 leaves), the boosted trees fitted with missing values
+    so that their nodes learn both ways for NaN."""
+    from models.detectors.isolation_forest import IsolationForestDetector
+
+    X, y = _numeric_data(4000, seed=0)
+    forest = IsolationForestDetector().fit(X)
+    Xm, ym = _numeric_data(4000, seed=1, missing=0.05)
+    boosted = GradientBoostingDetector().fit(Xm, ym)
+    return forest, boosted
+
+
+def test_isolation_forest_scores_equal_sklearns(default_forests):
+    forest, _ = default_forests
+    X, _ = _numeric_data(1500, seed=2)
+    X[::50, 1] = 1e6  # far outside the training range
+    expected = -forest.model.score_samples(X)
+    got = forest.score(X)
+    # Leaf depths are added in sklearn's order: the same float operations, the same bits.
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    for size in (1, 3, 50, 500):  # a row scores the same in any batch
+        np.testing.assert_array_equal(
+            np.concatenate([forest.score(b) for b in _batches(X, size)]), got
+        )
+
+
+def test_boosted_trees_equal_sklearns_with_missing_values(default_forests):
+    _, boosted = default_forests
+    packed = boosted.packed_
+    split = packed.left != np.arange(len(packed.left))
+    assert 0.2 < packed.missing_left[split].mean() < 0.8  # NaN goes left at some, right at others
+    X, _ = _numeric_data(1500, seed=3, missing=0.08)
+    X[::7] = np.nan  # whole rows missing
+    X[1::11, 2] = np.inf
+    X[2::13, 4] = -np.inf
+    assert np.isnan(X).any(axis=1).mean() < 0.6  # both kinds of rows in most batches
+    raw = boosted.packed_.total(X, start=boosted.baseline_)
+    np.testing.assert_allclose(raw, boosted.model.decision_function(X), rtol=0, atol=1e-12)
+    expected = boosted.model.predict_proba(X)[:, 1]
+    got = boosted.score(X)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    for size in (1, 2, 50, 500):
+        np.testing.assert_array_equal(
+            np.concatenate([boosted.score(b) for b in _batches(X, size)]), got
+        )
+    assert boosted.score(X[:0]).shape == (0,)
+
+
+def test_forests_pickle_as_before_and_load_from_todays_pickles(default_forests, categorical_gbm):
+    """The pickled state is the packed arrays alone (as bundles saved before the compiled
+    traversal hold them); the walking layout is rebuilt on load."""
+    import pickle
+
+    saved_before = {
+        "feature",
+        "threshold",
+        "left",
+        "right",
+        "missing_left",
+        "value",
+        "roots",
+        "depth",
+        "float32_inputs",
+        "categorical",
+    }
+    X, _ = _numeric_data(300, seed=4, missing=0.05)
+    for detector in (*default_forests, categorical_gbm):
+        forest = detector.packed_
+        state = forest.__getstate__()
+        assert set(state) == saved_before
+        restored = object.__new__(type(forest))
+        restored.__setstate__(pickle.loads(pickle.dumps(state)))
+        Xd = X[:, :4] if detector is categorical_gbm else X
+        np.testing.assert_array_equal(restored.total(Xd), forest.total(Xd))

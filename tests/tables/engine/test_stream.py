@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -218,3 +219,26 @@ def test_labels_go_only_to_entities_with_label_features():
     assert engine.label_entities == ("terminal",)
     with pytest.raises(ValueError, match="no label-based features"):
         engine.observe_label("card", None, "a", START, START, True)
+
+
+def test_keys_are_the_key_text_of_each_entitys_column():
+    """Text keys as they are; numbers, NaN, None and pandas' NA through key_text."""
+    import pandas as pd
+
+    from tables.engine.keys import key_text
+
+    engine = StreamEngine(load(ROOT / "configs" / "sparkov.toml"))
+    base = {"card": "4" * 19, "merchant": "fraud_Kirlin", "category": "grocery_pos"}
+    for card, category in [
+        ("123", "travel"),
+        (123, 4.0),
+        (1.5, None),
+        (float("nan"), pd.NA),
+        (np.str_("77"), ""),
+    ]:
+        record = {**base, "card": card, "category": category}
+        expected = {
+            name: key_text(record[e.column], e.key_is_numeric)
+            for name, e in engine.plan.entities.items()
+        }
+        assert engine.keys(record) == expected
