@@ -171,7 +171,7 @@ class AegisClient:
             passthrough=(503,),
         )
         if response.status_code == 503:
-            raise DriftUnavailable(_detail(response), status=503)
+            raise DriftUnavailable(_detail(response, _error_body(response)), status=503)
         return _json(response)
 
     def metrics_text(self) -> str:
@@ -291,6 +291,12 @@ class AegisClient:
     def retire_rule(self, rule_id: int, note: str | None = None) -> dict[str, Any]:
         return self._rule_step(rule_id, "retire", {"note": note or None})
 
+    def put_list(self, name: str, items: Iterable[str], note: str | None = None) -> dict[str, Any]:
+        """Set a list's items (a new version; running rules read it at once). ApiRejected
+        naming the field for a bad name or item."""
+        body = {"items": list(items), "note": note or None}
+        return self._write("PUT", f"/v1/lists/{_segment(name)}", body, what=f"list {name}")
+
     # ------------------------------------------------------------------ plumbing
     def _get(self, path: str, params: dict | None = None, what: str = "data") -> Any:
         return _json(self._request("GET", path, params=params, what=what))
@@ -304,12 +310,6 @@ class AegisClient:
                 status=401,
             )
         return _json(self._request(method, path, json=body, what=what))
-
-    def put_list(self, name: str, items: Iterable[str], note: str | None = None) -> dict[str, Any]:
-        """Set a list's items (a new version; running rules read it at once). ApiRejected
-        naming the field for a bad name or item."""
-        body = {"items": list(items), "note": note or None}
-        return self._write("PUT", f"/v1/lists/{_segment(name)}", body, what=f"list {name}")
 
     def _rule_step(self, rule_id: int, step: str, body: dict) -> Any:
         path = f"/v1/rules/{_segment(rule_id)}/{step}"
@@ -365,11 +365,11 @@ class AegisClient:
             raise ApiNotFound(f"No {what} found (HTTP 404).", status=status, body=body)
         if status == 409:
             raise ApiRejected(
-                f"The API refused the change: {_detail(response)}", status=status, body=body
+                f"The API refused the change: {_detail(response, body)}", status=status, body=body
             )
         if status == 422 or status == 400:
             raise ApiRejected(
-                f"The API rejected the request: {_detail(response)}", status=status, body=body
+                f"The API rejected the request: {_detail(response, body)}", status=status, body=body
             )
         if status >= 400:
             raise ApiError(
@@ -415,11 +415,9 @@ def _error_body(response: httpx.Response) -> Any:
         return None
 
 
-def _detail(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        detail = None
+def _detail(response: httpx.Response, body: Any) -> str:
+    """The API's reason from an error answer's JSON `body` (read once, by the caller)."""
+    detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, list):  # FastAPI validation errors
         detail = "; ".join(str(d.get("msg", d)) for d in detail if isinstance(d, dict)) or None
     return str(detail or response.text[:200] or f"HTTP {response.status_code}")

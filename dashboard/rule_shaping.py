@@ -9,7 +9,6 @@ from typing import Any
 import pandas as pd
 
 RULE_ACTIONS = ("review", "block", "allow", "tag")
-STATES = ("draft", "shadow", "active", "retired")
 STATE_BADGE = {
     "draft": ":gray-badge[draft]",
     "shadow": ":violet-badge[shadow]",

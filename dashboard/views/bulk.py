@@ -54,9 +54,5 @@ def render(client: Any, ticked: Sequence[str], analyst: str) -> None:
     if missing:
         text += f" Not found (nothing stored to label): {', '.join(map(str, missing))}."
     flash("success" if not missing else "warning", text)
-    # Clear the ticks: the queue draws a new table (see queue.render).
-    st.session_state[queue.TABLE_GENERATION_KEY] = (
-        st.session_state.get(queue.TABLE_GENERATION_KEY, 0) + 1
-    )
-    st.session_state[queue.SELECTED_KEY] = []
+    queue.clear_ticks()  # the labelled rows leave the queue; so do their ticks
     st.rerun()

@@ -12,7 +12,6 @@ from dashboard import shaping
 PICK_KEY = "selected_alert"
 SELECTED_KEY = "queue_ticked"  # the transaction ids ticked in the table, for bulk labelling
 TABLE_GENERATION_KEY = "queue_table_generation"
-_LAST_TABLE_PICK = "_queue_table_pick"
 
 
 def render(
@@ -29,6 +28,7 @@ def render(
         + " · tick rows to open them and label several at once"
     )
     if not items:
+        st.session_state[SELECTED_KEY] = []  # nothing shown, nothing ticked
         st.info("No alerts match these filters. New alerts appear here as they are decided.")
         return None
 
@@ -65,11 +65,10 @@ def render(
     # detail panel (only when the tick is new: the picker may have moved on since).
     rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
     ticked = [ids[r] for r in rows if r < len(ids)]
-    before = st.session_state.get(_LAST_TABLE_PICK) or []
+    before = st.session_state.get(SELECTED_KEY) or []
     added = [tx for tx in ticked if tx not in before]
     if added:
         st.session_state[PICK_KEY] = added[-1]
-    st.session_state[_LAST_TABLE_PICK] = ticked
     st.session_state[SELECTED_KEY] = ticked
 
     if st.session_state.get(PICK_KEY) not in by_id:
@@ -98,6 +97,12 @@ def _action_style(value: str) -> str:
 
 def _label_style(value: str) -> str:
     return _LABEL_CSS.get(value, "color: #6b7280")
+
+
+def clear_ticks() -> None:
+    """Untick every row: the next run draws a new table (its key changes)."""
+    st.session_state[TABLE_GENERATION_KEY] = st.session_state.get(TABLE_GENERATION_KEY, 0) + 1
+    st.session_state[SELECTED_KEY] = []
 
 
 def count_caption(shown: int, total: int | None, more: bool) -> str:
