@@ -6,7 +6,7 @@ already.
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2027-02-03
+Create Date: 2026-12-04
 """
 
 from __future__ import annotations
