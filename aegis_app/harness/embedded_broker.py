@@ -43,7 +43,6 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 import weakref
 from pathlib import Path
@@ -328,10 +327,13 @@ def run_foreground(port: int = 9092, log_path: Path | None = None) -> int:
     Returns a process exit status: 0 after a clean stop, 1 if the broker died by itself.
     Must be called from the main thread (it installs signal handlers).
     """
-    stop = threading.Event()
+    # A plain flag, not a threading.Event: Event.set() in a signal handler deadlocks when the
+    # signal lands while the main thread holds the Event's own lock inside Event.wait().
+    stopping = False
 
     def _handler(signum: int, frame: object) -> None:
-        stop.set()
+        nonlocal stopping
+        stopping = True
 
     previous = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
     broker = EmbeddedBroker(port=port, log_path=log_path)
@@ -342,8 +344,9 @@ def run_foreground(port: int = 9092, log_path: Path | None = None) -> int:
             f"(bootstrap {broker.bootstrap}); Ctrl-C to stop",
             flush=True,
         )
-        while not stop.wait(0.5):
-            if not broker.running:
+        while not stopping:
+            time.sleep(0.5)  # the handler runs during the sleep; at most 0.5 s to notice
+            if not stopping and not broker.running:
                 print(f"embedded broker on {broker.bootstrap} exited unexpectedly", flush=True)
                 return 1
         return 0
