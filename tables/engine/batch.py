@@ -133,11 +133,12 @@ def _events(
             f"({int(group.max()) + 1} keys x {stride} s)"
         )
     order = group * stride + (ts - lowest)
-    numeric = {f: frame_numbers(df, f)[rows] for f in entity.numeric_fields}
-    keys = {
-        f: hash_column(df[f].to_numpy(dtype=object)[rows], numeric_key)
-        for f, numeric_key in zip(entity.key_fields, entity.key_fields_numeric)
-    }
+    numeric = np.empty((len(entity.numeric_fields), rows.size), dtype=np.float64)
+    for i, name in enumerate(entity.numeric_fields):
+        numeric[i] = frame_numbers(df, name)[rows]
+    keys = np.empty((len(entity.key_fields), rows.size), dtype=np.uint64)
+    for i, (name, numeric_key) in enumerate(zip(entity.key_fields, entity.key_fields_numeric)):
+        keys[i] = hash_column(df[name].to_numpy(dtype=object)[rows], numeric_key)
     fraud_known = None
     if entity.labels:
         fraud_known = np.where(labels == 1, ts + entity.label_delay, windows.NO_FRAUD)

@@ -56,6 +56,15 @@ NEEDS: dict[str, tuple[tuple[str, bool], ...]] = {
     "fraud_share": (("frauds", False),),
 }
 
+# The codes of the compiled kernel (tables.engine.windows): window kinds, and the quantities
+# they read (a total is a window's sum of present values and their number).
+KIND_CODES = {kind: code for code, kind in enumerate(NEEDS)}
+QUANTITY_CODES = {
+    quantity: code
+    for code, quantity in enumerate(("total", "spread", "min", "max", "distinct", "seen", "frauds"))
+}
+KEY_QUANTITIES = ("distinct", "seen")  # read value hashes (the others: numbers or labels)
+
 # State keeps event times as 32-bit offsets from the oldest one.
 MAX_HORIZON_SECONDS = 2**32 - 1
 
@@ -83,15 +92,24 @@ class Window:
 
 
 @dataclass(frozen=True)
-class FeatureGroup:
-    """Features of one entity with the same kind and field, computed together."""
+class Program:
+    """An entity's window features as the compiled kernel reads them: the quantities over a
+    window (slots), each computed once per transaction for every feature that reads it, and
+    per feature its kind, window and slots. Arrays of int64 (float64 for the defaults);
+    fields are indices in EntityPlan.numeric_fields (quantities of numbers) or key_fields
+    (of value hashes), -1 for none."""
 
-    kind: str
-    source: str | None  # the normalised column they read
-    features: tuple[Feature, ...]
-    rows: tuple[int, ...]  # each feature's window (index in EntityPlan.windows)
-    # since_previous without an earlier event: each feature's default (column, seconds).
-    defaults: np.ndarray = field(repr=False, compare=False)
+    slot_quantity: np.ndarray  # QUANTITY_CODES
+    slot_field: np.ndarray
+    slot_previous: np.ndarray  # 1: over the previous events only
+    slot_row: np.ndarray  # its window (index in EntityPlan.windows)
+    slot_total: np.ndarray  # a spread's total of the same window (slot index), else -1
+    kind: np.ndarray  # per feature: KIND_CODES
+    row: np.ndarray
+    field: np.ndarray  # the numeric field of the transaction's own value (ratio, zscore)
+    first: np.ndarray  # slot of the feature's first quantity (-1: none)
+    second: np.ndarray  # slot of its second one (std, zscore: the spread)
+    default: np.ndarray  # since_previous without an earlier event (seconds)
 
 
 @dataclass(frozen=True)
@@ -100,7 +118,6 @@ class EntityPlan:
     column: str  # the normalised column holding the entity's key
     key_is_numeric: bool
     features: tuple[Feature, ...]
-    groups: tuple[FeatureGroup, ...]
     windows: tuple[Window, ...]  # distinct windows, each feature points at one (row)
     rows: dict[str, int]  # feature name -> index in windows
     numeric_fields: tuple[str, ...]  # normalised columns kept as float64 per event
@@ -113,6 +130,7 @@ class EntityPlan:
     layout: int  # fingerprint of the state's columns (a state of another layout is refused)
     spans: np.ndarray = field(repr=False, compare=False)  # int64 seconds, per window
     delays: np.ndarray = field(repr=False, compare=False)
+    program: Program = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -202,26 +220,6 @@ def _entity_plan(
             wanted = demand.setdefault((quantity, source, previous), [])
             if rows[feature.name] not in wanted:
                 wanted.append(rows[feature.name])
-    grouped: dict[tuple[str, str | None], list[Feature]] = {}
-    for feature in features:
-        source = column_of(feature.field) if feature.field else None
-        grouped.setdefault((feature.kind, source), []).append(feature)
-    groups = tuple(
-        FeatureGroup(
-            kind,
-            source,
-            tuple(members),
-            tuple(rows[f.name] for f in members),
-            np.array(
-                [
-                    [f.default if f.default is not None else windows[rows[f.name]].span]
-                    for f in members
-                ],
-                dtype=np.float64,
-            ),
-        )
-        for (kind, source), members in grouped.items()
-    )
     key_type = field_type(config, config.entities[name])
     layout_text = repr((numeric, keys, keys_numeric, labels))
     return EntityPlan(
@@ -229,7 +227,6 @@ def _entity_plan(
         column=column,
         key_is_numeric=key_type in ("numeric", "boolean"),
         features=features,
-        groups=groups,
         windows=tuple(windows),
         rows=rows,
         numeric_fields=numeric,
@@ -242,6 +239,61 @@ def _entity_plan(
         layout=int.from_bytes(hashlib.blake2b(layout_text.encode(), digest_size=4).digest()),
         spans=np.array([w.span for w in windows], dtype=np.int64),
         delays=np.array([w.delay for w in windows], dtype=np.int64),
+        program=_program(features, rows, tuple(windows), numeric, keys),
+    )
+
+
+def _program(
+    features: tuple[Feature, ...],
+    rows: dict[str, int],
+    windows: tuple[Window, ...],
+    numeric: tuple[str, ...],
+    keys: tuple[str, ...],
+) -> Program:
+    slots: list[tuple[str, int, bool, int]] = []  # (quantity, field, previous, row)
+
+    def field_index(quantity: str, source: str | None) -> int:
+        if source is None:
+            return -1
+        return (keys if quantity in KEY_QUANTITIES else numeric).index(source)
+
+    def slot(quantity: str, source: str | None, previous: bool, row: int) -> int:
+        wanted = (quantity, field_index(quantity, source), previous, row)
+        if wanted not in slots:
+            slots.append(wanted)
+        return slots.index(wanted)
+
+    per_feature = []
+    for feature in features:
+        source = column_of(feature.field) if feature.field else None
+        row = rows[feature.name]
+        needed = [slot(q, source, previous, row) for q, previous in NEEDS[feature.kind]]
+        needed += [-1] * (2 - len(needed))
+        own = numeric.index(source) if feature.kind in ("ratio", "zscore") else -1
+        default = feature.default if feature.default is not None else windows[row].span
+        per_feature.append((KIND_CODES[feature.kind], row, own, *needed, float(default)))
+    total_of = [
+        slots.index(("total", f, previous, row)) if quantity == "spread" else -1
+        for quantity, f, previous, row in slots
+    ]
+    # A spread reads its total: totals come first (NEEDS lists a spread after its total).
+    assert all(t < i for i, t in enumerate(total_of) if t >= 0)
+
+    def column(values: list, dtype: type = np.int64) -> np.ndarray:
+        return np.array(values, dtype=dtype).reshape(len(values))
+
+    return Program(
+        slot_quantity=column([QUANTITY_CODES[q] for q, _, _, _ in slots]),
+        slot_field=column([f for _, f, _, _ in slots]),
+        slot_previous=column([int(p) for _, _, p, _ in slots]),
+        slot_row=column([r for _, _, _, r in slots]),
+        slot_total=column(total_of),
+        kind=column([f[0] for f in per_feature]),
+        row=column([f[1] for f in per_feature]),
+        field=column([f[2] for f in per_feature]),
+        first=column([f[3] for f in per_feature]),
+        second=column([f[4] for f in per_feature]),
+        default=column([f[5] for f in per_feature], np.float64),
     )
 
 

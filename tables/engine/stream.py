@@ -230,8 +230,8 @@ def _evaluate(plan: EntityPlan, current: packed.EntityState, arrival: int) -> di
         order=ts,
         floor=None,
         group=None,
-        numeric={f: cells[1 + i].view(np.float64) for i, f in enumerate(plan.numeric_fields)},
-        keys={f: cells[1 + len(plan.numeric_fields) + i] for i, f in enumerate(plan.key_fields)},
+        numeric=cells[1 : 1 + len(plan.numeric_fields)].view(np.float64),
+        keys=cells[1 + len(plan.numeric_fields) :],
         fraud_known=fraud_known,
     )
     values = windows.evaluate(plan, events, np.array([position]))

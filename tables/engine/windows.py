@@ -1,4 +1,4 @@
-"""The window arithmetic: one function per window kind, the same for stream and batch.
+"""The window arithmetic: one compiled kernel, the same for stream and batch.
 
 Both paths hand :func:`evaluate` an entity's events in *window order* (:class:`Events`:
 grouped by key, each key's events sorted by time, ties in arrival order) and the positions
@@ -11,27 +11,42 @@ time t, is a range [start, end) of positions:
             (with delay 0: the transaction itself and earlier-arriving same-second ones)
     previous events: [start, min(end, p))
 
-Sums, minima and maxima are reduced over each window's own values (no running sums over a
-whole history: their rounding would depend on how much history a path holds); spreads are
-two-pass (mean first, then squared deviations), so a window of equal values has spread 0
-in both paths. Cost: the windows' total length, in numpy.
+The kernel (:func:`_kernel`, compiled by numba: it is required, there is no uncompiled
+variant that could round otherwise) walks the positions one by one and, for each, computes
+every quantity of the entity's plan (:class:`tables.engine.plan.Program`) once over its
+window, then every feature from them. Sums, minima and maxima are reduced over each window's
+own values (no running sums over a whole history: their rounding would depend on how much
+history a path holds), a sum in numpy's pairwise order (:func:`_pairwise_sum`: the value of
+``np.add.reduce`` over the window, whether one transaction is answered or a million);
+spreads are two-pass (mean first, then squared deviations), so a window of equal values has
+spread 0 in both paths. Cost: the windows' total length (labels: the frauds in the windows).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
+import numba
 import numpy as np
 
-from tables.engine.plan import EntityPlan, FeatureGroup
+from tables.engine.plan import KIND_CODES, QUANTITY_CODES, EntityPlan
 
 NO_FRAUD = np.iinfo(np.int64).max  # fraud_known of an event without a known fraud label
-CHUNK = 1 << 22  # elements materialised at once by the per-element reductions
-FEW = 8  # windows reduced one by one (the stream's), below the cost of vectorising them
+NONE = np.empty(0, dtype=np.int64)  # no floor or group (one key), no labels
+BLOCK = 128  # numpy's pairwise summation block (PW_BLOCKSIZE)
 
-Quantity = tuple[str, str | None, bool]  # (name, normalised field, over previous events?)
+# Kind and quantity codes, as constants the kernel compiles in.
+COUNT, SUM, MEAN, STD, MIN_KIND, MAX_KIND, DISTINCT_KIND, SINCE_PREVIOUS = (
+    KIND_CODES[k]
+    for k in ("count", "sum", "mean", "std", "min", "max", "distinct", "since_previous")
+)
+RATIO, ZSCORE, NOVELTY, FRAUD_SHARE = (
+    KIND_CODES[k] for k in ("ratio", "zscore", "novelty", "fraud_share")
+)
+TOTAL, SPREAD, MIN, MAX, DISTINCT, SEEN, FRAUDS = (
+    QUANTITY_CODES[q] for q in ("total", "spread", "min", "max", "distinct", "seen", "frauds")
+)
 
 
 @dataclass
@@ -46,374 +61,9 @@ class Events:
     # one; window bounds are clamped to it so they never reach another key (None: one key).
     floor: np.ndarray | None
     group: np.ndarray | None  # key code per event (None: one key)
-    numeric: dict[str, np.ndarray]  # float64, NaN when missing
-    keys: dict[str, np.ndarray]  # uint64 value hashes, 0 when missing
+    numeric: np.ndarray  # float64 (numeric fields, events), NaN when missing
+    keys: np.ndarray  # uint64 (key fields, events): value hashes, 0 when missing
     fraud_known: np.ndarray | None  # int64: when the event's fraud label became known
-
-
-class WindowQuery:
-    """The windows of the transactions at `positions`, and the quantities their features
-    need, each computed once for all the windows that need it."""
-
-    def __init__(self, plan: EntityPlan, events: Events, positions: np.ndarray) -> None:
-        self.plan = plan
-        self.events = events
-        self.positions = positions
-        self.t = events.ts[positions]
-        key = events.order[positions]
-        high = key - plan.delays[:, None]
-        low = high - plan.spans[:, None]
-        if events.floor is not None:
-            floor = events.floor[positions]
-            low, high = np.maximum(low, floor), np.maximum(high, floor)
-        # Shape (windows, positions).
-        self.start = np.searchsorted(events.order, low, side="right")
-        self.end = np.minimum(np.searchsorted(events.order, high, side="right"), positions + 1)
-        self.prev_end = np.minimum(self.end, positions)
-        self._cache: dict[Quantity, tuple[tuple[int, ...], object]] = {}
-        self._bounds: dict[tuple[tuple[int, ...], bool], tuple[np.ndarray, np.ndarray]] = {}
-        self._previous_same: dict[str, np.ndarray] = {}
-        self._present: dict[str, np.ndarray | None] = {}
-
-    def counts(self, rows: tuple[int, ...], previous: bool = False) -> np.ndarray:
-        """Events in each window of `rows` (shape: rows, positions)."""
-        ends = self.prev_end if previous else self.end
-        pick = _rows(rows)
-        return ends[pick] - self.start[pick]
-
-    def quantity(self, name: str, source: str | None, previous: bool, rows: tuple[int, ...]):
-        """A quantity over the windows of `rows` (shape: rows, positions), computed once for
-        every window row that needs it."""
-        key = (name, source, previous)
-        if key not in self._cache:
-            needed = self.plan.demand[key]
-            self._cache[key] = (needed, QUANTITIES[name](self, source, previous, needed))
-        needed, values = self._cache[key]
-        if rows == needed:
-            return values
-        index = [needed.index(r) for r in rows]
-        if isinstance(values, tuple):
-            return tuple(v[index] for v in values)
-        return values[index]
-
-    def bounds(self, rows: tuple[int, ...], previous: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Window starts and ends of `rows`, flattened row after row."""
-        key = (rows, previous)
-        if key not in self._bounds:
-            ends = self.prev_end if previous else self.end
-            pick = _rows(rows)
-            self._bounds[key] = (self.start[pick].ravel(), ends[pick].ravel())
-        return self._bounds[key]
-
-    def previous_same(self, source: str) -> np.ndarray:
-        if source not in self._previous_same:
-            self._previous_same[source] = previous_same(self.events.keys[source], self.events.group)
-        return self._previous_same[source]
-
-    def present(self, source: str) -> np.ndarray | None:
-        """Which events have a value of the numeric field (None: all of them)."""
-        if source not in self._present:
-            present = ~np.isnan(self.events.numeric[source])
-            self._present[source] = None if present.all() else present
-        return self._present[source]
-
-
-@lru_cache(maxsize=1024)
-def _rows(rows: tuple[int, ...]) -> slice | list[int]:
-    """An index selecting `rows`: a slice (a view) when they are consecutive."""
-    if list(rows) == list(range(rows[0], rows[0] + len(rows))):
-        return slice(rows[0], rows[0] + len(rows))
-    return list(rows)
-
-
-# ---------------------------------------------------------------------- reductions
-
-
-def segment_reduce(
-    ufunc: np.ufunc, values: np.ndarray, starts: np.ndarray, ends: np.ndarray, empty: float
-) -> np.ndarray:
-    """ufunc reduced over values[s:e] for each (s, e); `empty` where s == e."""
-    if starts.size <= FEW:
-        return np.array(
-            [
-                ufunc.reduce(values[s:e]) if e > s else empty
-                for s, e in zip(starts.tolist(), ends.tolist())
-            ],
-            dtype=np.float64,
-        )
-    nonempty = ends > starts
-    if nonempty.all():
-        out, selected = None, slice(None)
-    else:
-        out = np.full(starts.shape, empty, dtype=np.float64)
-        selected = np.flatnonzero(nonempty)
-        if not selected.size:
-            return out
-    # One sentinel so that an end equal to len(values) is a valid index.
-    padded = np.concatenate([values, values[:1]])
-    index = np.column_stack([starts[selected], ends[selected]]).ravel()
-    reduced = ufunc.reduceat(padded, index)[0::2]
-    if out is None:
-        return reduced.astype(np.float64, copy=False)
-    out[selected] = reduced
-    return out
-
-
-def segment_sum(
-    starts: np.ndarray,
-    ends: np.ndarray,
-    term: Callable[[np.ndarray, np.ndarray | int], np.ndarray],
-) -> np.ndarray:
-    """Sum over each [s, e) of term(element positions, their query numbers, or the one
-    query's number), materialised in chunks of about CHUNK elements."""
-    if starts.size <= FEW:
-        return np.array(
-            [
-                term(np.arange(s, e), q).sum() if e > s else 0.0
-                for q, (s, e) in enumerate(zip(starts.tolist(), ends.tolist()))
-            ],
-            dtype=np.float64,
-        )
-    lengths = ends - starts
-    out = np.zeros(starts.shape, dtype=np.float64)
-    nonempty = np.flatnonzero(lengths > 0)
-    if not nonempty.size:
-        return out
-    totals = np.cumsum(lengths[nonempty])
-    if totals[-1] <= CHUNK:
-        edges = [0, nonempty.size]
-    else:
-        # Chunk k takes the queries whose running total of elements ends in [k, k+1) * CHUNK.
-        chunk = (totals - 1) // CHUNK
-        edges = [0, *(np.flatnonzero(np.diff(chunk)) + 1).tolist(), nonempty.size]
-    for a, b in zip(edges[:-1], edges[1:]):
-        queries = nonempty[a:b]
-        sizes = lengths[queries]
-        before = int(totals[a - 1]) if a else 0
-        offsets = totals[a:b] - sizes - before
-        owner = np.repeat(np.arange(queries.size), sizes)
-        element = np.arange(int(totals[b - 1]) - before) + (starts[queries] - offsets)[owner]
-        out[queries] = np.add.reduceat(term(element, queries[owner]), offsets)
-    return out
-
-
-def previous_same(keys: np.ndarray, group: np.ndarray | None) -> np.ndarray:
-    """Per event, the position of the key's last earlier event with the same value (-1: none);
-    len(keys) for a missing value, which is never new and never matches."""
-    n = keys.size
-    position = np.arange(n)
-    if group is None:
-        order = np.lexsort((position, keys))
-        same = keys[order][1:] == keys[order][:-1]
-    else:
-        order = np.lexsort((position, keys, group))
-        same = (keys[order][1:] == keys[order][:-1]) & (group[order][1:] == group[order][:-1])
-    out = np.full(n, -1, dtype=np.int64)
-    out[order[1:][same]] = order[:-1][same]
-    out[keys == 0] = n
-    return out
-
-
-# ---------------------------------------------------------------------- quantities
-
-
-def _total(query: WindowQuery, source: str, previous: bool, rows: tuple[int, ...]):
-    """(sum, number of present values) over each window; missing values are skipped."""
-    starts, ends = query.bounds(rows, previous)
-    values = query.events.numeric[source]
-    present = query.present(source)
-    if present is None:
-        sums = segment_reduce(np.add, values, starts, ends, 0.0)
-        counts = (ends - starts).astype(np.float64)
-    else:
-        sums = segment_reduce(np.add, np.where(present, values, 0.0), starts, ends, 0.0)
-        counts = segment_reduce(np.add, present.astype(np.float64), starts, ends, 0.0)
-    shape = (len(rows), -1)
-    return sums.reshape(shape), counts.reshape(shape)
-
-
-def _spread(query: WindowQuery, source: str, previous: bool, rows: tuple[int, ...]):
-    """Sum of squared deviations from each window's mean (two-pass)."""
-    sums, counts = query.quantity("total", source, previous, rows)
-    means = (sums / np.maximum(counts, 1.0)).ravel()
-    starts, ends = query.bounds(rows, previous)
-    values = query.events.numeric[source]
-
-    def squared(element: np.ndarray, owner: np.ndarray) -> np.ndarray:
-        deviation = values[element] - means[owner]
-        return np.where(np.isnan(deviation), 0.0, deviation * deviation)
-
-    return segment_sum(starts, ends, squared).reshape(len(rows), -1)
-
-
-def _extreme(ufunc: np.ufunc) -> Callable:
-    def compute(query: WindowQuery, source: str, previous: bool, rows: tuple[int, ...]):
-        starts, ends = query.bounds(rows, previous)
-        # fmin/fmax skip NaN; a window without a value stays NaN.
-        values = segment_reduce(ufunc, query.events.numeric[source], starts, ends, np.nan)
-        return values.reshape(len(rows), -1)
-
-    return compute
-
-
-def _distinct(query: WindowQuery, source: str, previous: bool, rows: tuple[int, ...]):
-    """Distinct present values: events whose value does not occur earlier in the window."""
-    starts, ends = query.bounds(rows, previous)
-    last_same = query.previous_same(source)
-    return segment_sum(
-        starts, ends, lambda element, owner: last_same[element] < starts[owner]
-    ).reshape(len(rows), -1)
-
-
-def _seen(query: WindowQuery, source: str, previous: bool, rows: tuple[int, ...]):
-    """Whether the transaction's value occurs among its previous events (missing: True)."""
-    keys = query.events.keys[source]
-    last_same = query.previous_same(source)
-    mine = keys[query.positions]
-    out = np.empty((len(rows), query.positions.size), dtype=bool)
-    for i, row in enumerate(rows):
-        starts, ends = query.start[row], query.prev_end[row]
-        if query.plan.windows[row].delay == 0:
-            # The previous events end at the transaction: its last same value is the test.
-            out[i] = last_same[query.positions] >= starts
-        else:
-            hits = segment_sum(starts, ends, lambda e, o: keys[e] == mine[o])
-            out[i] = (hits > 0) | (mine == 0)
-    return out
-
-
-def _frauds(query: WindowQuery, source: str | None, previous: bool, rows: tuple[int, ...]):
-    """Events of each window whose fraud label was known at the transaction's time."""
-    known = query.events.fraud_known
-    if known is None:
-        return np.zeros((len(rows), query.positions.size))
-    starts, ends = query.bounds(rows, previous)
-    fraud_at = np.flatnonzero(known != NO_FRAUD)
-    first = np.searchsorted(fraud_at, starts, side="left")
-    last = np.searchsorted(fraud_at, ends, side="left")
-    frauds = (last - first).astype(np.float64).reshape(len(rows), -1)
-    if not fraud_at.size:
-        return frauds
-    # Labels known at most `latency` after their transaction: a window ending that long
-    # before t has all its labels known (always so in batch, whose delay >= the label delay).
-    latency = int((known[fraud_at] - query.events.ts[fraud_at]).max())
-    width = query.positions.size
-    for i, row in enumerate(rows):
-        if query.plan.windows[row].delay >= latency:
-            continue
-        part = slice(i * width, (i + 1) * width)
-        frauds[i] -= segment_sum(
-            first[part], last[part], lambda e, o: known[fraud_at[e]] > query.t[o]
-        )
-    return frauds
-
-
-QUANTITIES: dict[str, Callable] = {
-    "total": _total,
-    "spread": _spread,
-    "min": _extreme(np.fmin),
-    "max": _extreme(np.fmax),
-    "distinct": _distinct,
-    "seen": _seen,
-    "frauds": _frauds,
-}
-
-
-# ---------------------------------------------------------------------- kinds
-# Each kind computes a group of features (same kind, same field) over their window rows at
-# once: an array of shape (features, positions).
-
-
-def count(query: WindowQuery, group: FeatureGroup) -> np.ndarray:
-    return query.counts(group.rows).astype(np.float64)
-
-
-def total(query: WindowQuery, group: FeatureGroup) -> np.ndarray:
-    sums, counts = query.quantity("total", group.source, False, group.rows)
-    return np.where(counts > 0, sums, 0.0)
-
-
-def mean(query: WindowQuery, group: FeatureGroup) -> np.ndarray:
-    sums, counts = query.quantity("total", group.source, False, group.rows)
-    return sums / np.maximum(counts, 1.0)  # 0 for a window without values
-
-
-def std(query: WindowQuery, group: FeatureGroup) -> np.ndarray:
-    _, counts = query.quantity("total", group.source, False, group.rows)
-    spread = query.quantity("spread", group.source, False, group.rows)
-    return np.sqrt(spread / np.maximum(counts, 1.0))
-
-
-def minimum(query: WindowQuery, group: FeatureGroup) -> np.ndarray:
-    values = query.quantity("min", group.source, False, group.rows)
-    return np.where(np.isnan(values), 0.0, values)
-
-
-def maximum(query: WindowQuery, group: FeatureGroup) -> np.ndarray:
-    values = query.quantity("max", group.source, False, group.rows)
-    return np.where(np.isnan(values), 0.0, values)
-
-
-def distinct(query: WindowQuery, group: FeatureGroup) -> np.ndarray:
-    return query.quantity("distinct", group.source, False, group.rows)
-
-
-def since_previous(query: WindowQuery, group: FeatureGroup) -> np.ndarray:
-    pick = _rows(group.rows)
-    starts, ends = query.start[pick], query.prev_end[pick]
-    latest = query.events.ts[np.maximum(ends - 1, 0)]
-    return np.where(ends > starts, (query.t - latest).astype(np.float64), group.defaults)
-
-
-def _previous_mean(query: WindowQuery, group: FeatureGroup):
-    """The transaction's value, and the count and mean of the previous events' values."""
-    sums, counts = query.quantity("total", group.source, True, group.rows)
-    value = query.events.numeric[group.source][query.positions]
-    return value, counts, sums / np.maximum(counts, 1.0)
-
-
-def ratio(query: WindowQuery, group: FeatureGroup) -> np.ndarray:
-    value, counts, average = _previous_mean(query, group)
-    positive = average > 0  # false without previous values (their mean is 0)
-    out = np.where(positive, value / np.where(positive, average, 1.0), 1.0)
-    return np.where(np.isnan(value), np.nan, out)
-
-
-def zscore(query: WindowQuery, group: FeatureGroup) -> np.ndarray:
-    value, counts, average = _previous_mean(query, group)
-    spread = query.quantity("spread", group.source, True, group.rows)
-    variance = np.maximum(spread / np.maximum(counts, 1.0), 0.0)
-    # +1 keeps the score finite for entities that always see the same value.
-    out = np.where(counts > 0, (value - average) / (np.sqrt(variance) + 1.0), 0.0)
-    return np.where(np.isnan(value), np.nan, out)
-
-
-def novelty(query: WindowQuery, group: FeatureGroup) -> np.ndarray:
-    seen = query.quantity("seen", group.source, True, group.rows)
-    has_previous = query.counts(group.rows, previous=True) > 0
-    return (has_previous & ~seen).astype(np.float64)
-
-
-def fraud_share(query: WindowQuery, group: FeatureGroup) -> np.ndarray:
-    events = query.counts(group.rows)
-    frauds = query.quantity("frauds", None, False, group.rows)
-    return frauds / np.maximum(events, 1)  # 0 for an empty window
-
-
-KINDS: dict[str, Callable[[WindowQuery, FeatureGroup], np.ndarray]] = {
-    "count": count,
-    "sum": total,
-    "mean": mean,
-    "std": std,
-    "min": minimum,
-    "max": maximum,
-    "distinct": distinct,
-    "since_previous": since_previous,
-    "ratio": ratio,
-    "zscore": zscore,
-    "novelty": novelty,
-    "fraud_share": fraud_share,
-}
 
 
 def evaluate(
@@ -423,12 +73,323 @@ def evaluate(
     on_feature: Callable[[str], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every window feature of the entity at `positions` (float64 arrays)."""
-    query = WindowQuery(plan, events, positions)
+    values = evaluate_array(plan, events, positions)
     out = {}
-    for group in plan.groups:
-        values = KINDS[group.kind](query, group)
-        for i, feature in enumerate(group.features):
-            out[feature.name] = values[i]
-            if on_feature is not None:
-                on_feature(feature.name)
+    for i, feature in enumerate(plan.features):
+        out[feature.name] = values[i]
+        if on_feature is not None:
+            on_feature(feature.name)
     return out
+
+
+def evaluate_array(plan: EntityPlan, events: Events, positions: np.ndarray) -> np.ndarray:
+    """Every window feature of the entity at `positions`: float64 (features, positions), in
+    the order of plan.features."""
+    program = plan.program
+    out = np.empty((len(plan.features), len(positions)), dtype=np.float64)
+    _kernel(
+        program.slot_quantity,
+        program.slot_field,
+        program.slot_previous,
+        program.slot_row,
+        program.slot_total,
+        program.kind,
+        program.row,
+        program.field,
+        program.first,
+        program.second,
+        program.default,
+        plan.spans,
+        plan.delays,
+        _int64(events.ts),
+        _int64(events.order),
+        NONE if events.floor is None else _int64(events.floor),
+        NONE if events.group is None else _int64(events.group),
+        np.ascontiguousarray(events.numeric, dtype=np.float64),
+        np.ascontiguousarray(events.keys, dtype=np.uint64),
+        NONE if events.fraud_known is None else _int64(events.fraud_known),
+        _int64(positions),
+        out,
+    )
+    return out
+
+
+def _int64(values: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(values, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------- the kernel
+
+JIT = {"cache": True, "nogil": True}
+
+
+@numba.njit(**JIT)
+def _block_sum(a: np.ndarray, lo: int, n: int) -> float:
+    """numpy's pairwise_sum of a[lo:lo + n] (loops_utils.h: eight accumulators per block
+    of at most BLOCK, halves above it)."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@numba.njit(**JIT)
+def _pairwise_sum(a: np.ndarray, n: int) -> float:
+    """np.add.reduce(a[:n]), bit for bit: its identity (0.0) plus numpy's pairwise sum, which
+    sums halves (the first a multiple of 8) above BLOCK. The recursion is unrolled onto a
+    stack: numba's cache does not load recursive functions reliably."""
+    if n <= BLOCK:
+        return 0.0 + _block_sum(a, 0, n)
+    frame_lo = np.empty(64, dtype=np.int64)  # halves nest at most log2(n) deep
+    frame_n = np.empty(64, dtype=np.int64)
+    frame_phase = np.empty(64, dtype=np.int64)  # 0: left half next, 1: right, 2: add them
+    sums = np.empty(65, dtype=np.float64)
+    frames, done = 1, 0
+    frame_lo[0], frame_n[0], frame_phase[0] = 0, n, 0
+    while frames:
+        top = frames - 1
+        lo, size, phase = frame_lo[top], frame_n[top], frame_phase[top]
+        if size <= BLOCK:
+            sums[done] = _block_sum(a, lo, size)
+            done += 1
+            frames -= 1
+            continue
+        half = size // 2
+        half -= half % 8
+        if phase == 2:
+            sums[done - 2] = sums[done - 2] + sums[done - 1]
+            done -= 1
+            frames -= 1
+            continue
+        frame_phase[top] = phase + 1
+        frame_lo[frames] = lo if phase == 0 else lo + half
+        frame_n[frames] = half if phase == 0 else size - half
+        frame_phase[frames] = 0
+        frames += 1
+    return 0.0 + sums[0]
+
+
+@numba.njit(**JIT)
+def _search_right(a: np.ndarray, x: int) -> int:
+    """np.searchsorted(a, x, side="right")."""
+    lo, hi = 0, a.size
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(**JIT)
+def _search_left(a: np.ndarray, x: int) -> int:
+    """np.searchsorted(a, x, side="left")."""
+    lo, hi = 0, a.size
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(**JIT)
+def _previous_same(keys: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Per event, the position of the key's last earlier event with the same value (-1: none);
+    len(keys) for a missing value (0), which is never new and never matches. Events are in
+    window order, so among equal values in position order the groups ascend."""
+    n = keys.size
+    out = np.full(n, -1, dtype=np.int64)
+    by_value = np.argsort(keys, kind="mergesort")  # stable: positions ascend per value
+    for i in range(1, n):
+        a, b = by_value[i - 1], by_value[i]
+        if keys[a] == keys[b] and (group.size == 0 or group[a] == group[b]):
+            out[b] = a
+    for i in range(n):
+        if keys[i] == 0:
+            out[i] = n
+    return out
+
+
+@numba.njit(**JIT)
+def _kernel(
+    slot_quantity,
+    slot_field,
+    slot_previous,
+    slot_row,
+    slot_total,
+    kind,
+    row,
+    field,
+    first,
+    second,
+    default,
+    spans,
+    delays,
+    ts,
+    order,
+    floor,
+    group,
+    numeric,
+    keys,
+    fraud_known,
+    positions,
+    out,
+):
+    n = ts.size
+    windows = spans.size
+    slots = slot_quantity.size
+    start = np.empty(windows, dtype=np.int64)
+    end = np.empty(windows, dtype=np.int64)
+    prev_end = np.empty(windows, dtype=np.int64)
+    value = np.empty(slots, dtype=np.float64)  # per slot: sum, spread, extreme, count...
+    present = np.empty(slots, dtype=np.float64)  # per total slot: values present
+    scratch = np.empty(n, dtype=np.float64)  # a window's terms, summed pairwise
+    same_needed = False
+    for k in range(slots):
+        if slot_quantity[k] == DISTINCT or slot_quantity[k] == SEEN:
+            same_needed = True
+    last_same = np.empty((keys.shape[0] if same_needed else 0, n), dtype=np.int64)
+    for f in range(last_same.shape[0]):
+        last_same[f] = _previous_same(keys[f], group)
+    fraud_at = np.flatnonzero(fraud_known != NO_FRAUD) if fraud_known.size else NONE
+
+    for q in range(positions.size):
+        p = positions[q]
+        t = ts[p]
+        for w in range(windows):
+            high = order[p] - delays[w]
+            low = high - spans[w]
+            if floor.size:
+                low = max(low, floor[p])
+                high = max(high, floor[p])
+            start[w] = _search_right(order, low)
+            end[w] = min(_search_right(order, high), p + 1)
+            prev_end[w] = min(end[w], p)
+
+        for k in range(slots):
+            w = slot_row[k]
+            s = start[w]
+            e = prev_end[w] if slot_previous[k] else end[w]
+            quantity = slot_quantity[k]
+            if quantity == TOTAL:
+                values = numeric[slot_field[k]]
+                count = 0
+                for j in range(s, e):
+                    v = values[j]
+                    if np.isnan(v):
+                        scratch[j - s] = 0.0
+                    else:
+                        scratch[j - s] = v
+                        count += 1
+                value[k] = _pairwise_sum(scratch, e - s)
+                present[k] = count
+            elif quantity == SPREAD:
+                values = numeric[slot_field[k]]
+                mean = value[slot_total[k]] / max(present[slot_total[k]], 1.0)
+                for j in range(s, e):
+                    deviation = values[j] - mean
+                    scratch[j - s] = 0.0 if np.isnan(deviation) else deviation * deviation
+                value[k] = _pairwise_sum(scratch, e - s)
+            elif quantity == MIN or quantity == MAX:
+                # fmin / fmax: missing values skipped, NaN without any.
+                values = numeric[slot_field[k]]
+                extreme = np.nan
+                for j in range(s, e):
+                    v = values[j]
+                    if np.isnan(extreme) or (v < extreme if quantity == MIN else v > extreme):
+                        extreme = v
+                value[k] = extreme
+            elif quantity == DISTINCT:
+                # Distinct present values: events whose value does not occur earlier in it.
+                same = last_same[slot_field[k]]
+                count = 0
+                for j in range(s, e):
+                    if same[j] < s:
+                        count += 1
+                value[k] = count
+            elif quantity == SEEN:
+                # Whether the transaction's value occurs among its previous events (missing:
+                # yes); with delay 0 they end at the transaction: its last same value tells.
+                mine = keys[slot_field[k], p]
+                if delays[w] == 0:
+                    seen = last_same[slot_field[k], p] >= s
+                else:
+                    seen = mine == 0
+                    for j in range(s, e):
+                        if keys[slot_field[k], j] == mine:
+                            seen = True
+                            break
+                value[k] = 1.0 if seen else 0.0
+            elif quantity == FRAUDS:
+                # Events of the window whose fraud label was known at the transaction's time.
+                count = 0
+                if fraud_known.size:
+                    for j in range(_search_left(fraud_at, s), _search_left(fraud_at, e)):
+                        if fraud_known[fraud_at[j]] <= t:
+                            count += 1
+                value[k] = count
+
+        for i in range(kind.size):
+            w = row[i]
+            s = start[w]
+            a = first[i]
+            code = kind[i]
+            if code == COUNT:
+                result = float(end[w] - s)
+            elif code == SUM:
+                result = value[a] if present[a] > 0 else 0.0
+            elif code == MEAN:
+                result = value[a] / max(present[a], 1.0)  # 0 for a window without values
+            elif code == STD:
+                result = np.sqrt(value[second[i]] / max(present[a], 1.0))
+            elif code == MIN_KIND or code == MAX_KIND:
+                result = 0.0 if np.isnan(value[a]) else value[a]
+            elif code == DISTINCT_KIND:
+                result = value[a]
+            elif code == SINCE_PREVIOUS:
+                e = prev_end[w]
+                result = float(t - ts[e - 1]) if e > s else default[i]
+            elif code == RATIO or code == ZSCORE:
+                own = numeric[field[i], positions[q]]
+                average = value[a] / max(present[a], 1.0)
+                if code == RATIO:
+                    # No previous values: their mean is 0, the ratio 1.
+                    result = own / average if average > 0 else 1.0
+                elif present[a] > 0:
+                    variance = value[second[i]] / max(present[a], 1.0)
+                    if variance < 0.0:  # np.maximum(variance, 0.0), NaN kept
+                        variance = 0.0
+                    # +1 keeps the score finite for entities that always see the same value.
+                    result = (own - average) / (np.sqrt(variance) + 1.0)
+                else:
+                    result = 0.0
+                if np.isnan(own):
+                    result = np.nan
+            elif code == NOVELTY:
+                result = 1.0 if prev_end[w] > s and value[a] == 0.0 else 0.0
+            else:  # FRAUD_SHARE: 0 for an empty window
+                result = value[a] / float(max(end[w] - s, 1))
+            out[i, q] = result

@@ -13,28 +13,16 @@ from tables.engine import compute_features, windows
 from tests.tables.engine.cases import SOURCE, START
 
 
-def test_reductions_agree_one_by_one_vectorised_and_in_chunks(monkeypatch):
+def test_window_sums_are_numpys_sums_bit_for_bit():
+    """The kernel sums in numpy's pairwise order: the value of np.add.reduce over the
+    window, signed zeros included, below, at and above its blocks of 8 and 128."""
     rng = np.random.default_rng(0)
-    values = rng.normal(size=500)
-    starts = rng.integers(0, 500, size=60)
-    ends = np.minimum(starts + rng.integers(0, 80, size=60), 500)
-    want_sum = np.array([values[s:e].sum() for s, e in zip(starts, ends)])
-    want_max = np.array([values[s:e].max() if e > s else -1.0 for s, e in zip(starts, ends)])
-    squares = lambda element, owner: values[element] ** 2  # noqa: E731
-    want_squares = np.array([(values[s:e] ** 2).sum() for s, e in zip(starts, ends)])
-    for size in (1, 7, 60):  # the one-by-one path below FEW, vectorised above it
-        s, e = starts[:size], ends[:size]
-        np.testing.assert_allclose(
-            windows.segment_reduce(np.add, values, s, e, 0.0), want_sum[:size], rtol=1e-12
-        )
-        np.testing.assert_array_equal(
-            windows.segment_reduce(np.fmax, values, s, e, -1.0), want_max[:size]
-        )
-        np.testing.assert_allclose(
-            windows.segment_sum(s, e, squares), want_squares[:size], rtol=1e-12
-        )
-    monkeypatch.setattr(windows, "CHUNK", 50)
-    np.testing.assert_allclose(windows.segment_sum(starts, ends, squares), want_squares, rtol=1e-12)
+    for n in [*range(0, 300), 1000, 1031, 4096, 100_000]:
+        values = rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 8, n)
+        if n % 5 == 0 and n:
+            values[rng.integers(0, n, 3)] = -0.0
+        got, want = windows._pairwise_sum(values, n), np.add.reduce(values)
+        assert got == want and np.signbit(got) == np.signbit(want), n
 
 
 def config(features: list[dict]):
