@@ -91,25 +91,28 @@ class Window:
     delay: int
 
 
+# Rows of Program.slots and Program.features.
+SLOT_QUANTITY, SLOT_FIELD, SLOT_PREVIOUS, SLOT_ROW, SLOT_TOTAL = range(5)
+FEATURE_KIND, FEATURE_ROW, FEATURE_FIELD, FEATURE_FIRST, FEATURE_SECOND = range(5)
+
+
 @dataclass(frozen=True)
 class Program:
     """An entity's window features as the compiled kernel reads them: the quantities over a
     window (slots), each computed once per transaction for every feature that reads it, and
-    per feature its kind, window and slots. Arrays of int64 (float64 for the defaults);
-    fields are indices in EntityPlan.numeric_fields (quantities of numbers) or key_fields
-    (of value hashes), -1 for none."""
+    per feature its kind, window and slots. Fields are indices in EntityPlan.numeric_fields
+    (quantities of numbers) or key_fields (of value hashes), -1 for none."""
 
-    slot_quantity: np.ndarray  # QUANTITY_CODES
-    slot_field: np.ndarray
-    slot_previous: np.ndarray  # 1: over the previous events only
-    slot_row: np.ndarray  # its window (index in EntityPlan.windows)
-    slot_total: np.ndarray  # a spread's total of the same window (slot index), else -1
-    kind: np.ndarray  # per feature: KIND_CODES
-    row: np.ndarray
-    field: np.ndarray  # the numeric field of the transaction's own value (ratio, zscore)
-    first: np.ndarray  # slot of the feature's first quantity (-1: none)
-    second: np.ndarray  # slot of its second one (std, zscore: the spread)
-    default: np.ndarray  # since_previous without an earlier event (seconds)
+    # int64 (5, slots), rows: the quantity (QUANTITY_CODES), its field, 1 if over the
+    # previous events only, its window (index in EntityPlan.windows), and for a spread the
+    # slot of the same window's total (else -1).
+    slots: np.ndarray
+    # int64 (5, features), rows: the kind (KIND_CODES), its window, the numeric field of the
+    # transaction's own value (ratio, zscore), the slot of its first quantity and of its
+    # second one (std, zscore: the spread), -1 for none.
+    features: np.ndarray
+    default: np.ndarray  # float64 per feature: since_previous without an earlier event (s)
+    windows: np.ndarray  # int64 (2, windows): span and delay in seconds
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class EntityPlan:
     column: str  # the normalised column holding the entity's key
     key_is_numeric: bool
     features: tuple[Feature, ...]
+    feature_names: tuple[str, ...]
     windows: tuple[Window, ...]  # distinct windows, each feature points at one (row)
     rows: dict[str, int]  # feature name -> index in windows
     numeric_fields: tuple[str, ...]  # normalised columns kept as float64 per event
@@ -128,8 +132,6 @@ class EntityPlan:
     label_delay: int  # seconds between a transaction and its label (batch)
     demand: dict[tuple[str, str | None, bool], tuple[int, ...]]  # quantity -> window rows
     layout: int  # fingerprint of the state's columns (a state of another layout is refused)
-    spans: np.ndarray = field(repr=False, compare=False)  # int64 seconds, per window
-    delays: np.ndarray = field(repr=False, compare=False)
     program: Program = field(repr=False, compare=False)
 
 
@@ -227,6 +229,7 @@ def _entity_plan(
         column=column,
         key_is_numeric=key_type in ("numeric", "boolean"),
         features=features,
+        feature_names=tuple(f.name for f in features),
         windows=tuple(windows),
         rows=rows,
         numeric_fields=numeric,
@@ -237,8 +240,6 @@ def _entity_plan(
         label_delay=label_delay,
         demand={k: tuple(sorted(v)) for k, v in demand.items()},
         layout=int.from_bytes(hashlib.blake2b(layout_text.encode(), digest_size=4).digest()),
-        spans=np.array([w.span for w in windows], dtype=np.int64),
-        delays=np.array([w.delay for w in windows], dtype=np.int64),
         program=_program(features, rows, tuple(windows), numeric, keys),
     )
 
@@ -279,21 +280,22 @@ def _program(
     # A spread reads its total: totals come first (NEEDS lists a spread after its total).
     assert all(t < i for i, t in enumerate(total_of) if t >= 0)
 
-    def column(values: list, dtype: type = np.int64) -> np.ndarray:
-        return np.array(values, dtype=dtype).reshape(len(values))
+    def table(rows: list[list[int]]) -> np.ndarray:
+        return np.array(rows, dtype=np.int64).reshape(len(rows), -1)
 
     return Program(
-        slot_quantity=column([QUANTITY_CODES[q] for q, _, _, _ in slots]),
-        slot_field=column([f for _, f, _, _ in slots]),
-        slot_previous=column([int(p) for _, _, p, _ in slots]),
-        slot_row=column([r for _, _, _, r in slots]),
-        slot_total=column(total_of),
-        kind=column([f[0] for f in per_feature]),
-        row=column([f[1] for f in per_feature]),
-        field=column([f[2] for f in per_feature]),
-        first=column([f[3] for f in per_feature]),
-        second=column([f[4] for f in per_feature]),
-        default=column([f[5] for f in per_feature], np.float64),
+        slots=table(
+            [
+                [QUANTITY_CODES[q] for q, _, _, _ in slots],
+                [f for _, f, _, _ in slots],
+                [int(p) for _, _, p, _ in slots],
+                [r for _, _, _, r in slots],
+                total_of,
+            ]
+        ),
+        features=table([[f[i] for f in per_feature] for i in range(5)]),
+        default=np.array([f[5] for f in per_feature], dtype=np.float64),
+        windows=table([[w.span for w in windows], [w.delay for w in windows]]),
     )
 
 

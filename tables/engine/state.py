@@ -22,6 +22,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from tables.engine.plan import EntityPlan
@@ -77,11 +78,10 @@ def event_bytes(plan: EntityPlan) -> int:
 
 
 def empty(plan: EntityPlan) -> EntityState:
-    return EntityState(
-        ts=np.empty(0, np.int64),
-        cells=np.empty((columns(plan), 0), np.uint64),
-        labels=np.empty((3, 0), np.int64),
-    )
+    cells, labels = np.empty((columns(plan), 0), np.uint64), np.empty((3, 0), np.int64)
+    # Read-only, as a decoded state's are (the stream's compiled step takes one kind).
+    cells.flags.writeable = labels.flags.writeable = False
+    return EntityState(ts=np.empty(0, np.int64), cells=cells, labels=labels)
 
 
 def decode(plan: EntityPlan, blob: bytes | None) -> EntityState:
@@ -112,18 +112,31 @@ def decode(plan: EntityPlan, blob: bytes | None) -> EntityState:
 
 def encode(plan: EntityPlan, state: EntityState) -> bytes:
     n, m = state.ts.size, state.labels.shape[1]
-    base = int(state.ts.min()) if n else 0
-    offsets = state.ts - base
-    if n and int(offsets.max()) > MAX_OFFSET:
+    offsets = np.empty(n, dtype="<u4")
+    base = _offsets(state.ts, offsets)
+    if base is None:
         raise StateError(f"{plan.name} state: events span more than 136 years")
     return b"".join(
         (
             HEADER.pack(VERSION, plan.layout, base, n, m),
-            offsets.astype("<u4").tobytes(),
+            offsets.tobytes(),
             state.cells.astype("<u8", copy=False).tobytes(),
             state.labels.astype("<i8", copy=False).tobytes(),
         )
     )
+
+
+@numba.njit(cache=True, nogil=True)
+def _offsets(ts, offsets) -> int | None:
+    """The oldest time (0 without events), each time's offset from it into `offsets`; None
+    when one does not fit (MAX_OFFSET)."""
+    base = ts.min() if ts.size else 0
+    for i in range(ts.size):
+        offset = ts[i] - base
+        if offset > MAX_OFFSET:
+            return None
+        offsets[i] = offset
+    return base
 
 
 def event_cells(
@@ -175,11 +188,24 @@ def with_label(
 
 def pruned(state: EntityState, horizon: int) -> EntityState:
     """Without the events and labels at or before (newest event time - horizon)."""
-    if not state.ts.size:
-        return state
-    cutoff = int(state.ts.max()) - horizon
-    keep = state.ts > cutoff
-    keep_labels = state.labels[1] > cutoff
-    if keep.all() and keep_labels.all():
+    keep = np.empty(state.ts.size, dtype=np.bool_)
+    keep_labels = np.empty(state.labels.shape[1], dtype=np.bool_)
+    if _kept(state.ts, state.labels[1], horizon, keep, keep_labels):
         return state
     return EntityState(state.ts[keep], state.cells[:, keep], state.labels[:, keep_labels])
+
+
+@numba.njit(cache=True, nogil=True)
+def _kept(ts, label_ts, horizon, keep, keep_labels) -> bool:
+    """Marks the events and labels after (newest event time - horizon); True: all are."""
+    if not ts.size:
+        return True
+    cutoff = ts.max() - horizon
+    every = True
+    for i in range(ts.size):
+        keep[i] = ts[i] > cutoff
+        every &= keep[i]
+    for i in range(label_ts.size):
+        keep_labels[i] = label_ts[i] > cutoff
+        every &= keep_labels[i]
+    return every

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from aegis_app.core.config import Config
@@ -162,20 +163,41 @@ class StreamEngine:
         record: Mapping[str, Any],
         ts: int,
         tx_hash: int,
-    ) -> tuple[dict[str, np.ndarray], bytes, int]:
+    ) -> tuple[dict[str, Any], bytes, int]:
         current = packed.decode(entity, blob)
-        lateness = max(0, int(current.ts.max()) - ts) if len(current) else 0
-        seen = np.flatnonzero(current.ids == np.uint64(tx_hash))
-        if seen.size:
-            values = _evaluate(entity, current, int(seen[0]))
-            return values, blob if blob else packed.encode(entity, current), lateness
         numeric = {f: _number(record, f) for f in entity.numeric_fields}
         keys = {
             f: hash_value(_column(record, f), numeric_key)
             for f, numeric_key in zip(entity.key_fields, entity.key_fields_numeric)
         }
-        grown = packed.append(current, ts, packed.event_cells(entity, tx_hash, numeric, keys))
-        values = _evaluate(entity, grown, len(grown) - 1)
+        event = packed.event_cells(entity, tx_hash, numeric, keys)
+        out = np.empty((len(entity.features), 1), dtype=np.float64)
+        # The state with the event appended, filled by the step (unused for a redelivery).
+        grown = packed.EntityState(
+            np.empty(len(current) + 1, dtype=np.int64),
+            np.empty((event.size, len(current) + 1), dtype=np.uint64),
+            current.labels,
+        )
+        program = entity.program
+        lateness, appended = _step(
+            program.slots,
+            program.features,
+            program.default,
+            program.windows,
+            len(entity.numeric_fields),
+            entity.labels,
+            current.ts,
+            current.cells,
+            current.labels,
+            ts,
+            event,
+            grown.ts,
+            grown.cells,
+            out,
+        )
+        values = dict(zip(entity.feature_names, out[:, 0].tolist()))
+        if not appended:  # a redelivery: the state stays as it was
+            return values, blob, lateness
         return values, packed.encode(entity, packed.pruned(grown, entity.horizon)), lateness
 
     def _label_entity(self, entity: str) -> EntityPlan:
@@ -201,41 +223,100 @@ def _transaction_columns(plan: Plan) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _evaluate(plan: EntityPlan, current: packed.EntityState, arrival: int) -> dict[str, Any]:
-    """The entity's window features of the event at arrival index `arrival`, from the events
-    that arrived up to it, put in window order."""
+@numba.njit(cache=True, nogil=True)
+def _step(
+    slots,
+    features,
+    default,
+    window_table,
+    numeric_fields,
+    labels_kept,
+    ts,
+    cells,
+    labels,
+    event_ts,
+    event,
+    grown_ts,
+    grown,
+    out,
+):
+    """One event against one entity's decoded state: its window features into `out`
+    (features, 1), the state's events with it appended into `grown_ts` and `grown` (one
+    event more than the state); returns how far (seconds) it arrives behind the state's
+    newest event and whether it was appended (not a redelivery of an event in the state).
+
+    A redelivery is answered from the events that had arrived up to its first arrival. The
+    events up to the answered one are put in window order: a stable sort of the times keeps
+    arrival order among equal times, which puts the event last among its same-second peers.
+    """
+    n = ts.size
+    lateness = 0
+    for i in range(n):
+        lateness = max(lateness, ts[i] - event_ts)
+    arrival = n
+    for i in range(n):
+        if cells[0, i] == event[0]:
+            arrival = i
+            break
+    appended = arrival == n
+    grown_ts[:n] = ts
+    grown_ts[n] = event_ts
+    grown[:, :n] = cells
+    grown[:, n] = event
+
     count = arrival + 1
-    ts = current.ts[:count]
-    cells = current.cells[:, :count]
-    if count > 1 and bool((ts[1:] < ts[:-1]).any()):
-        # Out-of-order arrivals: a stable sort keeps arrival order among equal times, which
-        # puts the event last among its same-second peers.
-        order = np.argsort(ts, kind="stable")
-        ts, cells = ts[order], cells[:, order]
-        position = int(np.count_nonzero(ts <= current.ts[arrival])) - 1
-    else:
+    in_order = True
+    for i in range(1, count):
+        if grown_ts[i] < grown_ts[i - 1]:
+            in_order = False
+            break
+    if in_order:
+        order_ts = grown_ts[:count].copy()
+        events = np.ascontiguousarray(grown[:, :count])
         position = arrival
-    fraud_known = None
-    if plan.labels:
+    else:
+        by_time = np.argsort(grown_ts[:count], kind="mergesort")
+        order_ts = grown_ts[by_time]
+        events = np.empty((grown.shape[0], count), dtype=np.uint64)
+        for c in range(grown.shape[0]):
+            events[c] = grown[c][by_time]
+        position = 0
+        for i in range(count):
+            if order_ts[i] <= grown_ts[arrival]:
+                position += 1
+        position -= 1
+    numeric = np.empty((numeric_fields, count), dtype=np.float64)
+    for f in range(numeric_fields):
+        numeric[f] = events[1 + f].copy().view(np.float64)
+    keys = np.ascontiguousarray(events[1 + numeric_fields :])
+    none = np.empty(0, dtype=np.int64)  # no floor or group (one key), no labels
+    fraud_known = none
+    if labels_kept:
+        # When each event's fraud label became known (none: NO_FRAUD), by transaction id.
         fraud_known = np.full(count, windows.NO_FRAUD, dtype=np.int64)
-        label_ids = current.label_ids
-        if label_ids.size:
-            ids = cells[0]
-            by_id = np.argsort(ids)
-            found = np.minimum(np.searchsorted(ids[by_id], label_ids), count - 1)
-            match = ids[by_id][found] == label_ids
-            fraud_known[by_id[found[match]]] = current.label_known[match]
-    events = windows.Events(
-        ts=ts,
-        order=ts,
-        floor=None,
-        group=None,
-        numeric=cells[1 : 1 + len(plan.numeric_fields)].view(np.float64),
-        keys=cells[1 + len(plan.numeric_fields) :],
-        fraud_known=fraud_known,
+        label_ids = labels[0].copy().view(np.uint64)
+        by_id = np.argsort(label_ids)
+        sorted_ids = label_ids[by_id]
+        for i in range(count):
+            j = np.searchsorted(sorted_ids, events[0, i])
+            if j < sorted_ids.size and sorted_ids[j] == events[0, i]:
+                fraud_known[i] = labels[2, by_id[j]]
+    windows.kernel(
+        slots,
+        features,
+        default,
+        window_table,
+        order_ts,
+        order_ts,
+        none,
+        none,
+        numeric,
+        keys,
+        fraud_known,
+        np.array([position], dtype=np.int64),
+        out,
     )
-    values = windows.evaluate(plan, events, np.array([position]))
-    return {name: v[0] for name, v in values.items()}
+    return lateness, appended
 
 
 def _column(record: Mapping[str, Any], name: str) -> Any:

@@ -11,7 +11,7 @@ time t, is a range [start, end) of positions:
             (with delay 0: the transaction itself and earlier-arriving same-second ones)
     previous events: [start, min(end, p))
 
-The kernel (:func:`_kernel`, compiled by numba: it is required, there is no uncompiled
+The kernel (:func:`kernel`, compiled by numba: it is required, there is no uncompiled
 variant that could round otherwise) walks the positions one by one and, for each, computes
 every quantity of the entity's plan (:class:`tables.engine.plan.Program`) once over its
 window, then every feature from them. Sums, minima and maxima are reduced over each window's
@@ -30,7 +30,21 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from tables.engine.plan import KIND_CODES, QUANTITY_CODES, EntityPlan
+from tables.engine.plan import (
+    FEATURE_FIELD,
+    FEATURE_FIRST,
+    FEATURE_KIND,
+    FEATURE_ROW,
+    FEATURE_SECOND,
+    KIND_CODES,
+    QUANTITY_CODES,
+    SLOT_FIELD,
+    SLOT_PREVIOUS,
+    SLOT_QUANTITY,
+    SLOT_ROW,
+    SLOT_TOTAL,
+    EntityPlan,
+)
 
 NO_FRAUD = np.iinfo(np.int64).max  # fraud_known of an event without a known fraud label
 NONE = np.empty(0, dtype=np.int64)  # no floor or group (one key), no labels
@@ -87,20 +101,11 @@ def evaluate_array(plan: EntityPlan, events: Events, positions: np.ndarray) -> n
     the order of plan.features."""
     program = plan.program
     out = np.empty((len(plan.features), len(positions)), dtype=np.float64)
-    _kernel(
-        program.slot_quantity,
-        program.slot_field,
-        program.slot_previous,
-        program.slot_row,
-        program.slot_total,
-        program.kind,
-        program.row,
-        program.field,
-        program.first,
-        program.second,
+    kernel(
+        program.slots,
+        program.features,
         program.default,
-        plan.spans,
-        plan.delays,
+        program.windows,
         _int64(events.ts),
         _int64(events.order),
         NONE if events.floor is None else _int64(events.floor),
@@ -234,20 +239,11 @@ def _previous_same(keys: np.ndarray, group: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(**JIT)
-def _kernel(
-    slot_quantity,
-    slot_field,
-    slot_previous,
-    slot_row,
-    slot_total,
-    kind,
-    row,
-    field,
-    first,
-    second,
+def kernel(
+    slots,
+    features,
     default,
-    spans,
-    delays,
+    windows,
     ts,
     order,
     floor,
@@ -258,12 +254,23 @@ def _kernel(
     positions,
     out,
 ):
+    """Every window feature (plan.Program: `slots`, `features`, `default`, `windows`) at
+    each of `positions` into `out` (features, positions); floor, group and fraud_known
+    empty: none (one key, no labels)."""
+    slot_quantity, slot_field, slot_previous = (
+        slots[SLOT_QUANTITY],
+        slots[SLOT_FIELD],
+        slots[SLOT_PREVIOUS],
+    )
+    slot_row, slot_total = slots[SLOT_ROW], slots[SLOT_TOTAL]
+    kind, row, field = features[FEATURE_KIND], features[FEATURE_ROW], features[FEATURE_FIELD]
+    first, second = features[FEATURE_FIRST], features[FEATURE_SECOND]
+    spans, delays = windows[0], windows[1]
     n = ts.size
-    windows = spans.size
     slots = slot_quantity.size
-    start = np.empty(windows, dtype=np.int64)
-    end = np.empty(windows, dtype=np.int64)
-    prev_end = np.empty(windows, dtype=np.int64)
+    start = np.empty(spans.size, dtype=np.int64)
+    end = np.empty(spans.size, dtype=np.int64)
+    prev_end = np.empty(spans.size, dtype=np.int64)
     value = np.empty(slots, dtype=np.float64)  # per slot: sum, spread, extreme, count...
     present = np.empty(slots, dtype=np.float64)  # per total slot: values present
     scratch = np.empty(n, dtype=np.float64)  # a window's terms, summed pairwise
@@ -279,7 +286,7 @@ def _kernel(
     for q in range(positions.size):
         p = positions[q]
         t = ts[p]
-        for w in range(windows):
+        for w in range(spans.size):
             high = order[p] - delays[w]
             low = high - spans[w]
             if floor.size:

@@ -56,7 +56,18 @@ def mismatches(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
     ]
 
 
-def assert_rows_equal(got: list[dict], want: list[dict], what: str) -> None:
+def assert_rows_equal(got: list[dict], want: list[dict], what: str, exact: bool = False) -> None:
+    """Rows of features equal: within 1e-9 (`same`), or bit for bit (NaN equal to NaN)."""
     for i, (g, w) in enumerate(zip(got, want, strict=True)):
-        bad = mismatches(g, w)
+        bad = (
+            [f"{n}: got {g[n]!r}, want {w[n]!r}" for n in w if not identical(g[n], w[n])]
+            if exact
+            else mismatches(g, w)
+        )
         assert not bad, f"{what}, row {i}: " + "; ".join(bad)
+
+
+def identical(got: Any, want: Any) -> bool:
+    if isinstance(got, float) and isinstance(want, float) and math.isnan(got):
+        return math.isnan(want)
+    return type(got) is type(want) and got == want
