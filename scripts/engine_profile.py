@@ -8,7 +8,8 @@ StreamEngine.observe_entity of each entity, then transaction_features, the way t
 does, delivering each fraud label to the entities that take labels at its known time (label
 delay after the transaction, before the first transaction at or after it). Prints:
 
-- the first call of each entity (includes compiling or loading compiled code, if any);
+- the engine's start and the first call of each entity (compiling or loading compiled
+  code, if any, is in one of them);
 - microseconds per transaction (first call left out) for each entity, the per-transaction
   features, labels, and the entities together;
 - the top lines of a cProfile of 3,000 further transactions (by own time).
@@ -131,12 +132,17 @@ def main() -> int:
     records = records_of(args.config, args.data, args.customers, args.terminals, args.days)
     timed = records[: args.transactions]
     profiled = records[args.transactions : args.transactions + PROFILED]
+    started = time.perf_counter()
     engine = StreamEngine(load(args.config))
+    start_s = time.perf_counter() - started
     replay = Replay(engine, engine.plan.config.label_delay_days)
     print(f"engine: {Path(tables.__file__).parent.parent}; config: {args.config}")
     replay.run(timed)
     n = len(timed)
-    print("first call: " + ", ".join(f"{e} {s * 1e3:.1f} ms" for e, s in replay.first_call.items()))
+    print(
+        f"engine start {start_s * 1e3:.0f} ms; first call: "
+        + ", ".join(f"{e} {s * 1e3:.1f} ms" for e, s in replay.first_call.items())
+    )
     per = {name: s / n * 1e6 for name, s in replay.seconds.items()}
     entities = sum(per[e] for e in engine.entities)
     print(

@@ -38,6 +38,8 @@ class StreamEngine:
         self._key_columns = tuple(
             (name, e.column, e.key_is_numeric) for name, e in self.plan.entities.items()
         )
+        for entity in self.plan.entities.values():
+            _compile(entity)
 
     @property
     def entities(self) -> tuple[str, ...]:
@@ -164,41 +166,12 @@ class StreamEngine:
         ts: int,
         tx_hash: int,
     ) -> tuple[dict[str, Any], bytes, int]:
-        current = packed.decode(entity, blob)
         numeric = {f: _number(record, f) for f in entity.numeric_fields}
         keys = {
             f: hash_value(_column(record, f), numeric_key)
             for f, numeric_key in zip(entity.key_fields, entity.key_fields_numeric)
         }
-        event = packed.event_cells(entity, tx_hash, numeric, keys)
-        out = np.empty((len(entity.features), 1), dtype=np.float64)
-        # The state with the event appended, filled by the step (unused for a redelivery).
-        grown = packed.EntityState(
-            np.empty(len(current) + 1, dtype=np.int64),
-            np.empty((event.size, len(current) + 1), dtype=np.uint64),
-            current.labels,
-        )
-        program = entity.program
-        lateness, appended = _step(
-            program.slots,
-            program.features,
-            program.default,
-            program.windows,
-            len(entity.numeric_fields),
-            entity.labels,
-            current.ts,
-            current.cells,
-            current.labels,
-            ts,
-            event,
-            grown.ts,
-            grown.cells,
-            out,
-        )
-        values = dict(zip(entity.feature_names, out[:, 0].tolist()))
-        if not appended:  # a redelivery: the state stays as it was
-            return values, blob, lateness
-        return values, packed.encode(entity, packed.pruned(grown, entity.horizon)), lateness
+        return _observe_event(entity, blob, ts, tx_hash, numeric, keys)
 
     def _label_entity(self, entity: str) -> EntityPlan:
         plan = self.plan.entities.get(entity)
@@ -221,6 +194,60 @@ def _transaction_columns(plan: Plan) -> tuple[str, ...]:
             else:
                 names.append(column_of(field))
     return tuple(dict.fromkeys(names))
+
+
+def _observe_event(
+    entity: EntityPlan,
+    blob: bytes | None,
+    ts: int,
+    tx_hash: int,
+    numeric: dict[str, float],
+    keys: dict[str, int],
+) -> tuple[dict[str, Any], bytes, int]:
+    """An event's window features, the entity's new state and the event's lateness."""
+    current = packed.decode(entity, blob)
+    event = packed.event_cells(entity, tx_hash, numeric, keys)
+    out = np.empty((len(entity.features), 1), dtype=np.float64)
+    # The state with the event appended, filled by the step (unused for a redelivery).
+    grown = packed.EntityState(
+        np.empty(len(current) + 1, dtype=np.int64),
+        np.empty((event.size, len(current) + 1), dtype=np.uint64),
+        current.labels,
+    )
+    program = entity.program
+    lateness, appended = _step(
+        program.slots,
+        program.features,
+        program.default,
+        program.windows,
+        len(entity.numeric_fields),
+        entity.labels,
+        current.ts,
+        current.cells,
+        current.labels,
+        ts,
+        event,
+        grown.ts,
+        grown.cells,
+        out,
+    )
+    values = dict(zip(entity.feature_names, out[:, 0].tolist()))
+    if not appended:  # a redelivery: the state stays as it was
+        return values, blob, lateness
+    return values, packed.encode(entity, packed.pruned(grown, entity.horizon)), lateness
+
+
+def _compile(entity: EntityPlan) -> None:
+    """Compiles the entity's compiled code, or loads it from numba's cache (seconds the first
+    time on a machine, a fraction of one after), on made-up events: a worker pays for it
+    when it starts, not at its first event."""
+    numeric = dict.fromkeys(entity.numeric_fields, 1.0)
+    keys = dict.fromkeys(entity.key_fields, 1)
+    _, blob, _ = _observe_event(entity, None, 1, 1, numeric, keys)
+    _, blob, _ = _observe_event(entity, blob, 0, 2, numeric, keys)  # a decoded state, late
+    if entity.labels:
+        labelled = packed.with_label(packed.decode(entity, blob), 1, 1, 1, True)
+        packed.encode(entity, packed.pruned(labelled, entity.horizon))
 
 
 @numba.njit(cache=True, nogil=True)
