@@ -104,13 +104,9 @@ class Replay:
                 heapq.heappush(self.pending, (known, id(record), record))
 
     def label(self, record: dict, known_at: int) -> None:
-        keys = self.engine.keys(record)
-        for entity in self.engine.label_entities:
-            if keys[entity] is None:
-                continue
-            key = (entity, keys[entity])
+        for key in self.engine.label_keys(record):
             self.states[key] = self.engine.observe_label(
-                entity, self.states.get(key), record["transaction_id"], record["ts"], known_at, True
+                key[0], self.states.get(key), record["transaction_id"], record["ts"], known_at, True
             )
 
 

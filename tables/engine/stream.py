@@ -62,6 +62,12 @@ class StreamEngine:
             )
         return keys
 
+    def label_keys(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(entity, key) of each state that takes the record's fraud label: its entities with
+        label-based features, for which it has a key."""
+        keys = self.keys(record)
+        return [(e, keys[e]) for e in self.label_entities if keys[e] is not None]
+
     def observe(
         self, record: Mapping[str, Any], states: Mapping[str, bytes | None]
     ) -> tuple[Features, dict[str, bytes]]:

@@ -24,13 +24,9 @@ class Driver:
         return features
 
     def label(self, record: dict, fraud: bool, known_at: int) -> None:
-        keys = self.engine.keys(record)
-        for entity in self.engine.label_entities:
-            if keys[entity] is None:
-                continue
-            key = (entity, keys[entity])
+        for key in self.engine.label_keys(record):
             self.states[key] = self.engine.observe_label(
-                entity,
+                key[0],
                 self.states.get(key),
                 record["transaction_id"],
                 record["ts"],
