@@ -1,9 +1,10 @@
 """The window arithmetic: one compiled kernel, the same for stream and batch.
 
-Both paths hand :func:`evaluate` an entity's events in *window order* (:class:`Events`:
-grouped by key, each key's events sorted by time, ties in arrival order) and the positions
-of the transactions to answer for. The stream passes one key's state and one position, the
-batch every key's events and every position. A window of a transaction at position p,
+Both paths hand :func:`kernel` an entity's events in *window order* (grouped by key, each
+key's events sorted by time, ties in arrival order) and the positions of the transactions to
+answer for: the batch through :func:`evaluate` (:class:`Events`: every key's events, every
+position), the stream from its compiled step (tables.engine.stream: one key's state, one
+position). A window of a transaction at position p,
 time t, is a range [start, end) of positions:
 
     start = first position of the key with time > t - delay - span
@@ -87,20 +88,8 @@ def evaluate(
     on_feature: Callable[[str], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every window feature of the entity at `positions` (float64 arrays)."""
-    values = evaluate_array(plan, events, positions)
-    out = {}
-    for i, feature in enumerate(plan.features):
-        out[feature.name] = values[i]
-        if on_feature is not None:
-            on_feature(feature.name)
-    return out
-
-
-def evaluate_array(plan: EntityPlan, events: Events, positions: np.ndarray) -> np.ndarray:
-    """Every window feature of the entity at `positions`: float64 (features, positions), in
-    the order of plan.features."""
     program = plan.program
-    out = np.empty((len(plan.features), len(positions)), dtype=np.float64)
+    values = np.empty((len(plan.features), len(positions)), dtype=np.float64)
     kernel(
         program.slots,
         program.features,
@@ -114,8 +103,13 @@ def evaluate_array(plan: EntityPlan, events: Events, positions: np.ndarray) -> n
         np.ascontiguousarray(events.keys, dtype=np.uint64),
         NONE if events.fraud_known is None else _int64(events.fraud_known),
         _int64(positions),
-        out,
+        values,
     )
+    out = {}
+    for i, feature in enumerate(plan.features):
+        out[feature.name] = values[i]
+        if on_feature is not None:
+            on_feature(feature.name)
     return out
 
 
@@ -257,12 +251,8 @@ def kernel(
     """Every window feature (plan.Program: `slots`, `features`, `default`, `windows`) at
     each of `positions` into `out` (features, positions); floor, group and fraud_known
     empty: none (one key, no labels)."""
-    slot_quantity, slot_field, slot_previous = (
-        slots[SLOT_QUANTITY],
-        slots[SLOT_FIELD],
-        slots[SLOT_PREVIOUS],
-    )
-    slot_row, slot_total = slots[SLOT_ROW], slots[SLOT_TOTAL]
+    slot_quantity, slot_field = slots[SLOT_QUANTITY], slots[SLOT_FIELD]
+    slot_previous, slot_row, slot_total = slots[SLOT_PREVIOUS], slots[SLOT_ROW], slots[SLOT_TOTAL]
     kind, row, field = features[FEATURE_KIND], features[FEATURE_ROW], features[FEATURE_FIELD]
     first, second = features[FEATURE_FIRST], features[FEATURE_SECOND]
     spans, delays = windows[0], windows[1]
