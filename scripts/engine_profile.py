@@ -104,10 +104,18 @@ class Replay:
                 heapq.heappush(self.pending, (known, id(record), record))
 
     def label(self, record: dict, known_at: int) -> None:
-        for key in self.engine.label_keys(record):
+        for key in label_keys(self.engine, record):
             self.states[key] = self.engine.observe_label(
                 key[0], self.states.get(key), record["transaction_id"], record["ts"], known_at, True
             )
+
+
+def label_keys(engine: StreamEngine, record: dict) -> list[tuple[str, str]]:
+    """StreamEngine.label_keys; from keys and label_entities in a tree older than it."""
+    if hasattr(engine, "label_keys"):
+        return engine.label_keys(record)
+    keys = engine.keys(record)
+    return [(e, keys[e]) for e in engine.label_entities if keys[e] is not None]
 
 
 def main() -> int:
