@@ -98,10 +98,11 @@ def start_worker(
     web_port: int,
     model_dir: Path,
     log_path: Path,
-    rebalance_timeout: float = 6.0,
+    rebalance_timeout: float | None = 6.0,
     env: dict[str, str] | None = None,
     stop_with_parent: bool = False,
 ) -> ManagedProcess:
+    """`aegis worker` on 127.0.0.1; `rebalance_timeout` None: the worker's own default."""
     args = aegis_command(
         "worker",
         "--broker",
@@ -112,9 +113,9 @@ def start_worker(
         str(web_port),
         "--model-dir",
         str(model_dir),
-        "--rebalance-timeout",
-        str(rebalance_timeout),
     )
+    if rebalance_timeout is not None:
+        args += ["--rebalance-timeout", str(rebalance_timeout)]
     return ManagedProcess(
         f"worker:{web_port}", args, log_path, env or {}, stop_with_parent=stop_with_parent
     ).start()

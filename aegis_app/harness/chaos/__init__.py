@@ -14,6 +14,8 @@ table state equals the batch state, and that no worker crashed. One module per p
 - checks.py: reading the topics back and comparing with the batch computation (summarize)
 - fault_run.py: the fault-injection run (FAULTS, ChaosConfig, the schedule, run, verdict)
 - soak_run.py: the soak run (SoakConfig, state_horizon_days, soak, soak_verdict)
+- failover.py: how soon a SIGKILLed worker's partitions are decided again (kill_timed,
+  takeover_times; measure, for scripts/failover_time.py)
 
 The run modules are not called run.py and soak.py because the functions `run` and `soak`
 re-exported here would hide them (`import aegis_app.harness.chaos.run` would give the
@@ -41,6 +43,7 @@ from aegis_app.harness.chaos.data import (
     frame_of,
     soak_frame,
 )
+from aegis_app.harness.chaos.failover import Kill, kill_timed, takeover_times
 from aegis_app.harness.chaos.fault_run import FAULTS, ChaosConfig, run, verdict
 from aegis_app.harness.chaos.poison import POISON_KINDS, POISON_WEIGHTS, Poison, poison_records
 from aegis_app.harness.chaos.soak_run import SoakConfig, soak, soak_verdict, state_horizon_days
@@ -48,11 +51,12 @@ from aegis_app.harness.chaos.stack import ChaosStack, Worker, dir_bytes, live_st
 from aegis_app.harness.chaos.streaming import Sent, _stream, interleave
 
 # What callers use through `from aegis_app.harness import chaos`: the CLI (run, soak and their
-# configs), tests/integration/test_chaos.py and test_failover.py (which drives `_stream` and
-# reads DECISIONS_TOPIC through this package).
+# configs), tests/integration/test_chaos.py and test_failover.py (which drives `_stream`,
+# times the takeover and reads DECISIONS_TOPIC through this package).
 __all__ = [
     "DECISIONS_TOPIC",
     "FAULTS",
+    "Kill",
     "POISON_KINDS",
     "POISON_WEIGHTS",
     "ChaosConfig",
@@ -73,6 +77,7 @@ __all__ = [
     "feature_family",
     "frame_of",
     "interleave",
+    "kill_timed",
     "live_state",
     "poison_records",
     "read_all",
@@ -84,6 +89,7 @@ __all__ = [
     "soak_verdict",
     "state_horizon_days",
     "summarize",
+    "takeover_times",
     "verdict",
     "wait_decided",
 ]

@@ -96,7 +96,10 @@ class ChaosStack:
     root: Path
     model_dir: Path
     partitions: int = 4
-    rebalance_timeout: float = 6.0
+    # None: the workers' own default (`--rebalance-timeout` not given).
+    rebalance_timeout: float | None = 6.0
+    # More AEGIS_* variables for the workers (e.g. AEGIS_SESSION_TIMEOUT_S).
+    worker_env: dict[str, str] = field(default_factory=dict)
     broker: EmbeddedBroker | None = None
     workers: dict[str, Worker] = field(default_factory=dict)
     sink: ManagedProcess | None = None
@@ -141,7 +144,7 @@ class ChaosStack:
             self.model_dir,
             worker.log_path,
             rebalance_timeout=self.rebalance_timeout,
-            env=self.env,
+            env={**self.env, **self.worker_env},
         )
         worker.expected_up = True
         worker.starts += 1
