@@ -106,7 +106,17 @@ class Settings:
     # Micro-batch bounds for in-stream scoring: a batch closes at this size or age.
     score_batch_size: int = 512
     score_batch_ms: int = 20
-    # Kafka consumer-group rebalance timeout in seconds; tests set it low.
+    # Consumer-group liveness (docs/OPERATIONS.md "Failover"). A worker that sends no
+    # heartbeat for session_timeout_s is dropped from the group and the others take its
+    # partitions: this bounds how long a dead worker's cards go undecided (~7 s from a
+    # SIGKILL to its partitions' next decisions, BENCHMARKS.md "Failover"). Longer rides
+    # out longer pauses of a worker (GC, a starved CPU, a slow broker) without a rebalance.
+    # Apache Kafka refuses sessions below its group.min.session.timeout.ms (default 6 s).
+    session_timeout_s: float = 4.0
+    # Seconds between two heartbeats; well below the session timeout (Kafka: below a third).
+    heartbeat_interval_s: float = 1.0
+    # How long a rebalance waits for every live member to rejoin (Kafka's
+    # rebalance.timeout.ms): a worker still finishing its current events may take that long.
     rebalance_timeout_s: float = 60.0
     # Largest fetch per partition, in bytes. Smaller keeps card partitions close in event
     # time when catching up (terminal features stay exact while skew < label delay).

@@ -38,6 +38,24 @@ def broker_credentials(connection: KafkaConnection) -> CredentialsT | None:
     return None
 
 
+def group_timeouts(settings: Settings) -> dict[str, float]:
+    """Faust's consumer-group timeouts from the settings; ValueError if they cannot work
+    (a heartbeat interval not below the session timeout: every member would be dropped)."""
+    session, heartbeat = settings.session_timeout_s, settings.heartbeat_interval_s
+    if not 0 < heartbeat < session:
+        raise ValueError(
+            f"heartbeat interval ({heartbeat:g} s, AEGIS_HEARTBEAT_INTERVAL_S) must be above 0"
+            f" and below the session timeout ({session:g} s, AEGIS_SESSION_TIMEOUT_S)"
+        )
+    if settings.rebalance_timeout_s <= 0:
+        raise ValueError("the rebalance timeout (AEGIS_REBALANCE_TIMEOUT_S) must be above 0")
+    return {
+        "broker_session_timeout": session,
+        "broker_heartbeat_interval": heartbeat,
+        "broker_rebalance_timeout": settings.rebalance_timeout_s,
+    }
+
+
 def build(settings: Settings) -> tuple[faust.App, Pipeline]:
     """The worker's Faust App with every topic, table, agent and page registered."""
     connection = KafkaConnection.from_settings(settings)  # a bad TLS/SASL setting fails here
@@ -58,9 +76,8 @@ def build(settings: Settings) -> tuple[faust.App, Pipeline]:
         value_serializer="json",
         key_serializer="raw",
         consumer_auto_offset_reset="earliest",
-        broker_rebalance_timeout=settings.rebalance_timeout_s,
-        broker_session_timeout=max(settings.rebalance_timeout_s, 10.0),
-        broker_heartbeat_interval=min(3.0, settings.rebalance_timeout_s / 3),
+        # How soon a dead worker's partitions move (docs/OPERATIONS.md "Failover").
+        **group_timeouts(settings),
         table_standby_replicas=1,
         # table_route must hash a key as the input topics do (see faust_compat).
         Router=faust_compat.SourceKeyRouter,
