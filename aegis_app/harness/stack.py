@@ -98,7 +98,7 @@ def start_worker(
     web_port: int,
     model_dir: Path,
     log_path: Path,
-    rebalance_timeout: float | None = 6.0,
+    rebalance_timeout: float | None = None,
     env: dict[str, str] | None = None,
     stop_with_parent: bool = False,
 ) -> ManagedProcess:

@@ -1,7 +1,9 @@
 """Failover on the real embedded broker: two workers share the partitions, the web view
 routes a card's request to the worker that owns it, then one worker is SIGKILLed mid-stream
-and the survivor takes over every partition, recovers the state from the changelogs, and
-decides every transaction with the same features as the batch computation.
+and the survivor takes over every partition within seconds (with the default settings:
+AEGIS_SESSION_TIMEOUT_S and AEGIS_HEARTBEAT_INTERVAL_S, docs/OPERATIONS.md "Failover"),
+recovers the state from the changelogs, and decides every transaction with the same
+features as the batch computation.
 
 Before aegis_app/faust_compat.py the survivor crashed here with ConsistencyError: Tansu's
 ListOffsets(LATEST) is too low, so Faust's changelog highwater was below the offset the
@@ -23,6 +25,9 @@ pytestmark = pytest.mark.integration
 
 TRANSACTIONS = 2400
 RATE = 200
+# Seconds from the SIGKILL until the survivor decides a transaction of each of the dead
+# worker's partitions sent after the kill (measured ~7 s: BENCHMARKS.md "Failover").
+TAKEOVER_BOUND_S = 10.0
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +73,8 @@ def test_survivor_takes_over_after_sigkill(tmp_path, chaos_model_dir):
     txs = chaos.chaos_transactions(TRANSACTIONS, seed=5)
     items = [("tx", tx) for tx in txs]
     half = len(items) // 2
-    stack = chaos.ChaosStack(tmp_path, chaos_model_dir)
+    stack = chaos.ChaosStack(tmp_path, chaos_model_dir)  # the workers' default timeouts
+    kills: list[chaos.Kill] = []
     try:
         stack.start_broker()
         for name in ("w0", "w1"):
@@ -90,7 +96,12 @@ def test_survivor_takes_over_after_sigkill(tmp_path, chaos_model_dir):
 
         # SIGKILL w1 a little into the second half, while transactions keep coming.
         second = asyncio.run(
-            chaos._stream(stack, items[half:], RATE, {100: lambda: stack.kill_worker("w1")})
+            chaos._stream(
+                stack,
+                items[half:],
+                RATE,
+                {100: lambda: kills.append(chaos.kill_timed(stack, "w1"))},
+            )
         )
         sent = chaos.Sent(transactions=first.transactions + second.transactions)
         expected = {tx.transaction_id for tx in sent.transactions}
@@ -102,6 +113,14 @@ def test_survivor_takes_over_after_sigkill(tmp_path, chaos_model_dir):
         while set(stack.owners().values()) != {"w0"} and time.monotonic() < deadline:
             time.sleep(0.5)
         assert stack.owners() == {p: "w0" for p in range(stack.partitions)}
+
+        (kill,) = kills
+        takeover = chaos.takeover_times(records, sent.transactions, kill, stack.partitions)
+        assert kill.partitions and set(takeover) == set(kill.partitions), takeover
+        assert all(s is not None and s <= TAKEOVER_BOUND_S for s in takeover.values()), (
+            takeover,
+            kill,
+        )
 
         result = chaos.summarize(stack, sent, records, [], card_sample=60)
         assert stack.workers["w0"].alive, stack.workers["w0"].process.log_tail()

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--broker-pause", type=float, default=8.0, help="SIGSTOP seconds")
     p.add_argument("--partitions", type=int, default=4)
-    p.add_argument("--rebalance-timeout", type=float, default=6.0)
+    p.add_argument("--rebalance-timeout", type=float, help="seconds (default: the workers' own)")
     p.add_argument("--model-dir", type=Path, help="model registry (default: train a small one)")
     p.add_argument("--workdir", type=Path, help="keep logs and state here")
     p.add_argument("--seed", type=int, default=0)

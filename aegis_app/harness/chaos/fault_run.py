@@ -42,7 +42,7 @@ class ChaosConfig:
     faults: tuple[str, ...] = FAULTS
     broker_pause_s: float = 8.0
     partitions: int = 4
-    rebalance_timeout: float = 6.0
+    rebalance_timeout: float | None = None  # None: the workers' default
     model_dir: Path | None = None
     root: Path | None = None
     seed: int = 0

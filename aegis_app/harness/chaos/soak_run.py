@@ -35,7 +35,7 @@ class SoakConfig:
     workers: int = 2
     event_days: int = 90
     partitions: int = 4
-    rebalance_timeout: float = 6.0
+    rebalance_timeout: float | None = None  # None: the workers' default
     model_dir: Path | None = None
     root: Path | None = None
     seed: int = 0

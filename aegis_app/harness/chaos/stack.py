@@ -97,7 +97,7 @@ class ChaosStack:
     model_dir: Path
     partitions: int = 4
     # None: the workers' own default (`--rebalance-timeout` not given).
-    rebalance_timeout: float | None = 6.0
+    rebalance_timeout: float | None = None
     # More AEGIS_* variables for the workers (e.g. AEGIS_SESSION_TIMEOUT_S).
     worker_env: dict[str, str] = field(default_factory=dict)
     broker: EmbeddedBroker | None = None
