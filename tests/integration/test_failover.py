@@ -77,12 +77,7 @@ def test_survivor_takes_over_after_sigkill(tmp_path, chaos_model_dir):
     kills: list[chaos.Kill] = []
     try:
         stack.start_broker()
-        for name in ("w0", "w1"):
-            stack.start_worker(name)
-        for name in ("w0", "w1"):
-            stack.wait_healthy(name)
-        owners = stack.wait_all_assigned()
-        assert set(owners.values()) == {"w0", "w1"}, owners  # one group, partitions shared
+        stack.start_sharing(("w0", "w1"))  # one group, the partitions shared
 
         first = asyncio.run(chaos._stream(stack, items[:half], RATE, {}))
         ids = {tx.transaction_id for tx in first.transactions}

@@ -142,11 +142,7 @@ def measure(config: FailoverConfig) -> dict:
 
     try:
         stack.start_broker()
-        for name in ("w0", "w1"):
-            stack.start_worker(name)
-        for name in ("w0", "w1"):
-            stack.wait_healthy(name)
-        owners = _wait_shared(stack, ("w0", "w1"), timeout=240)
+        owners = stack.start_sharing(("w0", "w1"))
         assigned_s = round(time.monotonic() - started, 1)
         at = min(len(items) - 1, int(config.rate * config.before_kill_s))
         sent = asyncio.run(_stream(stack, items, config.rate, {at: kill}))
@@ -184,14 +180,3 @@ def measure(config: FailoverConfig) -> dict:
         stack.close()
         if not config.keep and config.root is None:
             shutil.rmtree(root, ignore_errors=True)
-
-
-def _wait_shared(stack: ChaosStack, names: tuple[str, ...], timeout: float) -> dict[int, str]:
-    """Until every input partition is owned and each of `names` owns some."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        owners = stack.owners()
-        if len(owners) == stack.partitions and set(owners.values()) == set(names):
-            return owners
-        time.sleep(0.5)
-    raise TimeoutError(f"the workers did not share the partitions: {stack.owners()}")

@@ -231,6 +231,21 @@ class ChaosStack:
             time.sleep(0.5)
         raise TimeoutError("the workers did not take every partition")
 
+    def start_sharing(self, names: tuple[str, ...], timeout: float = 240) -> dict[int, str]:
+        """Start the named workers (the broker is up), wait until each is healthy and they
+        share the input partitions (every one owned, each worker owning some); the owners."""
+        for name in names:
+            self.start_worker(name)
+        for name in names:
+            self.wait_healthy(name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            owners = self.owners()
+            if len(owners) == self.partitions and set(owners.values()) == set(names):
+                return owners
+            time.sleep(0.5)
+        raise TimeoutError(f"the workers did not share the partitions: {self.owners()}")
+
     def wait_idle(self, timeout: float = 60, quiet_s: float = 3.0) -> None:
         """Until no alive worker's counters move for `quiet_s` (or the timeout)."""
         deadline = time.monotonic() + timeout
