@@ -111,8 +111,11 @@ class Settings:
     # partitions: this bounds how long a dead worker's cards go undecided (~7 s from a
     # SIGKILL to its partitions' next decisions, BENCHMARKS.md "Failover"). Longer rides
     # out longer pauses of a worker (GC, a starved CPU, a slow broker) without a rebalance.
-    # Apache Kafka refuses sessions below its group.min.session.timeout.ms (default 6 s).
-    session_timeout_s: float = 4.0
+    # Not set: 4 s, or the least the broker accepts (Apache Kafka's
+    # group.min.session.timeout.ms, 6 s by default) when that is longer
+    # (aegis_app/worker/app.py session_timeout). Set: used as given, refused at start when
+    # the broker would refuse it.
+    session_timeout_s: float | None = None
     # Seconds between two heartbeats; well below the session timeout (Kafka: below a third).
     heartbeat_interval_s: float = 1.0
     # How long a rebalance waits for every live member to rejoin (Kafka's

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import for_code
 
 from aegis_app.kafka import clients, security
 from aegis_app.kafka.clients import Broker
 from aegis_app.kafka.security import KafkaSecurityError
+
+log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -92,6 +96,35 @@ async def metadata_once(bootstrap: Broker, timeout: float) -> BaseException | No
         return security.explain(exc, connection) or exc  # ...unless the login was refused
     finally:
         await client.close()
+
+
+async def group_session_bounds(
+    bootstrap: Broker, timeout: float = 5.0
+) -> tuple[float | None, float | None]:
+    """The shortest and longest consumer-group session the cluster accepts, in seconds
+    (group.min/max.session.timeout.ms of one of its brokers); None for a bound it does not
+    say (the embedded broker answers no DescribeConfigs and accepts any session)."""
+    admin = clients.admin_client(bootstrap, request_timeout_ms=int(timeout * 1000))
+    wanted = {"group.min.session.timeout.ms": None, "group.max.session.timeout.ms": None}
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+        node = str(cluster["brokers"][0]["node_id"])
+        resource = ConfigResource(ConfigResourceType.BROKER, node, configs=wanted)
+        responses = await asyncio.wait_for(admin.describe_configs([resource]), timeout)
+    except Exception as exc:  # noqa: BLE001 - a broker that cannot say sets no bound
+        log.debug("the broker does not say its session bounds: %r", exc)
+        return None, None
+    finally:
+        await admin.close()
+    found: dict[str, float] = {}
+    for response in responses:
+        for _code, _message, _type, _name, entries in response.resources:
+            for entry in entries:
+                name, value = entry[0], entry[1]
+                if name in wanted and value not in (None, ""):
+                    found[name] = int(value) / 1000
+    return found.get("group.min.session.timeout.ms"), found.get("group.max.session.timeout.ms")
 
 
 # --------------------------------------------------------------------------- readiness

@@ -38,10 +38,42 @@ def broker_credentials(connection: KafkaConnection) -> CredentialsT | None:
     return None
 
 
+# Short enough that a dead worker's cards are decided again within ~7 s of its death
+# (BENCHMARKS.md "Failover"), long enough to ride out a busy second.
+FAST_SESSION_TIMEOUT_S = 4.0
+
+
+def session_timeout(
+    settings: Settings, broker_min_s: float | None = None, broker_max_s: float | None = None
+) -> float:
+    """The consumer-group session timeout a worker asks for, in seconds.
+
+    AEGIS_SESSION_TIMEOUT_S when set: ValueError naming it and the broker's setting if the
+    broker would refuse it (Kafka fails the join with only "InvalidSessionTimeoutError").
+    Not set: FAST_SESSION_TIMEOUT_S, raised to the broker's minimum when that is longer
+    (Apache Kafka's group.min.session.timeout.ms is 6 s by default).
+    """
+    given = settings.session_timeout_s
+    if given is None:
+        return max(FAST_SESSION_TIMEOUT_S, broker_min_s or 0.0)
+    if broker_min_s is not None and given < broker_min_s:
+        raise ValueError(
+            f"the broker accepts no session timeout below {broker_min_s:g} s "
+            f"(its group.min.session.timeout.ms): AEGIS_SESSION_TIMEOUT_S={given:g} is refused;"
+            " raise it, or lower the broker's setting"
+        )
+    if broker_max_s is not None and given > broker_max_s:
+        raise ValueError(
+            f"the broker accepts no session timeout above {broker_max_s:g} s "
+            f"(its group.max.session.timeout.ms): AEGIS_SESSION_TIMEOUT_S={given:g} is refused"
+        )
+    return given
+
+
 def group_timeouts(settings: Settings) -> dict[str, float]:
     """Faust's consumer-group timeouts from the settings; ValueError if they cannot work
     (a heartbeat interval not below the session timeout: every member would be dropped)."""
-    session, heartbeat = settings.session_timeout_s, settings.heartbeat_interval_s
+    session, heartbeat = session_timeout(settings), settings.heartbeat_interval_s
     if not 0 < heartbeat < session:
         raise ValueError(
             f"heartbeat interval ({heartbeat:g} s, AEGIS_HEARTBEAT_INTERVAL_S) must be above 0"

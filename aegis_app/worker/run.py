@@ -21,7 +21,7 @@ from aegis_app.core.settings import Settings
 from aegis_app.kafka import admin, clients, rule_updates
 from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.runtime.process import tune_process
-from aegis_app.worker.app import create_app
+from aegis_app.worker.app import FAST_SESSION_TIMEOUT_S, create_app, session_timeout
 from agents.state import table_name
 
 log = logging.getLogger(__name__)
@@ -46,10 +46,12 @@ def all_topics(conf: Settings) -> list[str]:
     ]
 
 
-def prepare(conf: Settings) -> None:
-    """Create the topics (matching partition counts) and reconcile the state directory."""
+def prepare(conf: Settings) -> Settings:
+    """Create the topics (matching partition counts) and reconcile the state directory;
+    the settings to run with (the session timeout the broker accepts)."""
     bootstrap = KafkaConnection.from_settings(conf)
     admin.wait_for_broker(bootstrap, timeout=60)
+    conf = with_session_timeout(conf, bootstrap)
     had_changelogs = _topics_exist(bootstrap, changelog_topics(conf))
     state_dir = Path(conf.data_dir)
     if state_dir.exists() and any(state_dir.iterdir()) and not had_changelogs:
@@ -62,6 +64,24 @@ def prepare(conf: Settings) -> None:
     admin.ensure_topics(bootstrap, all_topics(conf), conf.partitions)
     # aegis.rules is not like the others: compacted, one partition (as the API creates it).
     admin.run_sync(lambda: rule_updates.ensure_topic(bootstrap))
+    return conf
+
+
+def with_session_timeout(conf: Settings, bootstrap: KafkaConnection) -> Settings:
+    """`conf` with the session timeout settled against what the broker accepts; ValueError
+    (naming AEGIS_SESSION_TIMEOUT_S) when a given one would be refused at the join."""
+    low, high = admin.run_sync(lambda: admin.group_session_bounds(bootstrap))
+    session = session_timeout(conf, low, high)
+    if conf.session_timeout_s is None and session > FAST_SESSION_TIMEOUT_S:
+        log.warning(
+            "the broker accepts no session timeout below %g s (group.min.session.timeout.ms),"
+            " so the worker's is %g s, not %g s: a dead worker's partitions move that much"
+            " later; lower that setting to fail over faster (docs/OPERATIONS.md)",
+            session,
+            session,
+            FAST_SESSION_TIMEOUT_S,
+        )
+    return conf.with_(session_timeout_s=session)
 
 
 def _topics_exist(bootstrap: KafkaConnection, topics: list[str]) -> bool:
@@ -78,7 +98,7 @@ def _topics_exist(bootstrap: KafkaConnection, topics: list[str]) -> bool:
 
 def run(conf: Settings, loglevel: str = "info") -> None:
     """Run the Faust worker in this process until it is stopped."""
-    prepare(conf)
+    conf = prepare(conf)
     app = create_app(conf)
     tune_process(conf, scoring=True)
     sys.argv = ["aegis", "worker", "--loglevel", loglevel]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from aegis_app.core.settings import Settings
-from aegis_app.worker.app import create_app, group_timeouts
+from aegis_app.kafka import admin
+from aegis_app.worker.app import create_app, group_timeouts, session_timeout
+from aegis_app.worker.run import with_session_timeout
 
 
 def test_the_defaults_move_a_dead_workers_partitions_in_seconds(tmp_path):
@@ -29,7 +31,7 @@ def test_each_timeout_has_its_own_variable(monkeypatch):
 
 def test_the_rebalance_timeout_no_longer_sets_the_session():
     timeouts = group_timeouts(Settings(rebalance_timeout_s=6.0))
-    assert timeouts["broker_session_timeout"] == Settings().session_timeout_s
+    assert timeouts["broker_session_timeout"] == 4.0
 
 
 @pytest.mark.parametrize(
@@ -44,3 +46,24 @@ def test_the_rebalance_timeout_no_longer_sets_the_session():
 def test_timeouts_that_cannot_work_are_refused(changes):
     with pytest.raises(ValueError, match="AEGIS_"):
         group_timeouts(Settings().with_(**changes))
+
+
+def test_an_unset_session_timeout_takes_the_brokers_minimum_when_longer():
+    assert session_timeout(Settings()) == 4.0
+    assert session_timeout(Settings(), broker_min_s=0.5, broker_max_s=1800) == 4.0
+    assert session_timeout(Settings(), broker_min_s=6.0, broker_max_s=1800) == 6.0
+
+
+def test_a_given_session_timeout_the_broker_would_refuse_is_named_at_start():
+    with pytest.raises(ValueError, match=r"below 6 s.*AEGIS_SESSION_TIMEOUT_S=4"):
+        session_timeout(Settings(session_timeout_s=4.0), broker_min_s=6.0)
+    with pytest.raises(ValueError, match=r"above 300 s.*AEGIS_SESSION_TIMEOUT_S=600"):
+        session_timeout(Settings(session_timeout_s=600.0), broker_max_s=300.0)
+    assert session_timeout(Settings(session_timeout_s=8.0), 6.0, 300.0) == 8.0
+
+
+def test_the_embedded_broker_sets_no_session_bounds_and_the_worker_keeps_4_s(broker):
+    bounds = admin.run_sync(lambda: admin.group_session_bounds(broker.bootstrap))
+    assert bounds == (None, None)
+    settled = with_session_timeout(Settings(kafka_broker=broker.url), broker.url)
+    assert settled.session_timeout_s == 4.0
