@@ -13,7 +13,7 @@ import pandas as pd
 from aegis_app.core.codec import extra_fields
 from aegis_app.core.records import format_datetimes
 from models.detectors.bundle import ModelBundle
-from models.rules.rule import ALLOW, Evaluation, RuleSet, decide
+from models.rules.rule import Evaluation, RuleSet, decide
 from models.rules.vocabulary import Vocabulary
 
 
@@ -80,8 +80,6 @@ def decide_all(
 ) -> list[Outcome]:
     """Each row's rule evaluation and models.rules.rule.decide's action and reasons."""
     thresholds = bundle.thresholds
-    # Below both thresholds with no rule matching, decide() allows with no reason.
-    quiet = min(thresholds.get("review", float("inf")), thresholds.get("block", float("inf")))
     running = bool(rules.rules)
     out: list[Outcome] = []
     for (tx, features, _), score, reasons in zip(items, ensemble.tolist(), explanations):
@@ -90,10 +88,7 @@ def decide_all(
             hits, errors = found.hits(), found.error_list()
         else:  # no rule to run (the common case): no variables to build, nothing found
             found, hits, errors = _NONE, [], []
-        if score < quiet and not found.matched:
-            out.append((hits, errors, ALLOW, []))
-        else:
-            out.append((hits, errors, *decide(score, thresholds, found, reasons)))
+        out.append((hits, errors, *decide(score, thresholds, found, reasons)))
     return out
 
 

@@ -115,6 +115,9 @@ def decide(
     Same precedence as models.decisions.policy.decide: a final rule (block, allow) stops
     there; review rules and the model's thresholds otherwise give the stronger action.
     """
+    lowest = min(thresholds.get("review", float("inf")), thresholds.get("block", float("inf")))
+    if not evaluation.matched and score < lowest:
+        return ALLOW, []  # most transactions: nothing fired, below both thresholds
     tags = [r.text for r in evaluation.matched if r.action == TAG]
     deciding = [r for r in evaluation.matched if r.action != TAG]
     if deciding and deciding[0].action in (BLOCK, ALLOW):
