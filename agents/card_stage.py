@@ -19,6 +19,7 @@ from aegis_app.core.messages import Refusal, Rekey, TxHop
 from aegis_app.core.records import InvalidRecord
 from aegis_app.core.settings import BY_ENTITY_TOPIC
 from aegis_app.kafka import raw_producer
+from agents.batches import batch_inbox, run_batches
 from tables.engine import RecordError, StreamEngine
 from tables.engine.state import StateError
 
@@ -75,15 +76,19 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
     card_state = pipeline.states[card_entity]
     max_bytes = pipeline.settings.max_record_bytes
     source = topics.transactions.get_topic_name()
+    inbox = batch_inbox(app, pipeline.settings, topics.transactions)
 
-    @app.agent(topics.transactions, name="card_stage")
-    async def card_stage(stream):
-        async for event in stream.events():
-            payload = event.value
+    async def decide_cards(messages: list) -> None:
+        """One fetch's transactions: card states read and written once per card, one hop
+        per transaction to its next entity."""
+        states: dict[tuple[int, str], bytes] = {}  # (partition, card) -> state after the batch
+        hops: list[tuple[bytes, bytes]] = []
+        for message in messages:
+            payload = message.value
             counts["transactions_in"] += 1
-            read = read_transaction(codec, payload, event.key, max_bytes)
+            read = read_transaction(codec, payload, message.key, max_bytes)
             if isinstance(read, Refusal):
-                await dead_letters.send(payload, read.reason, source, event)
+                await dead_letters.send(payload, read.reason, source, message=message)
                 continue
             if isinstance(read, Rekey):
                 # Counted once, when it comes back under its card key.
@@ -92,25 +97,30 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                 await topics.transactions.send(key=read.card_key.encode(), value=payload)
                 continue
             record = read
-            key = engine.keys(record)[card_entity]
+            keys = engine.keys(record)
+            key, slot = keys[card_entity], (message.partition, keys[card_entity])
+            state = states[slot] if slot in states else card_state.lookup_in(*slot)
             try:
                 new_state, hop = observe_card(
-                    engine,
-                    card_entity,
-                    record,
-                    card_state.lookup(key),
-                    int(event.message.timestamp * 1000),
+                    engine, card_entity, record, state, int(message.timestamp * 1000)
                 )
             except (RecordError, StateError) as exc:
-                await dead_letters.send(payload, str(exc), source, event)
+                await dead_letters.send(payload, str(exc), source, message=message)
                 continue
             except Exception as exc:  # corrupt state must not stop the stream for every card
                 log.exception("card %s: state update failed", key)
-                await dead_letters.send(payload, f"card state error: {exc!r}", source, event)
+                await dead_letters.send(
+                    payload, f"card state error: {exc!r}", source, message=message
+                )
                 continue
             if new_state is not None:
-                await card_state.put(key, new_state)
-            next_key = engine.keys(record)[hop.pending[0]]
-            await raw_producer.send(
-                app, BY_ENTITY_TOPIC, str(next_key).encode(), raw_producer.dumps(hop.to_wire())
-            )
+                states[slot] = new_state
+            hops.append((str(keys[hop.pending[0]]).encode(), raw_producer.dumps(hop.to_wire())))
+        for (partition, key), state in states.items():
+            await card_state.put_in(partition, key, state)
+        for next_key, value in hops:
+            await raw_producer.send(app, BY_ENTITY_TOPIC, next_key, value)
+
+    @app.task
+    async def card_stage() -> None:
+        await run_batches(app, inbox, decide_cards)

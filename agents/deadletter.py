@@ -40,9 +40,13 @@ class DeadLetters:
         self.topic = topic
         self.counters = counters
 
-    async def send(self, payload: bytes | None, reason: str, source: str, event=None) -> None:
-        """Publish the raw payload and why it was refused; never raises on bad input."""
-        key, record = dead_letter_record(payload, reason, source, getattr(event, "message", None))
+    async def send(
+        self, payload: bytes | None, reason: str, source: str, event=None, message=None
+    ) -> None:
+        """Publish the raw payload and why it was refused; never raises on bad input.
+        `message` (or a stream `event`'s): the Kafka message it came in."""
+        message = message if message is not None else getattr(event, "message", None)
+        key, record = dead_letter_record(payload, reason, source, message)
         await self.topic.send(key=key, value=record)
         self.counters.counts["dead_letters"] += 1
         log.warning("dead letter from %s: %s", source, reason)

@@ -6,22 +6,25 @@ aegis.by-entity is keyed by the entity's key, so an entity's transactions and la
 in one partition. Acks are manual: an event is acknowledged only after it is passed on or
 its decision is published, so a crash in between re-delivers it (and the state update is
 idempotent: a transaction id already in a state is answered as the first time). The
-per-event logic is the plain function `observe_entity`; `register` wires it.
+per-event logic is the plain function `observe_entity`; `register` wires it to whole
+fetches of the topic (aegis_app/kafka/batches.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import TYPE_CHECKING, Any, NamedTuple
+from functools import partial
+from typing import TYPE_CHECKING, NamedTuple
 
 import faust
+import orjson
 
 from aegis_app.core.codec import json_safe
 from aegis_app.core.messages import LabelHop, ScoreRequest, TxHop, hop_from_wire
 from aegis_app.core.settings import BY_ENTITY_TOPIC
 from aegis_app.core.timerules import DAY
 from aegis_app.kafka import raw_producer
+from agents.batches import batch_inbox, run_batches
 from tables.engine import StreamEngine
 
 if TYPE_CHECKING:
@@ -68,19 +71,28 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
     counts, states = counters.counts, pipeline.states
     delay_days = pipeline.config.label_delay_days
     source = topics.by_entity.get_topic_name()
+    inbox = batch_inbox(app, pipeline.settings, topics.by_entity)
 
-    @app.agent(topics.by_entity, name="entity_stage")
-    async def entity_stage(stream):
-        manual = stream.noack()
-        async for event in manual.events():
-            message: Any = event.value
+    async def observe_entities(messages: list) -> None:
+        """One fetch's hops: each entity's state read and written once, the hops that go on
+        sent, the finished transactions queued for scoring (acknowledged once decided)."""
+        entity_states: dict[tuple[str, int, str], bytes] = {}  # (entity, partition, key)
+        onward: list[tuple[bytes, bytes]] = []
+        scored: list[tuple[ScoreRequest, object]] = []
+        done: list = []  # messages acknowledged once this batch's hops are sent
+        for message in messages:
             counts["entity_stage_in"] += 1
-            key = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
+            raw_key = message.key
+            key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
             try:
-                hop = hop_from_wire(message)
+                hop = hop_from_wire(orjson.loads(message.value))
                 entity = hop_entity(hop)
-                table = states[entity]
-                state = table.lookup(key)
+                slot = (entity, message.partition, key)
+                state = (
+                    entity_states[slot]
+                    if slot in entity_states
+                    else states[entity].lookup_in(message.partition, key)
+                )
                 new_state, following, lateness = observe_entity(engine, hop, state)
                 if isinstance(hop, TxHop):
                     counters.saw_lateness(lateness)
@@ -89,24 +101,28 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
             except Exception as exc:  # one bad message must not stop every entity
                 log.exception("entity key %s: state update failed", key)
                 await pipeline.dead_letters.send(
-                    json.dumps(message, default=str).encode(),
-                    f"entity state error: {exc!r}",
-                    source,
-                    event,
+                    message.value, f"entity state error: {exc!r}", source, message=message
                 )
-                await manual.ack(event)
+                done.append(message)
                 continue
             if new_state is not None:
-                await table.put(key, new_state)
+                entity_states[slot] = new_state
             if isinstance(following, ScoreRequest):
-                await pipeline.scorer.submit(manual, event, following)
+                scored.append((following, message))
                 continue
             if isinstance(following, TxHop):
                 next_key = engine.keys(following.record)[following.pending[0]]
-                await raw_producer.send(
-                    app,
-                    BY_ENTITY_TOPIC,
-                    str(next_key).encode(),
-                    raw_producer.dumps(following.to_wire()),
-                )
-            await manual.ack(event)
+                onward.append((str(next_key).encode(), raw_producer.dumps(following.to_wire())))
+            done.append(message)
+        for (entity, partition, key), state in entity_states.items():
+            await states[entity].put_in(partition, key, state)
+        for next_key, value in onward:
+            await raw_producer.send(app, BY_ENTITY_TOPIC, next_key, value)
+        inbox.done(done)
+        for request, message in scored:
+            await pipeline.scorer.submit(request, partial(inbox.done, (message,)))
+
+    @app.task
+    async def entity_stage() -> None:
+        # observe_entities acknowledges (the scored messages once they are decided).
+        await run_batches(app, inbox, observe_entities, acknowledge=False)

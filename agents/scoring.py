@@ -83,9 +83,11 @@ class MicroBatchScorer:
         self._woken = asyncio.Event()
         self._last_poll = float("-inf")
 
-    async def submit(self, stream, event, request: ScoreRequest) -> None:
-        # A full queue blocks the agent: back-pressure instead of unbounded memory.
-        await self.queue.put((stream, event, request))
+    async def submit(self, request: ScoreRequest, acknowledge: Callable[[], object]) -> None:
+        """Queue `request`; `acknowledge()` is called once its decision is published (the
+        input message's offset may then be committed)."""
+        # A full queue blocks the caller: back-pressure instead of unbounded memory.
+        await self.queue.put((request, acknowledge))
 
     def wake(self, announcement: dict | None) -> None:
         """A model update was announced (None: just check): re-read ACTIVE before the next
@@ -198,7 +200,7 @@ class MicroBatchScorer:
                 await self.apply_rules()  # likewise for rules
             bundle = self.bundle
             results = await loop.run_in_executor(self._executor, self._score, bundle, batch)
-            for (stream, event, request), (decision, record) in zip(batch, results):
+            for (request, acknowledge), (decision, record) in zip(batch, results):
                 key = str(request.tx["transaction_id"]).encode()
                 await raw_producer.send(self.app, DECISIONS_TOPIC, key, record)
                 self.counters.counts[f"decisions_{decision['action']}"] += 1
@@ -206,7 +208,7 @@ class MicroBatchScorer:
                 if decision["action"] != ALLOW:
                     await raw_producer.send(self.app, ALERTS_TOPIC, key, record)
                     self.counters.recent_alerts.append(decision)
-                await stream.ack(event)
+                acknowledge()
 
     def _score(self, bundle: ModelBundle, batch: list) -> list[tuple[dict, bytes]]:
         """Decisions and their record bytes (encoded here, in the thread, not on the loop)."""
@@ -215,7 +217,7 @@ class MicroBatchScorer:
             bundle,
             self.rules.rule_set,
             self.rules.vocabulary,
-            [(r.tx, r.features, r.ingested_ms) for _, _, r in batch],
+            [(r.tx, r.features, r.ingested_ms) for r, _ in batch],
             entity_keys=self.entity_keys,
         )
         encoded = [(decision, raw_producer.dumps(decision)) for decision in decisions]

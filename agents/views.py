@@ -53,6 +53,11 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                     **app.consumer.stale_message_counts(),
                 },
                 "scoring_queue": scorer.queue.qsize(),
+                # The stages' inboxes (aegis_app/kafka/batches.py): fetched, not yet taken.
+                "stage_inboxes": {
+                    topic: {"waiting": len(inbox), "taken": inbox.taken, "skipped": inbox.skipped}
+                    for topic, inbox in app.batch_inboxes.items()
+                },
                 "max_event_lateness_seconds": counters.max_lateness_seconds,
                 "assigned_partitions": assigned,
             },

@@ -103,6 +103,9 @@ class Settings:
     worker_url: str | None = None
     # Port `aegis broker` listens on.
     broker_port: int = 9092
+    # Most transactions (or hops) a stage takes from one fetch and processes together
+    # (aegis_app/kafka/batches.py); up to 4x this many wait while it works.
+    stage_batch_size: int = 512
     # Micro-batch bounds for in-stream scoring: a batch closes at this size or age.
     score_batch_size: int = 512
     score_batch_ms: int = 20

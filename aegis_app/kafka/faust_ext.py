@@ -12,6 +12,8 @@ apply to this app's consumer only; a plain ``faust.App`` in the same process is 
   unprocessed during a rebalance.
 - :class:`~aegis_app.kafka.seek_gate.SeekGatedConsumer` and ``SeekGatedConsumerThread``: no
   stream message from a stale fetch position after a rebalance (fast rejoin).
+- :class:`~aegis_app.kafka.batches.BatchDeliveryConsumer`: the hot-path topics' messages
+  go to batch tasks in whole fetches, past Faust's per-message stream layers.
 - ``fetch_max_wait_ms``: how long a fetch may wait for data (Faust hard-codes 1,500 ms).
 - ``fetch_interval_ms``: fetches to one broker spaced (aegis_app/kafka/fetch_pacing.py).
 
@@ -31,6 +33,7 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaDriverConsumer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 
 from aegis_app.kafka import private_names
+from aegis_app.kafka.batches import BatchDeliveryConsumer, Inbox
 from aegis_app.kafka.faust_compat import StaleAckGuard, TrueHighwaters
 from aegis_app.kafka.fetch_pacing import FetchPacer, pace_fetches
 from aegis_app.kafka.seek_gate import SeekGatedConsumer, SeekGatedConsumerThread
@@ -71,8 +74,11 @@ class AegisConsumerThread(TrueHighwaters, SeekGatedConsumerThread, AIOKafkaConsu
             self.fetch_pacer = pace_fetches(self._ensure_consumer(), self.fetch_interval_ms)
 
 
-class AegisConsumer(StaleAckGuard, SeekGatedConsumer, AIOKafkaDriverConsumer):
-    """The worker's Faust consumer: stale acks refused, stale fetches dropped."""
+class AegisConsumer(
+    BatchDeliveryConsumer, StaleAckGuard, SeekGatedConsumer, AIOKafkaDriverConsumer
+):
+    """The worker's Faust consumer: stale acks refused, stale fetches dropped, the hot-path
+    topics delivered in batches."""
 
     def __init__(
         self, *args: Any, fetch_max_wait_ms: int, fetch_interval_ms: float, **kwargs: Any
@@ -140,7 +146,13 @@ class AegisApp(faust.App):
         _check_fetch_settings(fetch_max_wait_ms, fetch_interval_ms)
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.fetch_interval_ms = fetch_interval_ms
+        self.batch_inboxes: dict[str, Inbox] = {}  # topic name -> its inbox
         super().__init__(id, **options)
+
+    def deliver_in_batches(self, inbox: Inbox) -> None:
+        """Hand `inbox`'s topics to it in whole fetches (aegis_app/kafka/batches.py)."""
+        for topic in inbox.topics:
+            self.batch_inboxes[topic] = inbox
 
     def _new_transport(self) -> AegisTransport:
         url = self.conf.broker_consumer[0]

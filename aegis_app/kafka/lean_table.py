@@ -50,6 +50,31 @@ class LeanTable(faust.Table):
         )
         ack.add_done_callback(self._on_lean_changelog_sent)
 
+    # Batch tasks (aegis_app/kafka/batches.py) run outside any stream event, so they name
+    # the partition themselves: its RocksDB database is read and written directly.
+
+    def lookup_in(self, partition: int, key: Any) -> Any:
+        """The value of `key` in the store of `partition` (None if absent)."""
+        store = self.data
+        raw = store._db_for_partition(partition).get(store._encode_key(key))
+        return None if raw is None else store._decode_value(raw)
+
+    async def put_in(self, partition: int, key: Any, value: Any) -> None:
+        """``put`` for `partition`: the store, then the changelog record, sent lean."""
+        if self.app.in_transaction:
+            raise RuntimeError("put_in does not take part in exactly-once transactions")
+        store = self.data
+        changelog = self.changelog_topic
+        key_bytes, _ = changelog.prepare_key(key, self.key_serializer)
+        value_bytes, _ = changelog.prepare_value(value, self.value_serializer)
+        stored_key = store._encode_key(key)
+        store._key_index[stored_key] = partition  # what the store's own writes keep
+        store._db_for_partition(partition).put(stored_key, store._encode_value(value))
+        ack = await raw_producer.send(
+            self.app, changelog.get_topic_name(), key_bytes, value_bytes, partition
+        )
+        ack.add_done_callback(self._on_lean_changelog_sent)
+
     def _on_lean_changelog_sent(self, ack: asyncio.Future) -> None:
         if ack.cancelled() or ack.exception() is not None:
             # Not acknowledged: the offset stays where it was, so a restart replays from

@@ -112,6 +112,49 @@ PRIVATE: tuple[PrivateName, ...] = (
     ),
     PrivateName(
         _FAUST,
+        _F_CONSUMER,
+        "_read_offset",
+        "batch delivery: the read offset Faust's fetch loop keeps for each message it "
+        "delivers, kept for the messages diverted to an inbox (duplicates after a seek)",
+        per_instance=True,
+    ),
+    PrivateName(
+        _FAUST,
+        _F_CONSUMER,
+        "_add_gap",
+        "batch delivery: offsets skipped in a partition are recorded so commits move on",
+        parameters=("tp", "offset_from", "offset_to"),
+    ),
+    PrivateName(
+        _FAUST,
+        "faust.stores.rocksdb:Store",
+        "_db_for_partition",
+        "LeanTable.lookup_in/put_in: a batch task names the partition (no current event)",
+        parameters=("partition",),
+    ),
+    PrivateName(
+        _FAUST,
+        "faust.stores.rocksdb:Store",
+        "_key_index",
+        "LeanTable.put_in keeps the store's key -> partition index as its own writes do",
+        per_instance=True,
+    ),
+    *(
+        PrivateName(
+            _FAUST,
+            "faust.stores.base:Store",
+            name,
+            "LeanTable.lookup_in/put_in: the store's own key and value encoding",
+            parameters=(what,),
+        )
+        for name, what in (
+            ("_encode_key", "key"),
+            ("_encode_value", "value"),
+            ("_decode_value", "value"),
+        )
+    ),
+    PrivateName(
+        _FAUST,
         "faust.transport.drivers.aiokafka:Producer",
         "_ensure_producer",
         "raw_producer sends pre-serialized records on Faust's own aiokafka producer",
@@ -180,7 +223,13 @@ PRIVATE: tuple[PrivateName, ...] = (
 HOOKS: tuple[PrivateName, ...] = (
     *(
         PrivateName(_FAUST, _F_CONSUMER, name, "overridden by AegisConsumer")
-        for name in ("ack", "getmany", "perform_seek", "on_partitions_revoked")
+        for name in (
+            "ack",
+            "getmany",
+            "perform_seek",
+            "on_partitions_revoked",
+            "track_message",
+        )
     ),
     PrivateName(
         _FAUST,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -155,10 +156,7 @@ def test_listener_survives_an_unreachable_broker():
 
 class _Stream:
     def __init__(self) -> None:
-        self.acked: list[int] = []
-
-    async def ack(self, event) -> None:
-        self.acked.append(event)
+        self.acked: list[int] = []  # what the scorer acknowledged
 
 
 def _tx(i: int) -> dict:
@@ -209,7 +207,9 @@ def test_an_announcement_swaps_the_scorer_between_batches(model_dir, monkeypatch
             while scorer.bundle is None:
                 await asyncio.sleep(0.05)
             for i in range(20):
-                await scorer.submit(stream, i, ScoreRequest(_tx(i), features, None))
+                await scorer.submit(
+                    ScoreRequest(_tx(i), features, None), partial(stream.acked.append, i)
+                )
             while len(stream.acked) < 20:
                 await asyncio.sleep(0.05)
             entry = registry.activate_version(model_dir, "v2", reason="test")
@@ -217,7 +217,9 @@ def test_an_announcement_swaps_the_scorer_between_batches(model_dir, monkeypatch
             assert scorer.bundle.version == "v1"
             scorer.wake(entry)
             for i in range(20, 40):
-                await scorer.submit(stream, i, ScoreRequest(_tx(i), features, None))
+                await scorer.submit(
+                    ScoreRequest(_tx(i), features, None), partial(stream.acked.append, i)
+                )
             while len(stream.acked) < 40:
                 await asyncio.sleep(0.05)
         finally:
