@@ -126,5 +126,3 @@ def test_a_rebalance_clears_what_waits_and_stale_messages_are_skipped_unacknowle
 def test_impossible_bounds_are_refused():
     with pytest.raises(ValueError, match="max_batch"):
         Inbox(App(), ["t"], max_batch=10, max_buffered=5)
-
-
