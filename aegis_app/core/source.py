@@ -36,6 +36,7 @@ MAX_ID_CHARS = 256
 TRUE_TEXT = ("1", "true", "yes", "y", "t")
 FALSE_TEXT = ("0", "false", "no", "n", "f")
 FIRST_DATA_LINE = 2  # a CSV's line 1 is its header
+ISO_SECONDS = "%Y-%m-%d %H:%M:%S"  # the timestamp format most schemas declare
 
 
 class SourceReader:
@@ -84,8 +85,17 @@ class SourceReader:
         if stamp.format in ("epoch_s", "epoch_ms"):
             seconds = _finite(value, stamp.field)
             return int(seconds // 1000 if stamp.format == "epoch_ms" else seconds)
+        text = str(value).strip()
         try:
-            moment = datetime.strptime(str(value).strip(), stamp.format)
+            if stamp.format == ISO_SECONDS and _iso_seconds_shape(text):
+                # The usual format: fromisoformat (C) reads exactly these 19 characters the
+                # same as strptime, ~10x faster; other shapes still go through strptime.
+                try:
+                    moment = datetime.fromisoformat(text)
+                except ValueError:
+                    moment = datetime.strptime(text, stamp.format)
+            else:
+                moment = datetime.strptime(text, stamp.format)
         except ValueError:
             raise InvalidRecord(
                 f"{stamp.field}: {value!r} does not match the format {stamp.format!r}"
@@ -246,6 +256,17 @@ class SourceReader:
 
 
 # --------------------------------------------------------------------------- values
+
+
+def _iso_seconds_shape(text: str) -> bool:
+    """'YYYY-MM-DD HH:MM:SS' by its separators: fromisoformat then reads it as strptime does
+    (never as a time zone or a fraction)."""
+    return (
+        len(text) == 19
+        and text[4] == text[7] == "-"
+        and text[10] == " "
+        and text[13] == text[16] == ":"
+    )
 
 
 def _missing(value: Any) -> bool:

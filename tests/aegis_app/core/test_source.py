@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import io
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aegis_app.core.config import load
 from aegis_app.core.records import InvalidRecord
@@ -124,3 +127,31 @@ def test_the_sparkov_slice_reads_whole(reader, sparkov_slice):
     assert bad == [] and len(good) == 13_614
     assert good["card"].nunique() == 908 and int(good["label"].sum()) == 172
     assert good["card"].str.len().max() == 19
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1)).map(
+            lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S")
+        ),
+        st.text(alphabet="0123456789-: T+Z.", min_size=15, max_size=21),
+    )
+)
+def test_the_fast_timestamp_path_reads_what_strptime_reads(text):
+    """The usual format is read with fromisoformat when the text has its exact shape: the
+    same moment as strptime, or the same refusal."""
+    sparkov = SourceReader(load(ROOT / "configs" / "sparkov.toml"))
+    stamp = sparkov.source.timestamp
+    assert stamp.format == "%Y-%m-%d %H:%M:%S"
+    try:
+        expected = int(
+            datetime.strptime(text.strip(), stamp.format).replace(tzinfo=UTC).timestamp()
+        )
+    except ValueError:
+        expected = None
+    try:
+        got = sparkov._timestamp({stamp.field: text})
+    except InvalidRecord:
+        got = None
+    assert got == expected
