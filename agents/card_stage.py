@@ -118,8 +118,7 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
             hops.append((str(keys[hop.pending[0]]).encode(), raw_producer.dumps(hop.to_wire())))
         for (partition, key), state in states.items():
             await card_state.put_in(partition, key, state)
-        for next_key, value in hops:
-            await raw_producer.send(app, BY_ENTITY_TOPIC, next_key, value)
+        await raw_producer.send_many(app, BY_ENTITY_TOPIC, hops)
 
     @app.task
     async def card_stage() -> None:

@@ -116,8 +116,7 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
             done.append(message)
         for (entity, partition, key), state in entity_states.items():
             await states[entity].put_in(partition, key, state)
-        for next_key, value in onward:
-            await raw_producer.send(app, BY_ENTITY_TOPIC, next_key, value)
+        await raw_producer.send_many(app, BY_ENTITY_TOPIC, onward)
         inbox.done(done)
         for request, message in scored:
             await pipeline.scorer.submit(request, partial(inbox.done, (message,)))

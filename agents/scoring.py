@@ -200,14 +200,18 @@ class MicroBatchScorer:
                 await self.apply_rules()  # likewise for rules
             bundle = self.bundle
             results = await loop.run_in_executor(self._executor, self._score, bundle, batch)
-            for (request, acknowledge), (decision, record) in zip(batch, results):
+            decisions, alerts = [], []
+            for (request, _), (decision, record) in zip(batch, results):
                 key = str(request.tx["transaction_id"]).encode()
-                await raw_producer.send(self.app, DECISIONS_TOPIC, key, record)
+                decisions.append((key, record))
                 self.counters.counts[f"decisions_{decision['action']}"] += 1
                 self.counters.count_rules(decision)
                 if decision["action"] != ALLOW:
-                    await raw_producer.send(self.app, ALERTS_TOPIC, key, record)
+                    alerts.append((key, record))
                     self.counters.recent_alerts.append(decision)
+            await raw_producer.send_many(self.app, DECISIONS_TOPIC, decisions)
+            await raw_producer.send_many(self.app, ALERTS_TOPIC, alerts)
+            for _, acknowledge in batch:
                 acknowledge()
 
     def _score(self, bundle: ModelBundle, batch: list) -> list[tuple[dict, bytes]]:

@@ -16,6 +16,8 @@ Partitioning is aiokafka's default partitioner on the key bytes, which is what F
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
 
 import orjson
 
@@ -34,6 +36,30 @@ async def send(
     the broker.
     """
     return await _kafka_producer(app).send(topic, value, key=key, partition=partition)
+
+
+async def send_many(app, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+    """Queue keyed records, partitioned as :func:`send` would, as one record batch per
+    partition (aiokafka's ``create_batch``/``send_batch``): no per-record future or
+    accumulator step. Awaiting waits for room in the producer's queue, not for the broker;
+    Faust's flush before each offset commit covers these batches too."""
+    if not records:
+        return
+    producer = _kafka_producer(app)
+    partitioner = app.producer.partitioner  # the one Faust gave its aiokafka producer
+    partitions = sorted(await producer.partitions_for(topic))
+    by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+    for key, value in records:
+        by_partition[partitioner(key, partitions, partitions)].append((key, value))
+    for partition, items in by_partition.items():
+        batch = producer.create_batch()
+        for key, value in items:
+            if batch.append(timestamp=None, key=key, value=value) is None:  # full
+                await producer.send_batch(batch, topic, partition=partition)
+                batch = producer.create_batch()
+                if batch.append(timestamp=None, key=key, value=value) is None:
+                    raise ValueError(f"a record of {len(value)} bytes does not fit a batch")
+        await producer.send_batch(batch, topic, partition=partition)
 
 
 def dumps(value) -> bytes:

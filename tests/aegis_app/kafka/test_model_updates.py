@@ -183,11 +183,11 @@ def test_an_announcement_swaps_the_scorer_between_batches(model_dir, monkeypatch
 
     sent: list[dict] = []
 
-    async def send(app, topic: str, key: bytes, value: bytes, partition=None) -> None:
+    async def send_many(app, topic: str, records: list[tuple[bytes, bytes]]) -> None:
         if topic == scoring.DECISIONS_TOPIC:
-            sent.append(json.loads(value))
+            sent.extend(json.loads(value) for _, value in records)
 
-    fake_producer = SimpleNamespace(send=send, dumps=scoring.raw_producer.dumps)
+    fake_producer = SimpleNamespace(send_many=send_many, dumps=scoring.raw_producer.dumps)
     monkeypatch.setattr(scoring, "raw_producer", fake_producer)
     features = dict.fromkeys(ALL_FEATURES, 0.0)
 
