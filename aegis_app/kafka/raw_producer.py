@@ -55,11 +55,19 @@ async def send_many(app, topic: str, records: Sequence[tuple[bytes, bytes]]) -> 
         batch = producer.create_batch()
         for key, value in items:
             if batch.append(timestamp=None, key=key, value=value) is None:  # full
-                await producer.send_batch(batch, topic, partition=partition)
+                await _send_closed(producer, batch, topic, partition)
                 batch = producer.create_batch()
                 if batch.append(timestamp=None, key=key, value=value) is None:
                     raise ValueError(f"a record of {len(value)} bytes does not fit a batch")
-        await producer.send_batch(batch, topic, partition=partition)
+        await _send_closed(producer, batch, topic, partition)
+
+
+async def _send_closed(producer, batch, topic: str, partition: int) -> None:
+    # Closed: the records are already gathered, so the batch goes with the sender's next
+    # request instead of lingering (an open one waits producer_linger_ms, and the next
+    # batch for its partition waits for it: +110 ms per transaction at 200 tx/s).
+    batch.close()
+    await producer.send_batch(batch, topic, partition=partition)
 
 
 def dumps(value) -> bytes:
