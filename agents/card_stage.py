@@ -116,8 +116,7 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
             if new_state is not None:
                 states[slot] = new_state
             hops.append((str(keys[hop.pending[0]]).encode(), raw_producer.dumps(hop.to_wire())))
-        for (partition, key), state in states.items():
-            await card_state.put_in(partition, key, state)
+        await card_state.put_many_in(states)
         await raw_producer.send_many(app, BY_ENTITY_TOPIC, hops)
 
     @app.task

@@ -114,8 +114,10 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                 next_key = engine.keys(following.record)[following.pending[0]]
                 onward.append((str(next_key).encode(), raw_producer.dumps(following.to_wire())))
             done.append(message)
-        for (entity, partition, key), state in entity_states.items():
-            await states[entity].put_in(partition, key, state)
+        for entity, table in states.items():
+            writes = {(p, k): v for (e, p, k), v in entity_states.items() if e == entity}
+            if writes:
+                await table.put_many_in(writes)
         await raw_producer.send_many(app, BY_ENTITY_TOPIC, onward)
         inbox.done(done)
         for request, message in scored:

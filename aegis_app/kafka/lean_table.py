@@ -15,7 +15,10 @@ The serialization is Faust's own (the changelog topic's ``prepare_key`` and
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections import defaultdict
+from collections.abc import Mapping
+from functools import partial
+from typing import Any, NamedTuple
 
 import faust
 from faust.streams import current_event
@@ -59,21 +62,33 @@ class LeanTable(faust.Table):
         raw = store._db_for_partition(partition).get(store._encode_key(key))
         return None if raw is None else store._decode_value(raw)
 
-    async def put_in(self, partition: int, key: Any, value: Any) -> None:
-        """``put`` for `partition`: the store, then the changelog record, sent lean."""
+    async def put_many_in(self, writes: Mapping[tuple[int, Any], Any]) -> None:
+        """``put`` for a batch: each (partition, key) -> value into its partition's store,
+        and the changelog records as one record batch per partition."""
         if self.app.in_transaction:
-            raise RuntimeError("put_in does not take part in exactly-once transactions")
-        store = self.data
-        changelog = self.changelog_topic
-        key_bytes, _ = changelog.prepare_key(key, self.key_serializer)
-        value_bytes, _ = changelog.prepare_value(value, self.value_serializer)
-        stored_key = store._encode_key(key)
-        store._key_index[stored_key] = partition  # what the store's own writes keep
-        store._db_for_partition(partition).put(stored_key, store._encode_value(value))
-        ack = await raw_producer.send(
-            self.app, changelog.get_topic_name(), key_bytes, value_bytes, partition
-        )
-        ack.add_done_callback(self._on_lean_changelog_sent)
+            raise RuntimeError("put_many_in does not take part in exactly-once transactions")
+        store, changelog = self.data, self.changelog_topic
+        records: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+        for (partition, key), value in writes.items():
+            stored_key = store._encode_key(key)
+            store._key_index[stored_key] = partition  # what the store's own writes keep
+            store._db_for_partition(partition).put(stored_key, store._encode_value(value))
+            key_bytes, _ = changelog.prepare_key(key, self.key_serializer)
+            value_bytes, _ = changelog.prepare_value(value, self.value_serializer)
+            records[partition].append((key_bytes, value_bytes))
+        topic = changelog.get_topic_name()
+        for partition, items in records.items():
+            for _, count, ack in await raw_producer.send_many(self.app, topic, items, partition):
+                ack.add_done_callback(partial(self._on_lean_batch_sent, count))
+
+    def _on_lean_batch_sent(self, count: int, ack: asyncio.Future) -> None:
+        # The batch's acknowledgement names its first record; the persisted offset is its
+        # last one's, as if each record had been acknowledged on its own.
+        if ack.cancelled() or ack.exception() is not None:
+            return
+        first = ack.result()
+        last = first._replace(offset=first.offset + count - 1)
+        self._on_changelog_sent(_Acknowledged(last))
 
     def _on_lean_changelog_sent(self, ack: asyncio.Future) -> None:
         if ack.cancelled() or ack.exception() is not None:
@@ -83,3 +98,12 @@ class LeanTable(faust.Table):
         # Faust's own callback: it records the persisted offset (or defers it to the commit
         # in exactly-once mode); aiokafka's RecordMetadata has the topic_partition it reads.
         self._on_changelog_sent(ack)
+
+
+class _Acknowledged(NamedTuple):
+    """A done acknowledgement: all Faust's changelog callback reads is ``result()``."""
+
+    metadata: Any
+
+    def result(self) -> Any:
+        return self.metadata

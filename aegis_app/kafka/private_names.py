@@ -129,14 +129,14 @@ PRIVATE: tuple[PrivateName, ...] = (
         _FAUST,
         "faust.stores.rocksdb:Store",
         "_db_for_partition",
-        "LeanTable.lookup_in/put_in: a batch task names the partition (no current event)",
+        "LeanTable.lookup_in/put_many_in: a batch task names the partition (no current event)",
         parameters=("partition",),
     ),
     PrivateName(
         _FAUST,
         "faust.stores.rocksdb:Store",
         "_key_index",
-        "LeanTable.put_in keeps the store's key -> partition index as its own writes do",
+        "LeanTable.put_many_in keeps the store's key -> partition index as its own writes do",
         per_instance=True,
     ),
     *(
@@ -144,7 +144,7 @@ PRIVATE: tuple[PrivateName, ...] = (
             _FAUST,
             "faust.stores.base:Store",
             name,
-            "LeanTable.lookup_in/put_in: the store's own key and value encoding",
+            "LeanTable.lookup_in/put_many_in: the store's own key and value encoding",
             parameters=(what,),
         )
         for name, what in (

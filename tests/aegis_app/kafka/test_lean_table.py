@@ -1,5 +1,6 @@
-"""LeanTable.put/lookup against fakes of the store and the producer: what reaches the store,
-which changelog partition gets which bytes, and when the persisted offset moves."""
+"""LeanTable.put/lookup (and the batch tasks' put_many_in/lookup_in) against fakes of the
+store and the producer: what reaches the store, which changelog partition gets which bytes,
+and when the persisted offset moves."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
+from aiokafka.structs import RecordMetadata
 
 import aegis_app.worker.app  # noqa: F401 - the Faust app first (tables import it)
 from aegis_app.kafka import lean_table
@@ -107,3 +109,74 @@ def test_lookup_reads_once_and_defaults_when_missing():
     assert LeanTable.lookup(table, "7") == [3]
     assert LeanTable.lookup(table, "8") is None
     assert LeanTable.lookup(table, "8", default=[]) == []
+
+
+class FakePartitionedStore(FakeStore):
+    """The RocksDB store's per-partition databases, as put_many_in and lookup_in use them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dbs: dict[int, dict] = {}
+        self._key_index: dict[bytes, int] = {}
+
+    def _db_for_partition(self, partition: int) -> dict:
+        return _Db(self.dbs.setdefault(partition, {}))
+
+    def _encode_key(self, key) -> bytes:
+        return f"s:{key}".encode()
+
+    def _encode_value(self, value) -> bytes:
+        return repr(value).encode()
+
+    def _decode_value(self, raw: bytes):
+        return eval(raw.decode())  # noqa: S307 - the test's own repr of a list
+
+
+class _Db:
+    def __init__(self, data: dict) -> None:
+        self.data = data
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.data[key] = value
+
+    def get(self, key: bytes):
+        return self.data.get(key)
+
+
+def test_put_many_in_writes_each_partition_and_persists_each_batchs_last_offset(monkeypatch):
+    batches: list[tuple] = []
+    acks: list[asyncio.Future] = []
+
+    async def send_many(app, topic, records, partition=None):
+        ack = asyncio.get_running_loop().create_future()
+        batches.append((topic, partition, list(records)))
+        acks.append(ack)
+        return [(partition, len(records), ack)]
+
+    monkeypatch.setattr(lean_table.raw_producer, "send_many", send_many)
+    table = fake_table()
+    table.data = FakePartitionedStore()
+    table._on_lean_batch_sent = lambda count, ack: LeanTable._on_lean_batch_sent(table, count, ack)
+
+    async def scenario():
+        await LeanTable.put_many_in(table, {(1, "a"): [1], (2, "b"): [2], (1, "c"): [3]})
+        assert LeanTable.lookup_in(table, 1, "a") == [1]
+        assert LeanTable.lookup_in(table, 1, "c") == [3]
+        assert LeanTable.lookup_in(table, 2, "a") is None  # another partition's database
+        assert table.data._key_index == {b"s:a": 1, b"s:b": 2, b"s:c": 1}
+        assert batches == [
+            (
+                "app-card_state-changelog",
+                1,
+                [(b"k:a:raw", b"v:[1]:json"), (b"k:c:raw", b"v:[3]:json")],
+            ),
+            ("app-card_state-changelog", 2, [(b"k:b:raw", b"v:[2]:json")]),
+        ]
+        for partition, ack, first in ((1, acks[0], 100), (2, acks[1], 7)):
+            tp = SimpleNamespace(topic="app-card_state-changelog", partition=partition)
+            ack.set_result(RecordMetadata("t", partition, tp, first, 0, 0, 0))
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    # The batch's acknowledgement names its first record; the persisted offset is the last.
+    assert table.data.persisted == {1: 101, 2: 7}
