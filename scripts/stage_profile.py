@@ -27,7 +27,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("features and state (tables/engine)", ("StreamEngine.", "observe_card (")),
     ("record decode and validation", ("RecordCodec.",)),
     ("state store reads, writes and changelog sends", ("LeanTable.",)),
-    ("publish (hops, decisions, alerts, changelogs)", ("raw_producer.py",)),
+    ("publish (hops, decisions, alerts)", ("raw_producer.py",)),
     ("aiokafka producer sender", ("Sender.", "MessageAccumulator.")),
     ("stage code (batches, hops, acks)", ("decide_cards", "observe_entities", "run_scorer")),
     ("consumer thread (fetch, record parsing)", ("Thread.run (threading",)),
