@@ -20,8 +20,11 @@ from pathlib import Path
 
 # (stage, frame substrings: any of them puts a sample in the stage), first match wins.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("start-up (imports, model load, compiling)", ("_find_and_load", "_compile (tables")),
-    ("idle (event loop waiting for I/O)", ("EpollSelector.select",)),
+    (
+        "start-up (imports, model load, compiling)",
+        ("_find_and_load", "_compile (tables", "StreamEngine.__init__", "maybe_reload"),
+    ),
+    ("idle (event loops waiting for I/O, the scoring thread for work)", ("EpollSelector.select",)),
     ("score: detectors and ensemble", ("ModelBundle.score", "feature_matrix")),
     ("score: decisions, rules, JSON", ("_score (agents/scoring",)),
     ("features and state (tables/engine)", ("StreamEngine.", "observe_card (")),
@@ -30,14 +33,23 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("publish (hops, decisions, alerts)", ("raw_producer.py",)),
     ("aiokafka producer sender", ("Sender.", "MessageAccumulator.")),
     ("stage code (batches, hops, acks)", ("decide_cards", "observe_entities", "run_scorer")),
-    ("consumer thread (fetch, record parsing)", ("Thread.run (threading",)),
+    (
+        "aiokafka consumer (fetch requests, record parsing)",
+        ("ConsumerThread", "aiokafka/consumer/"),
+    ),
     ("fetch loop (Faust consumer, batch delivery)", ("_drain_messages", "getmany")),
     ("rest of the event loop (Faust, mode, asyncio)", ("_run_once",)),
 )
 OTHER = "other"
 
 
+# The scoring thread waiting for its next batch (py-spy does not always see it as idle).
+IDLE_WAIT = "_worker (concurrent/futures/thread.py"
+
+
 def stage_of(frames: list[str]) -> str:
+    if frames and frames[-1].startswith(IDLE_WAIT):
+        return STAGES[1][0]
     for stage, needles in STAGES:
         if any(needle in frame for frame in frames for needle in needles):
             return stage

@@ -12,7 +12,7 @@ gets its decision's card and entities (none when its decision is not stored).
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2027-01-10
+Create Date: 2026-12-04
 """
 
 from __future__ import annotations

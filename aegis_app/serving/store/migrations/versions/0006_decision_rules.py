@@ -7,7 +7,7 @@ for "decisions of this rule" and the per-rule statistics.
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2027-01-27
+Create Date: 2026-12-04
 """
 
 from __future__ import annotations
