@@ -12,6 +12,8 @@ import asyncio
 import json
 import math
 import os
+import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -136,6 +138,7 @@ def run(
         conf = conf.with_(kafka_security_protocol="PLAINTEXT")
     connection = KafkaConnection.from_settings(conf.with_(kafka_broker=broker_url))
     procs: list[ManagedProcess] = []
+    finished = False
     try:
         ports = [free_port() for _ in range(workers)]
         env = {
@@ -165,11 +168,15 @@ def run(
             httpx.get(f"http://127.0.0.1:{p}/health/", timeout=5).json()["counts"] for p in ports
         ]
         cpu_seconds = sum(process_cpu_seconds(proc.proc.pid) for proc in procs) - cpu_before
+        finished = True
     finally:
         for proc in procs:
             proc.stop()
         if broker is not None:
             broker.stop()
+        if not finished:  # kept for a look: the workers' and the broker's logs
+            print(f"aegis bench: its logs and state are kept in {root}", file=sys.stderr)
+    shutil.rmtree(root, ignore_errors=True)  # a run's state, logs and model: MBs each
     summary = summarize(txs, records, produce_seconds, counts, workers, rate)
     # CPU the workers spent on this load (start-up excluded): steadier than wall-clock
     # throughput on a shared 2-core machine, so it is what to compare between changes.
