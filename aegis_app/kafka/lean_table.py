@@ -1,15 +1,20 @@
-"""A Faust table whose hot-path writes send their changelog record on the raw producer.
+"""A Faust table the worker's batch tasks read and write per partition, its changelog sent
+on the raw producer.
 
-``await table.put(key, value)`` does what ``table[key] = value`` does for a plain table
-(no windows, no key expiry): the value goes into the store of the current event's
-partition, the same record goes to the changelog partition of the same number, and once
-the broker acknowledges it the store remembers the changelog offset (Faust's
-"persisted offset", what recovery resumes from). The difference is only the cost: the
-record skips Faust's per-message layers (see aegis_app/raw_producer.py). ``table[key] =
-value`` still works, the Faust way, for anything off the hot path.
+A batch task (aegis_app/kafka/batches.py) runs outside any stream event, so it names the
+partition: ``table.lookup_in(partition, key)`` reads that partition's RocksDB database, and
+``await table.put_many_in({(partition, key): value, ...})`` does for a whole batch what
+``table[key] = value`` does for a plain table (no windows, no key expiry): each value goes
+into the store of its partition, the same records go to the changelog partitions of the
+same numbers (one record batch each), and once the broker acknowledges a batch the store
+remembers the offset of its last record (Faust's "persisted offset", what recovery resumes
+from). The difference is only the cost: the records skip Faust's per-message layers (see
+aegis_app/raw_producer.py). ``table[key] = value`` still works, the Faust way, for anything
+off the hot path.
 
-The serialization is Faust's own (the changelog topic's ``prepare_key`` and
-``prepare_value``), so recovery and standby replicas read these records unchanged.
+The serialization is Faust's own (the store's key and value encoding, the changelog topic's
+``prepare_key`` and ``prepare_value``), so recovery and standby replicas read these records
+unchanged.
 """
 
 from __future__ import annotations
@@ -21,41 +26,11 @@ from functools import partial
 from typing import Any, NamedTuple
 
 import faust
-from faust.streams import current_event
 
 from aegis_app.kafka import raw_producer
 
 
 class LeanTable(faust.Table):
-    def lookup(self, key: Any, default: Any = None) -> Any:
-        """``self.get(key, default)`` with one store read (``get`` reads twice: ``in``, then
-        the value)."""
-        try:
-            return self.data[key]
-        except KeyError:
-            return default
-
-    async def put(self, key: Any, value: Any) -> None:
-        """``self[key] = value`` inside a stream, with the changelog sent lean."""
-        event = current_event()
-        if event is None:
-            raise RuntimeError("LeanTable.put must run inside a stream (it needs the partition)")
-        if self.app.in_transaction:  # exactly-once bookkeeping is Faust's own
-            self[key] = value
-            return
-        partition = event.message.partition
-        self.data[key] = value  # the store: the RocksDB db of the current event's partition
-        changelog = self.changelog_topic
-        key_bytes, _ = changelog.prepare_key(key, self.key_serializer)
-        value_bytes, _ = changelog.prepare_value(value, self.value_serializer)
-        ack = await raw_producer.send(
-            self.app, changelog.get_topic_name(), key_bytes, value_bytes, partition
-        )
-        ack.add_done_callback(self._on_lean_changelog_sent)
-
-    # Batch tasks (aegis_app/kafka/batches.py) run outside any stream event, so they name
-    # the partition themselves: its RocksDB database is read and written directly.
-
     def lookup_in(self, partition: int, key: Any) -> Any:
         """The value of `key` in the store of `partition` (None if absent)."""
         store = self.data
@@ -63,8 +38,8 @@ class LeanTable(faust.Table):
         return None if raw is None else store._decode_value(raw)
 
     async def put_many_in(self, writes: Mapping[tuple[int, Any], Any]) -> None:
-        """``put`` for a batch: each (partition, key) -> value into its partition's store,
-        and the changelog records as one record batch per partition."""
+        """Each (partition, key) -> value into its partition's store, and the changelog
+        records as one record batch per partition."""
         if self.app.in_transaction:
             raise RuntimeError("put_many_in does not take part in exactly-once transactions")
         store, changelog = self.data, self.changelog_topic
@@ -83,21 +58,15 @@ class LeanTable(faust.Table):
 
     def _on_lean_batch_sent(self, count: int, ack: asyncio.Future) -> None:
         # The batch's acknowledgement names its first record; the persisted offset is its
-        # last one's, as if each record had been acknowledged on its own.
-        if ack.cancelled() or ack.exception() is not None:
-            return
-        first = ack.result()
-        last = first._replace(offset=first.offset + count - 1)
-        self._on_changelog_sent(_Acknowledged(last))
-
-    def _on_lean_changelog_sent(self, ack: asyncio.Future) -> None:
+        # last one's, as if each record had been acknowledged on its own. Faust's own
+        # callback records it (or defers it to the commit in exactly-once mode).
         if ack.cancelled() or ack.exception() is not None:
             # Not acknowledged: the offset stays where it was, so a restart replays from
             # there; Faust's own changelog sends behave the same.
             return
-        # Faust's own callback: it records the persisted offset (or defers it to the commit
-        # in exactly-once mode); aiokafka's RecordMetadata has the topic_partition it reads.
-        self._on_changelog_sent(ack)
+        first = ack.result()
+        last = first._replace(offset=first.offset + count - 1)
+        self._on_changelog_sent(_Acknowledged(last))
 
 
 class _Acknowledged(NamedTuple):

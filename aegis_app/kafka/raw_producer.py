@@ -4,13 +4,14 @@ Why: on this project's machine Faust's ``Topic.send`` costs ~150 µs per record 
 FutureMessage, a PendingMessage, channel and sensor bookkeeping), the aiokafka producer
 under it ~40 µs (``scripts/faust_floor.py``, BENCHMARKS.md). The hot path writes four
 records per transaction (a by-entity hop, two changelog rows, the decision), so those
-layers were the largest share of a worker's time.
+layers were the largest share of a worker's time. The stages send a whole batch's records
+at once (:func:`send_many`: one record batch per partition).
 
 Nothing about delivery changes: this is the same aiokafka producer Faust uses, with the
 same accumulator, so the producer flush Faust runs before every offset commit
 (``Consumer._commit_offsets``) covers these records exactly as it covers Faust's own.
-Partitioning is aiokafka's default partitioner on the key bytes, which is what Faust's
-``Topic.send`` uses when no partition is given.
+Partitioning is the producer's own partitioner on the key bytes (aiokafka's default),
+which is what Faust's ``Topic.send`` uses when no partition is given.
 """
 
 from __future__ import annotations
@@ -27,22 +28,11 @@ def _kafka_producer(app):
     return app.producer._ensure_producer()
 
 
-async def send(
-    app, topic: str, key: bytes | None, value: bytes, partition: int | None = None
-) -> asyncio.Future:
-    """Queue one record; returns the broker acknowledgement's future (RecordMetadata).
-
-    Awaiting this only waits for room in the producer's buffer (back-pressure), not for
-    the broker.
-    """
-    return await _kafka_producer(app).send(topic, value, key=key, partition=partition)
-
-
 async def send_many(
     app, topic: str, records: Sequence[tuple[bytes, bytes]], partition: int | None = None
 ) -> list[tuple[int, int, asyncio.Future]]:
-    """Queue keyed records, partitioned as :func:`send` would, as one record batch per
-    partition (aiokafka's ``create_batch``/``send_batch``): no per-record future or
+    """Queue keyed records, partitioned as a keyed ``Topic.send`` would, as one record batch
+    per partition (aiokafka's ``create_batch``/``send_batch``): no per-record future or
     accumulator step. Awaiting waits for room in the producer's queue, not for the broker;
     Faust's flush before each offset commit covers these batches too.
 
