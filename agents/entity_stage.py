@@ -76,7 +76,8 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
     async def observe_entities(messages: list) -> None:
         """One fetch's hops: each entity's state read and written once, the hops that go on
         sent, the finished transactions queued for scoring (acknowledged once decided)."""
-        entity_states: dict[tuple[str, int, str], bytes] = {}  # (entity, partition, key)
+        # entity -> (partition, key) -> its state after this batch
+        entity_states: dict[str, dict[tuple[int, str], bytes]] = {e: {} for e in states}
         onward: list[tuple[bytes, bytes]] = []
         scored: list[tuple[ScoreRequest, object]] = []
         done: list = []  # messages acknowledged once this batch's hops are sent
@@ -87,12 +88,8 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
             try:
                 hop = hop_from_wire(orjson.loads(message.value))
                 entity = hop_entity(hop)
-                slot = (entity, message.partition, key)
-                state = (
-                    entity_states[slot]
-                    if slot in entity_states
-                    else states[entity].lookup_in(message.partition, key)
-                )
+                written, slot = entity_states[entity], (message.partition, key)
+                state = written[slot] if slot in written else states[entity].lookup_in(*slot)
                 new_state, following, lateness = observe_entity(engine, hop, state)
                 if isinstance(hop, TxHop):
                     counters.saw_lateness(lateness)
@@ -106,7 +103,7 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                 done.append(message)
                 continue
             if new_state is not None:
-                entity_states[slot] = new_state
+                written[slot] = new_state
             if isinstance(following, ScoreRequest):
                 scored.append((following, message))
                 continue
@@ -114,10 +111,9 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                 next_key = engine.keys(following.record)[following.pending[0]]
                 onward.append((str(next_key).encode(), raw_producer.dumps(following.to_wire())))
             done.append(message)
-        for entity, table in states.items():
-            writes = {(p, k): v for (e, p, k), v in entity_states.items() if e == entity}
+        for entity, writes in entity_states.items():
             if writes:
-                await table.put_many_in(writes)
+                await states[entity].put_many_in(writes)
         await raw_producer.send_many(app, BY_ENTITY_TOPIC, onward)
         inbox.done(done)
         for request, message in scored:
