@@ -1,21 +1,27 @@
 """Card stage: decode and check the record in the user's schema, update the card's state,
-and pass the transaction on to the next entity's state.
+compute the whole feature vector and hand the transaction to the scorer; then send it on to
+the other entities' states.
 
-Input aegis.transactions is keyed by card, so a card's transactions arrive in order here,
-which the card windows need (same-second transactions count in arrival order). The
-per-event logic is in the plain functions `read_transaction` and `observe_card`;
-`register` wires them to the stream.
+This is the decision path's only consumed record (one hop). Input aegis.transactions is
+keyed by card, so a card's transactions arrive in order here, which the card windows need
+(same-second transactions count in arrival order). The other entities' features (the
+merchant's, ...) are read from this worker's replicas of their states
+(aegis_app/kafka/state_replica.py), which their own stage (agents/entity_stage.py) keeps
+up to date off the decision path. The per-event logic is in the plain functions
+`read_transaction` and `observe_transaction`; `register` wires them to whole fetches.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import faust
 
 from aegis_app.core.codec import RecordCodec, json_safe
-from aegis_app.core.messages import Refusal, Rekey, TxHop
+from aegis_app.core.messages import Refusal, Rekey, ScoreRequest, TxHop
 from aegis_app.core.records import InvalidRecord
 from aegis_app.core.settings import BY_ENTITY_TOPIC
 from aegis_app.kafka import raw_producer
@@ -44,29 +50,40 @@ def read_transaction(
     return record
 
 
-def observe_card(
+class Observed(NamedTuple):
+    """What the card stage makes of one transaction."""
+
+    card_state: bytes | None  # the card's new state (None: the record has no card key)
+    request: ScoreRequest  # the transaction with its whole feature vector, to be decided
+    hops: list[TxHop]  # one per further entity with a key, for its state (off the path)
+
+
+def observe_transaction(
     engine: StreamEngine,
     card_entity: str,
     record: dict[str, Any],
-    state: bytes | None,
+    card_state: bytes | None,
+    others: Mapping[str, bytes | None],
     ingested_ms: int | None,
-) -> tuple[bytes | None, TxHop]:
-    """The card's new state and the hop to the next entity (RecordError, StateError if the
-    record or the stored state cannot be used)."""
-    features, new_state = engine.observe_entity(card_entity, record, state)
+) -> Observed:
+    """The card's new state, the request to score and the hops to the other entities'
+    states. `others`: the state of each other entity (the replica's), as it stands; they
+    are read, not changed (RecordError, StateError if the record or a state cannot be
+    used)."""
+    parts, new_state = engine.observe_entity(card_entity, record, card_state)
     keys = engine.keys(record)
-    pending = [e for e in engine.entities if e != card_entity and keys[e] is not None]
-    # An entity the record has no key for: NaN features, no state (StreamEngine's rule).
+    safe = json_safe(record)
+    hops: list[TxHop] = []
     for entity in engine.entities:
-        if entity != card_entity and keys[entity] is None:
-            features.update(engine.observe_entity(entity, record, None)[0])
-    hop = TxHop(
-        record=json_safe(record),
-        features=json_safe(features),
-        pending=pending,
-        ingested_ms=ingested_ms,
-    )
-    return new_state, hop
+        if entity == card_entity:
+            continue
+        # No key: NaN features, no state (StreamEngine's rule); read as against no state.
+        parts.update(engine.features_against(entity, record, others.get(entity)))
+        if keys[entity] is not None:
+            hops.append(TxHop(entity=entity, record=safe))
+    parts.update(engine.transaction_features(record))
+    request = ScoreRequest(tx=safe, features=engine.assemble(parts), ingested_ms=ingested_ms)
+    return Observed(new_state, request, hops)
 
 
 def register(app: faust.App, pipeline: Pipeline) -> None:
@@ -74,51 +91,74 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
     engine, codec, dead_letters = pipeline.engine, pipeline.codec, pipeline.dead_letters
     card_entity = pipeline.card_entity
     card_state = pipeline.states[card_entity]
+    replicas = pipeline.replicas
     max_bytes = pipeline.settings.max_record_bytes
     source = topics.transactions.get_topic_name()
     inbox = batch_inbox(app, pipeline.settings, topics.transactions)
 
     async def decide_cards(messages: list) -> None:
-        """One fetch's transactions: card states read and written once per card, one hop
-        per transaction to its next entity."""
+        """One fetch's transactions: card states read and written once per card, the
+        other entities' states read from the replicas, each transaction queued for its
+        decision (acknowledged once decided) and sent on to the other entities' states."""
         states: dict[tuple[int, str], bytes] = {}  # (partition, card) -> state after the batch
         hops: list[tuple[bytes, bytes]] = []
+        requests: list[tuple[ScoreRequest, object]] = []
+        done: list = []  # messages acknowledged once this batch's hops are sent
         for message in messages:
             payload = message.value
             counts["transactions_in"] += 1
             read = read_transaction(codec, payload, message.key, max_bytes)
             if isinstance(read, Refusal):
                 await dead_letters.send(payload, read.reason, source, message=message)
+                done.append(message)
                 continue
             if isinstance(read, Rekey):
                 # Counted once, when it comes back under its card key.
                 counts["transactions_in"] -= 1
                 counts["rekeyed"] += 1
                 await topics.transactions.send(key=read.card_key.encode(), value=payload)
+                done.append(message)
                 continue
             record = read
             keys = engine.keys(record)
             key, slot = keys[card_entity], (message.partition, keys[card_entity])
             state = states[slot] if slot in states else card_state.lookup_in(*slot)
             try:
-                new_state, hop = observe_card(
-                    engine, card_entity, record, state, int(message.timestamp * 1000)
+                others = {
+                    entity: replica.get(keys[entity])
+                    for entity, replica in replicas.items()
+                    if keys[entity] is not None
+                }
+                observed = observe_transaction(
+                    engine, card_entity, record, state, others, int(message.timestamp * 1000)
                 )
             except (RecordError, StateError) as exc:
                 await dead_letters.send(payload, str(exc), source, message=message)
+                done.append(message)
                 continue
             except Exception as exc:  # corrupt state must not stop the stream for every card
                 log.exception("card %s: state update failed", key)
                 await dead_letters.send(
                     payload, f"card state error: {exc!r}", source, message=message
                 )
+                done.append(message)
                 continue
-            if new_state is not None:
-                states[slot] = new_state
-            hops.append((str(keys[hop.pending[0]]).encode(), raw_producer.dumps(hop.to_wire())))
+            if observed.card_state is not None:
+                states[slot] = observed.card_state
+            for hop in observed.hops:
+                hop_key = str(keys[hop.entity]).encode()
+                hops.append((hop_key, raw_producer.dumps(hop.to_wire())))
+            requests.append((observed.request, message))
         await card_state.put_many_in(states)
         await raw_producer.send_many(app, BY_ENTITY_TOPIC, hops)
+        inbox.done(done)
+        for request, message in requests:
+            await pipeline.scorer.submit(request, partial(inbox.done, (message,)))
 
     @app.task
     async def card_stage() -> None:
-        await run_batches(app, inbox, decide_cards)
+        # Decide nothing before every replica has read its changelog up to the end once.
+        for replica in replicas.values():
+            await replica.replica.caught_up.wait()
+        # decide_cards acknowledges (the decided messages once they are published).
+        await run_batches(app, inbox, decide_cards, acknowledge=False)

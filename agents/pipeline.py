@@ -1,9 +1,12 @@
 """The worker's stream pipeline, registered on a Faust app by the app factory.
 
-    aegis.transactions -> card stage -> aegis.by-entity <- label router <- aegis.labels
-                                             |  (one hop per further entity of the config:
-                                             |   the merchant, then e.g. a category)
-                                      entity stage -> scorer -> aegis.decisions, aegis.alerts
+    aegis.transactions -> card stage -> scorer -> aegis.decisions, aegis.alerts
+                              ^    |
+          replicas of the other    |  (off the decision path: one hop per further entity
+          entities' states         v   of the config, the merchant, e.g. a category)
+                              ^  aegis.by-entity <- label router <- aegis.labels
+                              |    |
+          <entity>_state changelogs <- entity stage
 
 Each stage's module has its per-event logic as plain functions and a `register(app,
 pipeline)` that attaches its agent; nothing attaches itself at import.
@@ -23,7 +26,7 @@ from agents import card_stage, entity_stage, labels, scoring, views
 from agents.counters import WorkerCounters
 from agents.deadletter import DeadLetters
 from agents.scoring import MicroBatchScorer
-from agents.state import declare_tables
+from agents.state import EntityReplica, declare_replicas, declare_tables
 from agents.topics import Topics, declare_topics
 from tables.engine import StreamEngine
 
@@ -39,6 +42,7 @@ class Pipeline:
     topics: Topics
     card_entity: str
     states: dict[str, LeanTable]  # entity name -> its state table
+    replicas: dict[str, EntityReplica]  # every entity but the card -> this worker's replica
     counters: WorkerCounters
     dead_letters: DeadLetters
     scorer: MicroBatchScorer
@@ -65,6 +69,8 @@ def register(app: faust.App, settings: Settings) -> Pipeline:
     card = card_entity_of(engine)
     topics = declare_topics(app)
     counters = WorkerCounters()
+    states = declare_tables(app, settings, engine.entities)
+    others = tuple(e for e in engine.entities if e != card)
     pipeline = Pipeline(
         settings=settings,
         config=config,
@@ -72,7 +78,8 @@ def register(app: faust.App, settings: Settings) -> Pipeline:
         codec=RecordCodec(config),
         topics=topics,
         card_entity=card,
-        states=declare_tables(app, settings, engine.entities),
+        states=states,
+        replicas=declare_replicas(app, settings, states, others),
         counters=counters,
         dead_letters=DeadLetters(topics.deadletter, counters),
         scorer=scoring.register(app, settings, counters, engine),

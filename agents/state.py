@@ -1,13 +1,19 @@
 """The Faust tables that hold feature state: one per entity the config declares, named
 "<entity>_state" (the Handbook's: card_state, terminal_state). The arithmetic is in
-tables/engine; a value is an entity's packed state (tables/engine/state.py), raw bytes."""
+tables/engine; a value is an entity's packed state (tables/engine/state.py), raw bytes.
+Every worker also keeps a replica of each non-card entity's table (aegis_app/kafka/
+state_replica.py), which the card stage reads."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import faust
 
 from aegis_app.core.settings import Settings
+from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.kafka.lean_table import LeanTable
+from aegis_app.kafka.state_replica import StateReplica
 
 
 def table_name(entity: str) -> str:
@@ -35,3 +41,43 @@ def declare_tables(
 ) -> dict[str, LeanTable]:
     """entity name -> its table. Keys: the entity's key text (StreamEngine.keys)."""
     return {entity: _lean_table(app, settings, table_name(entity)) for entity in entities}
+
+
+def declare_replicas(
+    app: faust.App, settings: Settings, tables: dict[str, LeanTable], entities: tuple[str, ...]
+) -> dict[str, EntityReplica]:
+    """entity -> this worker's replica of its state table (every partition), for the given
+    entities (those other than the card: the card stage reads their states)."""
+    replicas: dict[str, EntityReplica] = {}
+    for entity in entities:
+        table = tables[entity]
+        replica = StateReplica(
+            KafkaConnection.from_settings(settings),
+            table.changelog_topic.get_topic_name(),
+            settings.data_dir / "replicas" / table_name(entity),
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        )
+        replicas[entity] = EntityReplica(replica, _changelog_key_function(table))
+        app.task(replica.run)
+    return replicas
+
+
+class EntityReplica:
+    """An entity's replica, looked up by the entity's key text (StreamEngine.keys)."""
+
+    def __init__(self, replica: StateReplica, key_bytes: Callable[[str], bytes]) -> None:
+        self.replica = replica
+        self._key_bytes = key_bytes
+
+    def get(self, key: str) -> bytes | None:
+        return self.replica.get(self._key_bytes(key))
+
+
+def _changelog_key_function(table: LeanTable) -> Callable[[str], bytes]:
+    """How a key's text becomes its changelog key: UTF-8 when that is what the table's
+    serializer gives (the worker's "raw" keys: a lookup per transaction, kept cheap), else
+    the table's own encoding."""
+    probe = "probe-ü-1"
+    if table.changelog_key(probe) == probe.encode():
+        return str.encode
+    return table.changelog_key

@@ -59,6 +59,15 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                     for topic, inbox in app.batch_inboxes.items()
                 },
                 "max_event_lateness_seconds": counters.max_lateness_seconds,
+                # The replicas of other entities' states the card stage reads (how current),
+                # and the changelog records this worker's tables wrote.
+                "state_replicas": {
+                    entity: replica.replica.health()
+                    for entity, replica in pipeline.replicas.items()
+                },
+                "changelogs": {
+                    entity: table.changelog_status() for entity, table in pipeline.states.items()
+                },
                 "assigned_partitions": assigned,
             },
             status=200 if ready else 503,

@@ -1,13 +1,14 @@
 """The messages that pass between the worker's stages, typed, with their wire form.
 
-The card stage computes the card's features and sends a :class:`TxHop` on aegis.by-entity,
-keyed by the record's key for the next entity of the config (the merchant, then e.g. a
-category); each entity stage adds its entity's features and passes the hop on, the last one
-hands a :class:`ScoreRequest` to the scorer. The label router sends a :class:`LabelHop` on
-the same topic for each entity with label-based features, so an entity's transactions and
-labels arrive in one order. A stage that refuses a record produces a :class:`Refusal`,
-which the agent turns into a dead letter. The wire form is JSON (``{"kind": "tx" |
-"label", ...}``).
+The card stage computes the whole feature vector (the card's from its state, the other
+entities' from its local replica of theirs) and hands a :class:`ScoreRequest` to the
+scorer; off the decision path it sends one :class:`TxHop` per further entity on
+aegis.by-entity, keyed by that entity's key (the merchant, e.g. a category), and the entity
+stage adds the transaction to that entity's state. The label router sends a
+:class:`LabelHop` on the same topic for each entity with label-based features, so an
+entity's transactions and labels arrive in one order. A stage that refuses a record
+produces a :class:`Refusal`, which the agent turns into a dead letter. The wire form is
+JSON (``{"kind": "tx" | "label", ...}``).
 """
 
 from __future__ import annotations
@@ -21,31 +22,15 @@ LABEL_KIND = "label"
 
 @dataclass(frozen=True, slots=True)
 class TxHop:
-    """A checked transaction and the features computed so far, on its way to the state of
-    the next entity in `pending`."""
+    """A checked transaction on its way to the state of one entity other than the card,
+    off the decision path: the card stage has decided it already (from its replica of
+    that entity's state); the entity stage adds it to the state."""
 
+    entity: str  # the entity whose state takes it; the hop is keyed by its key
     record: dict[str, Any]  # the normalised record, JSON-safe (NaN as None)
-    features: dict[str, Any]  # the features of the entities already visited
-    pending: list[str]  # entities still to visit, in order; the first is the hop's key
-    ingested_ms: int | None  # broker timestamp of the input record, for end-to-end latency
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "kind": TX_KIND,
-            "record": self.record,
-            "features": self.features,
-            "pending": self.pending,
-            "ingested_ms": self.ingested_ms,
-        }
-
-    def passed_on(self, features: dict[str, Any]) -> TxHop:
-        """The hop to the next pending entity, with this entity's features added."""
-        return TxHop(
-            record=self.record,
-            features={**self.features, **features},
-            pending=self.pending[1:],
-            ingested_ms=self.ingested_ms,
-        )
+        return {"kind": TX_KIND, "entity": self.entity, "record": self.record}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +67,11 @@ def hop_from_wire(message: dict[str, Any]) -> TxHop | LabelHop:
             tx_ts=label["tx_ts"],
             known_at=label["known_at"],
         )
-    return TxHop(
-        record=message["record"],
-        features=message["features"],
-        pending=list(message["pending"]),
-        ingested_ms=message.get("ingested_ms"),
-    )
+    if "entity" not in message:
+        # The form before the one-hop path (record, features, pending entities): its
+        # decision was left to the entity stages, which no longer make one.
+        raise KeyError("entity: a hop in the chained form of earlier versions (OPERATIONS.md)")
+    return TxHop(entity=message["entity"], record=message["record"])
 
 
 @dataclass(frozen=True, slots=True)

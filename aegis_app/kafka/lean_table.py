@@ -31,6 +31,28 @@ from aegis_app.kafka import raw_producer
 
 
 class LeanTable(faust.Table):
+    # Changelog records queued and acknowledged since the worker started, and the offset of
+    # the last acknowledged one per partition: /health/ (a replica is current with this
+    # worker's writes once it has read past them).
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.changelog_queued = 0
+        self.changelog_acked = 0
+        self.changelog_last_offsets: dict[int, int] = {}
+
+    def changelog_status(self) -> dict:
+        """This table's part of the worker's /health/."""
+        return {
+            "queued": self.changelog_queued,
+            "acknowledged": self.changelog_acked,
+            "last_offsets": dict(self.changelog_last_offsets),
+        }
+
+    def changelog_key(self, key: Any) -> bytes:
+        """The key of `key`'s changelog records, as bytes (what a replica reads)."""
+        key_bytes, _ = self.changelog_topic.prepare_key(key, self.key_serializer)
+        return key_bytes
+
     def lookup_in(self, partition: int, key: Any) -> Any:
         """The value of `key` in the store of `partition` (None if absent)."""
         store = self.data
@@ -53,6 +75,7 @@ class LeanTable(faust.Table):
             records[partition].append((key_bytes, value_bytes))
         topic = changelog.get_topic_name()
         for partition, items in records.items():
+            self.changelog_queued += len(items)
             for _, count, ack in await raw_producer.send_many(self.app, topic, items, partition):
                 ack.add_done_callback(partial(self._on_lean_batch_sent, count))
 
@@ -66,6 +89,8 @@ class LeanTable(faust.Table):
             return
         first = ack.result()
         last = first._replace(offset=first.offset + count - 1)
+        self.changelog_acked += count
+        self.changelog_last_offsets[last.partition] = last.offset
         self._on_changelog_sent(_Acknowledged(last))
 
 

@@ -33,6 +33,8 @@ class TopicListener:
         # Set once `listen` says it is current (tests and health checks wait on it).
         self.ready = asyncio.Event()
         self.status = "starting"
+        # More options for the consumer (a subclass's own, e.g. fetch_max_wait_ms).
+        self.consumer_options: dict = {}
 
     async def run(self) -> None:
         while True:
@@ -57,6 +59,7 @@ class TopicListener:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **self.consumer_options,
         )
         await consumer.start()
         try:

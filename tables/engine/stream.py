@@ -108,6 +108,19 @@ class StreamEngine:
         tx_hash = id_hash(_column(record, "transaction_id"))
         return self._observe_entity(plan, state, record, ts, tx_hash)
 
+    def features_against(
+        self, entity: str, record: Mapping[str, Any], state: bytes | None
+    ) -> dict[str, Any]:
+        """One entity's features of the record against a state, which is left as it was:
+        what :meth:`observe_entity` answers, without the new state. The card stage reads
+        the other entities' features this way from its local replica of their states."""
+        plan = self.plan.entities[entity]
+        if is_missing(_column(record, plan.column)):
+            return {f.name: np.nan for f in plan.features}
+        ts = _time(record)
+        tx_hash = id_hash(_column(record, "transaction_id"))
+        return self._observe_entity(plan, state, record, ts, tx_hash, keep=False)[0]
+
     def transaction_features(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The per-transaction features (calendar, values, categories, distance, age)."""
         columns = {c: np.array([_column(record, c)]) for c in self._columns}
@@ -171,13 +184,14 @@ class StreamEngine:
         record: Mapping[str, Any],
         ts: int,
         tx_hash: int,
-    ) -> tuple[dict[str, Any], bytes, int]:
+        keep: bool = True,
+    ) -> tuple[dict[str, Any], bytes | None, int]:
         numeric = {f: _number(record, f) for f in entity.numeric_fields}
         keys = {
             f: hash_value(_column(record, f), numeric_key)
             for f, numeric_key in zip(entity.key_fields, entity.key_fields_numeric)
         }
-        return _observe_event(entity, blob, ts, tx_hash, numeric, keys)
+        return _observe_event(entity, blob, ts, tx_hash, numeric, keys, keep)
 
     def _label_entity(self, entity: str) -> EntityPlan:
         plan = self.plan.entities.get(entity)
@@ -209,8 +223,10 @@ def _observe_event(
     tx_hash: int,
     numeric: dict[str, float],
     keys: dict[str, int],
-) -> tuple[dict[str, Any], bytes, int]:
-    """An event's window features, the entity's new state and the event's lateness."""
+    keep: bool = True,
+) -> tuple[dict[str, Any], bytes | None, int]:
+    """An event's window features, the entity's new state (unless `keep` is False: then the
+    state as it was) and the event's lateness."""
     current = packed.decode(entity, blob)
     event = packed.event_cells(entity, tx_hash, numeric, keys)
     out = np.empty((len(entity.features), 1), dtype=np.float64)
@@ -238,7 +254,7 @@ def _observe_event(
         out,
     )
     values = dict(zip(entity.feature_names, out[:, 0].tolist()))
-    if not appended:  # a redelivery: the state stays as it was
+    if not appended or not keep:  # a redelivery (or only asked): the state stays as it was
         return values, blob, lateness
     return values, packed.encode(entity, packed.pruned(grown, entity.horizon)), lateness
 

@@ -1,4 +1,5 @@
-"""The card stage's per-event logic, without a broker: read, refuse, re-key, observe."""
+"""The card stage's per-event logic, without a broker: read, refuse, re-key, observe and
+ask for the decision."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aegis_app.core.codec import RecordCodec
 from aegis_app.core.config import load, resolve
 from aegis_app.core.messages import Refusal, Rekey, TxHop, hop_from_wire
 from aegis_app.core.records import parse_datetime
-from agents.card_stage import observe_card, read_transaction
+from agents.card_stage import observe_transaction, read_transaction
 from tables.engine import StreamEngine
 
 MAX_BYTES = 10_000
@@ -75,36 +76,65 @@ def test_bad_bytes_and_bad_fields_are_refused_with_the_reason(codec):
     assert read_transaction(codec, negative, b"7", MAX_BYTES).reason.startswith("TX_AMOUNT:")
 
 
-def test_observe_card_counts_windows_and_passes_the_features_on(codec, engine):
+def test_observe_transaction_counts_windows_and_asks_for_the_decision(codec, engine):
     state = None
-    hops: list[TxHop] = []
+    observed = []
     times = ["2018-04-01 10:00:00", "2018-04-01 12:00:00", "2018-04-05 09:00:00"]
     for i, when in enumerate(times):
         record = _record(codec, i, when, amount=10.0 * (i + 1))
-        state, hop = observe_card(engine, "card", record, state, 1_000 + i)
-        hops.append(hop)
-    last = hops[-1]
+        step = observe_transaction(engine, "card", record, state, {}, 1_000 + i)
+        state = step.card_state
+        observed.append(step)
+    last = observed[-1].request
     assert last.features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 1.0
     assert last.features["CUSTOMER_ID_NB_TX_7DAY_WINDOW"] == 3.0
     assert last.features["CUSTOMER_ID_AVG_AMOUNT_7DAY_WINDOW"] == 20.0
-    assert last.pending == ["terminal"]
-    assert last.record["ts"] == parse_datetime("2018-04-05 09:00:00")
+    assert list(last.features) == list(engine.plan.names)  # the whole vector, in order
+    assert last.tx["ts"] == parse_datetime("2018-04-05 09:00:00")
     assert last.ingested_ms == 1_002
     assert isinstance(state, bytes) and engine.state_size("card", state).events == 3
+    # The terminal's state is not kept here: one hop to it, with the record.
+    assert observed[-1].hops == [TxHop(entity="terminal", record=last.tx)]
+
+
+def test_the_other_entities_features_are_read_from_their_state_as_it_stands(codec, engine):
+    terminal = None
+    for i in range(3):  # three earlier transactions at terminal 3, eight days before
+        record = _record(codec, 100 + i, "2018-04-01 10:00:00", card=50 + i)
+        terminal = engine.observe_entity("terminal", record, terminal)[1]
+    record = _record(codec, 9, "2018-04-09 11:00:00")
+    with_state = observe_transaction(engine, "card", record, None, {"terminal": terminal}, 0)
+    without = observe_transaction(engine, "card", record, None, {}, 0)
+    assert with_state.request.features["TERMINAL_ID_NB_TX_7DAY_WINDOW"] == 3.0
+    assert without.request.features["TERMINAL_ID_NB_TX_7DAY_WINDOW"] == 0.0
+    # ... and as the terminal's own stage would compute them, which keeps the state.
+    assert (
+        engine.features_against("terminal", record, terminal)
+        == (engine.observe_entity("terminal", record, terminal)[0])
+    )
+    assert engine.state_size("terminal", terminal).events == 3  # read, not changed
 
 
 def test_a_redelivered_transaction_is_answered_as_the_first_time_and_not_counted_twice(
     codec, engine
 ):
     record = _record(codec, 1, "2018-04-01 10:00:00")
-    first_state, first = observe_card(engine, "card", record, None, 0)
-    again_state, again = observe_card(engine, "card", record, first_state, 0)
-    assert again.features == first.features
-    assert engine.state_size("card", again_state).events == 1
+    first = observe_transaction(engine, "card", record, None, {}, 0)
+    again = observe_transaction(engine, "card", record, first.card_state, {}, 0)
+    assert again.request.features == first.request.features
+    assert engine.state_size("card", again.card_state).events == 1
 
 
 def test_the_hop_survives_its_json_wire_form(codec, engine):
-    _, hop = observe_card(engine, "card", _record(codec, 5, "2018-04-01 10:00:00"), None, 123)
+    record = _record(codec, 5, "2018-04-01 10:00:00")
+    (hop,) = observe_transaction(engine, "card", record, None, {}, 123).hops
     wire = json.loads(json.dumps(hop.to_wire()))
-    assert wire["kind"] == "tx" and wire["record"]["transaction_id"] == "5"
+    assert wire["kind"] == "tx" and wire["entity"] == "terminal"
+    assert wire["record"]["transaction_id"] == "5"
     assert hop_from_wire(wire) == hop
+
+
+def test_a_hop_in_the_chained_form_of_earlier_versions_is_refused_by_name():
+    old = {"kind": "tx", "record": {}, "features": {}, "pending": ["terminal"]}
+    with pytest.raises(KeyError, match="chained form"):
+        hop_from_wire(old)

@@ -1,5 +1,6 @@
-"""The entity stage's per-event logic, and the whole hop chain (card stage -> one entity
-stage per further entity -> scorer) against the batch path, without a broker."""
+"""The entity stage's per-event logic, and the whole path (card stage, reading the other
+entities' states, -> scorer; each hop -> its entity's state) against the batch path,
+without a broker."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from aegis_app.core.messages import LabelHop, ScoreRequest, TxHop, hop_from_wire
 from aegis_app.core.records import format_datetime
 from aegis_app.core.source import SourceReader
 from aegis_app.core.timerules import label_known_at
-from agents.card_stage import observe_card
-from agents.entity_stage import hop_entity, observe_entity
+from agents.card_stage import observe_transaction
+from agents.entity_stage import observe_entity
 from agents.labels import route_label
 from agents.pipeline import card_entity_of
 from tables.engine import StreamEngine, compute_features
@@ -27,7 +28,8 @@ ROWS = 4000
 
 
 class Stream:
-    """The worker's stages over in-memory tables and a message queue, in arrival order."""
+    """The worker's stages over in-memory tables, in arrival order; the card stage's
+    replicas are the tables themselves (as current as a replica gets)."""
 
     def __init__(self, engine: StreamEngine) -> None:
         self.engine = engine
@@ -35,26 +37,25 @@ class Stream:
         self.tables: dict[str, dict[str, bytes]] = {e: {} for e in engine.entities}
 
     def transaction(self, record: dict) -> ScoreRequest:
-        key = self.engine.keys(record)[self.card]
-        state, message = observe_card(
-            self.engine, self.card, record, self.tables[self.card].get(key), 0
-        )
-        self.tables[self.card][key] = state
-        while isinstance(message, TxHop):
-            message = hop_from_wire(json.loads(json.dumps(message.to_wire())))  # the wire
-            message = self._hop(message, self.engine.keys(message.record)[hop_entity(message)])
-        return message
+        keys = self.engine.keys(record)
+        others = {e: self.tables[e].get(keys[e]) for e in self.engine.entities if e != self.card}
+        card_state = self.tables[self.card].get(keys[self.card])
+        observed = observe_transaction(self.engine, self.card, record, card_state, others, 0)
+        self.tables[self.card][keys[self.card]] = observed.card_state
+        for hop in observed.hops:
+            hop = hop_from_wire(json.loads(json.dumps(hop.to_wire())))  # the wire
+            self._hop(hop, self.engine.keys(hop.record)[hop.entity])
+        return observed.request
 
     def label(self, label: Label) -> None:
         for key, hop in route_label(label.to_json(), self.engine.label_entities):
-            assert self._hop(hop, key.decode()) is None
+            self._hop(hop, key.decode())
 
-    def _hop(self, hop: TxHop | LabelHop, key: str):
-        table = self.tables[hop_entity(hop)]
-        state, following, _ = observe_entity(self.engine, hop, table.get(key))
+    def _hop(self, hop: TxHop | LabelHop, key: str) -> None:
+        table = self.tables[hop.entity]
+        state, _ = observe_entity(self.engine, hop, table.get(key))
         if state is not None:
             table[key] = state
-        return following
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def sparkov_frame(sparkov_slice, tmp_path_factory) -> tuple[pd.DataFrame, object
     return frame.reset_index(drop=True), config
 
 
-def test_the_hop_chain_gives_the_batch_features_with_labels_known_after_the_delay(
+def test_the_stages_give_the_batch_features_with_labels_known_after_the_delay(
     sparkov_frame,
 ):
     frame, config = sparkov_frame
@@ -117,18 +118,18 @@ def test_a_label_hop_updates_the_entity_state_and_asks_for_nothing(sparkov_frame
     engine = StreamEngine(config)
     record = frame.iloc[0].to_dict()
     hop = LabelHop("merchant", record["transaction_id"], 1, int(record["ts"]), int(record["ts"]))
-    state, following, _ = observe_entity(engine, hop, None)
-    assert following is None and engine.state_size("merchant", state).labels == 1
+    state, _ = observe_entity(engine, hop, None)
+    assert engine.state_size("merchant", state).labels == 1
 
 
 def test_lateness_is_how_far_a_transaction_is_behind_its_states_newest_event(sparkov_frame):
     frame, config = sparkov_frame
     engine = StreamEngine(config)
     record = frame.iloc[0].to_dict()
-    hop = TxHop(record, {}, ["merchant", "category"], None)
-    state, _, lateness = observe_entity(engine, hop, None)
+    hop = TxHop("merchant", record)
+    state, lateness = observe_entity(engine, hop, None)
     assert lateness == 0  # an empty state
-    earlier = TxHop({**record, "ts": int(record["ts"]) - 7200}, {}, ["merchant", "category"], None)
+    earlier = TxHop("merchant", {**record, "ts": int(record["ts"]) - 7200})
     assert observe_entity(engine, earlier, state).lateness == 7200
-    later = TxHop({**record, "ts": int(record["ts"]) + 60}, {}, ["merchant", "category"], None)
+    later = TxHop("merchant", {**record, "ts": int(record["ts"]) + 60})
     assert observe_entity(engine, later, state).lateness == 0

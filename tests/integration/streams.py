@@ -63,6 +63,31 @@ def wait_for_count(web: str, name: str, expected: int, timeout: float) -> None:
     raise TimeoutError(f"{name} did not reach {expected}")
 
 
+def wait_for_entity_states(web: str, hops: int, timeout: float) -> None:
+    """Until the worker has written `hops` transaction and label hops into its entity
+    states and its replicas have read every changelog record it wrote: what the card stage
+    decides from then on sees them (a worker alone owns every partition)."""
+    wait_for_count(web, "entity_hops_written", hops, timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = httpx.get(f"{web}/health/").json()
+        if _replicas_current(health):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"replicas did not catch up: {health['state_replicas']}")
+
+
+def _replicas_current(health: dict) -> bool:
+    for entity, replica in health["state_replicas"].items():
+        written = health["changelogs"][entity]
+        if written["queued"] != written["acknowledged"]:
+            return False
+        for partition, offset in written["last_offsets"].items():
+            if replica["next_offsets"].get(partition, 0) <= offset:
+                return False
+    return True
+
+
 def feature_mismatches(
     decisions: list[dict], batch: pd.DataFrame, names: tuple[str, ...]
 ) -> list[tuple]:

@@ -22,7 +22,13 @@ from tables.engine import StreamEngine, compute_features
 from tables.engine import state as packed
 from tables.engine.snapshot import build_states
 from tests.integration.running import own_broker, running_worker
-from tests.integration.streams import feature_mismatches, file_labels, produce, wait_for_count
+from tests.integration.streams import (
+    feature_mismatches,
+    file_labels,
+    produce,
+    wait_for_count,
+    wait_for_entity_states,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +77,7 @@ def decisions(warm):
     wait_for_count(web, "labels_in", len(labels), timeout=60)
     takers = StreamEngine(config).label_entities
     hops = sum(label.entities.get(e) is not None for label in labels for e in takers)
-    wait_for_count(web, "entity_stage_in", hops, timeout=60)
+    wait_for_entity_states(web, hops, timeout=60)
     argv = ["replay", str(warm["rest"]), "--broker", warm["broker"].url, "--no-labels"]
     assert main([*argv, "--rate", str(REPLAY_RATE), "--quiet"]) == 0
     expected = set(replayed["transaction_id"])

@@ -30,9 +30,16 @@ from aegis_app.core.source import SourceReader
 from aegis_app.core.timerules import DAY
 from aegis_app.harness import simulator
 from aegis_app.harness.stack import read_topic
+from agents.pipeline import card_entity_of
 from tables.engine import StreamEngine, compute_features
 from tests.integration.running import own_broker, running_worker
-from tests.integration.streams import feature_mismatches, file_labels, produce, wait_for_count
+from tests.integration.streams import (
+    feature_mismatches,
+    file_labels,
+    produce,
+    wait_for_count,
+    wait_for_entity_states,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -121,23 +128,30 @@ def decisions(stack):
     label_messages = [(lb.transaction_id.encode(), lb.to_json()) for lb in labels]
     asyncio.run(produce(bootstrap, LABELS_TOPIC, label_messages))
     wait_for_count(stack["web"], "labels_in", len(labels), timeout=120)
-    # ... and applied to every entity state they name, so that no label backlog holds back
-    # a partition's transactions by more than a label delay of event time.
-    takers = StreamEngine(config).label_entities
-    label_hops = sum(label.entities.get(e) is not None for label in labels for e in takers)
-    wait_for_count(stack["web"], "entity_stage_in", label_hops, timeout=120)
+    # ... and applied to every entity state they name (and its replicas), so that no label
+    # backlog holds back a partition's transactions by more than a label delay of event time.
+    engine = StreamEngine(config)
+    label_hops = sum(
+        label.entities.get(e) is not None for label in labels for e in engine.label_entities
+    )
+    wait_for_entity_states(stack["web"], label_hops, timeout=120)
     codec = RecordCodec(config)
     malformed = _malformed(codec, _first_row(stack["file"], config))
     stack["malformed"] = malformed
     bad_records = [(str(i).encode(), payload) for i, (payload, _) in enumerate(malformed)]
     asyncio.run(produce(bootstrap, TRANSACTIONS_TOPIC, bad_records))
     asyncio.run(produce(bootstrap, LABELS_TOPIC, [(b"1", BAD_LABEL)]))
-    decided = 0
+    decided, hops = 0, label_hops
+    others = [e for e in engine.entities if e != card_entity_of(engine)]
     for part, rows in _slices(stack["file"], frame, config, stack["root"]):
         argv = ["replay", str(part), "--broker", stack["broker"].url, "--no-labels", "--quiet"]
         assert main([*argv, "--config", str(config.path)]) == 0
-        decided += rows
+        decided += len(rows)
         wait_for_count(stack["web"], "scored", decided, timeout=180)
+        # The slice's transactions reach the other entities' states (and the replicas the
+        # card stage reads them from) off the decision path: before the next slice.
+        hops += sum(int(rows[engine.plan.entities[e].column].notna().sum()) for e in others)
+        wait_for_entity_states(stack["web"], hops, timeout=180)
     expected = len(frame)
     records = read_topic(
         stack["broker"].url,
@@ -149,8 +163,8 @@ def decisions(stack):
 
 
 def _slices(path: Path, frame: pd.DataFrame, config: Config, root: Path):
-    """(file, rows) of consecutive slices of the data file, SLICE_DELAYS label delays of
-    event time each, the file's own rows and text."""
+    """(file, frame rows) of consecutive slices of the data file, SLICE_DELAYS label delays
+    of event time each, the file's own rows and text."""
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert len(raw) == len(frame)  # every row fits: the frame's rows are the file's
     width = SLICE_DELAYS * config.label_delay_days * DAY
@@ -159,7 +173,7 @@ def _slices(path: Path, frame: pd.DataFrame, config: Config, root: Path):
         part = root / f"slice-{i:03d}.csv"
         rows = raw[number == i]
         rows.to_csv(part, index=False)
-        yield part, len(rows)
+        yield part, frame[number == i]
 
 
 def _first_row(path: Path, config: Config) -> dict:

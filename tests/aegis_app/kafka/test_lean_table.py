@@ -70,6 +70,9 @@ def fake_table() -> SimpleNamespace:
         changelog_topic=FakeChangelog(),
         key_serializer="raw",
         value_serializer="json",
+        changelog_queued=0,
+        changelog_acked=0,
+        changelog_last_offsets={},
     )
     table._on_changelog_sent = lambda ack: LeanTable._on_changelog_sent(table, ack)
     table._on_lean_batch_sent = lambda count, ack: LeanTable._on_lean_batch_sent(table, count, ack)
@@ -118,6 +121,12 @@ def test_put_many_in_writes_each_partition_and_persists_each_batchs_last_offset(
     asyncio.run(scenario())
     # The batch's acknowledgement names its first record; the persisted offset is the last.
     assert table.data.persisted == {1: 101, 2: 7}
+    # /health/'s account of it: what a replica must read past to have this worker's writes.
+    assert LeanTable.changelog_status(table) == {
+        "queued": 3,
+        "acknowledged": 3,
+        "last_offsets": {1: 101, 2: 7},
+    }
 
 
 def test_a_refused_changelog_batch_leaves_the_persisted_offset(sent):
@@ -131,6 +140,11 @@ def test_a_refused_changelog_batch_leaves_the_persisted_offset(sent):
 
     asyncio.run(scenario())
     assert table.data.persisted == {}
+    assert LeanTable.changelog_status(table) == {
+        "queued": 1,
+        "acknowledged": 0,
+        "last_offsets": {},
+    }
 
 
 def test_put_many_in_refuses_exactly_once_transactions(sent):
