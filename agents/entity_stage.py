@@ -44,7 +44,7 @@ def observe_entity(engine: StreamEngine, hop: TxHop | LabelHop, state: bytes | N
             hop.entity, state, hop.transaction_id, hop.tx_ts, hop.known_at, bool(hop.label)
         )
         return Observed(new_state, 0)
-    _, new_state, lateness = engine.observe_entity_arrival(hop.entity, hop.record, state)
+    new_state, lateness = engine.add_event(hop.entity, hop.record, state)
     return Observed(new_state, lateness)
 
 

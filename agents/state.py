@@ -57,7 +57,7 @@ def declare_replicas(
             settings.data_dir / "replicas" / table_name(entity),
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
-        replicas[entity] = EntityReplica(replica, _changelog_key_function(table))
+        replicas[entity] = EntityReplica(replica, table.changelog_key)
         app.task(replica.run)
     return replicas
 
@@ -71,13 +71,3 @@ class EntityReplica:
 
     def get(self, key: str) -> bytes | None:
         return self.replica.get(self._key_bytes(key))
-
-
-def _changelog_key_function(table: LeanTable) -> Callable[[str], bytes]:
-    """How a key's text becomes its changelog key: UTF-8 when that is what the table's
-    serializer gives (the worker's "raw" keys: a lookup per transaction, kept cheap), else
-    the table's own encoding."""
-    probe = "probe-ü-1"
-    if table.changelog_key(probe) == probe.encode():
-        return str.encode
-    return table.changelog_key

@@ -139,6 +139,112 @@ def _offsets(ts, offsets) -> int | None:
     return base
 
 
+# The same layout read and written inside compiled code, for the stream's one compiled call
+# per event (tables/engine/stream.py): equal to decode/encode byte for byte (a test checks).
+# Multi-byte values are little-endian, as on every machine numba compiles for here.
+
+
+@numba.njit(cache=True, nogil=True)
+def _read_uint(raw, start, size):
+    value = 0
+    for i in range(size):
+        value |= np.int64(raw[start + i]) << (8 * i)
+    return value
+
+
+@numba.njit(cache=True, nogil=True)
+def _write_uint(out, start, size, value):
+    for i in range(size):
+        out[start + i] = (value >> (8 * i)) & 0xFF
+
+
+@numba.njit(cache=True, nogil=True)
+def unpack(raw, width, layout):
+    """(ok, ts, cells, labels) of a state's bytes (uint8; empty: no state); not ok: the
+    bytes are not a state of this layout (decode() says why)."""
+    if raw.size == 0:
+        return (
+            True,
+            np.empty(0, np.int64),
+            np.empty((width, 0), np.uint64),
+            np.empty((3, 0), np.int64),
+        )
+    nothing = (np.empty(0, np.int64), np.empty((width, 0), np.uint64), np.empty((3, 0), np.int64))
+    if raw.size < 21:
+        return False, nothing[0], nothing[1], nothing[2]
+    base = _read_uint(raw, 5, 8)  # i64: two's complement, as the shifts rebuild it
+    n, m = _read_uint(raw, 13, 4), _read_uint(raw, 17, 4)
+    if raw[0] != VERSION or _read_uint(raw, 1, 4) != layout:
+        return False, nothing[0], nothing[1], nothing[2]
+    if raw.size != 21 + n * (TIME_BYTES + CELL_BYTES * width) + m * LABEL_BYTES:
+        return False, nothing[0], nothing[1], nothing[2]
+    offset = 21
+    times = np.empty(n, np.uint32)
+    times.view(np.uint8)[:] = raw[offset : offset + n * TIME_BYTES]
+    ts = times.astype(np.int64) + base
+    offset += n * TIME_BYTES
+    cells = np.empty(n * width, np.uint64)
+    cells.view(np.uint8)[:] = raw[offset : offset + n * width * CELL_BYTES]
+    offset += n * width * CELL_BYTES
+    labels = np.empty(3 * m, np.int64)
+    labels.view(np.uint8)[:] = raw[offset : offset + m * LABEL_BYTES]
+    return True, ts, cells.reshape((width, n)), labels.reshape((3, m))
+
+
+@numba.njit(cache=True, nogil=True)
+def pack(ts, cells, labels, layout):
+    """(ok, bytes as uint8) of a state; not ok: its events span more than MAX_OFFSET."""
+    n, m, width = ts.size, labels.shape[1], cells.shape[0]
+    base = ts.min() if n else 0
+    times = np.empty(n, np.uint32)
+    for i in range(n):
+        offset = ts[i] - base
+        if offset > MAX_OFFSET:
+            return False, np.empty(0, np.uint8)
+        times[i] = offset
+    out = np.empty(21 + n * (TIME_BYTES + CELL_BYTES * width) + m * LABEL_BYTES, np.uint8)
+    out[0] = VERSION
+    _write_uint(out, 1, 4, layout)
+    _write_uint(out, 5, 8, base)
+    _write_uint(out, 13, 4, n)
+    _write_uint(out, 17, 4, m)
+    position = 21
+    out[position : position + n * TIME_BYTES] = times.view(np.uint8)
+    position += n * TIME_BYTES
+    flat = np.empty(width * n, np.uint64)
+    for c in range(width):
+        flat[c * n : (c + 1) * n] = cells[c]
+    out[position : position + n * width * CELL_BYTES] = flat.view(np.uint8)
+    position += n * width * CELL_BYTES
+    flat_labels = np.empty(3 * m, np.int64)
+    for r in range(3):
+        flat_labels[r * m : (r + 1) * m] = labels[r]
+    out[position:] = flat_labels.view(np.uint8)
+    return True, out
+
+
+@numba.njit(cache=True, nogil=True)
+def prune(ts, cells, labels, horizon):
+    """pruned() on arrays: without the events and labels at or before (newest event time -
+    horizon)."""
+    keep = np.empty(ts.size, dtype=np.bool_)
+    keep_labels = np.empty(labels.shape[1], dtype=np.bool_)
+    if _kept(ts, labels[1], horizon, keep, keep_labels):
+        return ts, cells, labels
+    return ts[keep], _columns_where(cells, keep), _columns_where(labels, keep_labels)
+
+
+@numba.njit(cache=True, nogil=True)
+def _columns_where(matrix, keep):
+    kept = np.empty((matrix.shape[0], keep.sum()), matrix.dtype)
+    j = 0
+    for i in range(keep.size):
+        if keep[i]:
+            kept[:, j] = matrix[:, i]
+            j += 1
+    return kept
+
+
 def event_cells(
     plan: EntityPlan, id_hash: int, numeric: dict[str, float], keys: dict[str, int]
 ) -> np.ndarray:

@@ -108,6 +108,22 @@ class StreamEngine:
         tx_hash = id_hash(_column(record, "transaction_id"))
         return self._observe_entity(plan, state, record, ts, tx_hash)
 
+    def add_event(
+        self, entity: str, record: Mapping[str, Any], state: bytes | None
+    ) -> tuple[bytes | None, int]:
+        """The entity's new state with the record, and how far (seconds) it arrives behind
+        the state's newest event: :meth:`observe_entity_arrival` without the features (the
+        entity stage's, whose features the card stage has read already)."""
+        plan = self.plan.entities[entity]
+        if is_missing(_column(record, plan.column)):
+            return None, 0
+        ts = _time(record)
+        tx_hash = id_hash(_column(record, "transaction_id"))
+        _, new_state, lateness = self._observe_entity(
+            plan, state, record, ts, tx_hash, features=False
+        )
+        return new_state, lateness
+
     def features_against(
         self, entity: str, record: Mapping[str, Any], state: bytes | None
     ) -> dict[str, Any]:
@@ -185,13 +201,14 @@ class StreamEngine:
         ts: int,
         tx_hash: int,
         keep: bool = True,
-    ) -> tuple[dict[str, Any], bytes | None, int]:
+        features: bool = True,
+    ) -> tuple[dict[str, Any] | None, bytes | None, int]:
         numeric = {f: _number(record, f) for f in entity.numeric_fields}
         keys = {
             f: hash_value(_column(record, f), numeric_key)
             for f, numeric_key in zip(entity.key_fields, entity.key_fields_numeric)
         }
-        return _observe_event(entity, blob, ts, tx_hash, numeric, keys, keep)
+        return _observe_event(entity, blob, ts, tx_hash, numeric, keys, keep, features)
 
     def _label_entity(self, entity: str) -> EntityPlan:
         plan = self.plan.entities.get(entity)
@@ -216,6 +233,11 @@ def _transaction_columns(plan: Plan) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+NO_BYTES = np.empty(0, dtype=np.uint8)
+# What the compiled call answers besides the features.
+OK, NOT_A_STATE, SPANS_TOO_LONG = 0, 1, 2
+
+
 def _observe_event(
     entity: EntityPlan,
     blob: bytes | None,
@@ -224,39 +246,39 @@ def _observe_event(
     numeric: dict[str, float],
     keys: dict[str, int],
     keep: bool = True,
-) -> tuple[dict[str, Any], bytes | None, int]:
-    """An event's window features, the entity's new state (unless `keep` is False: then the
-    state as it was) and the event's lateness."""
-    current = packed.decode(entity, blob)
-    event = packed.event_cells(entity, tx_hash, numeric, keys)
-    out = np.empty((len(entity.features), 1), dtype=np.float64)
-    # The state with the event appended, filled by the step (unused for a redelivery).
-    grown = packed.EntityState(
-        np.empty(len(current) + 1, dtype=np.int64),
-        np.empty((event.size, len(current) + 1), dtype=np.uint64),
-        current.labels,
-    )
+    features: bool = True,
+) -> tuple[dict[str, Any] | None, bytes | None, int]:
+    """An event's window features (unless `features` is False: None), the entity's new state
+    (unless `keep` is False: then the state as it was) and the event's lateness. One
+    compiled call: the state's bytes in, the new state's bytes out."""
     program = entity.program
-    lateness, appended = _step(
+    out = np.empty((len(entity.features), 1), dtype=np.float64)
+    status, lateness, appended, new_blob = _observe_packed(
+        np.frombuffer(blob, dtype=np.uint8) if blob else NO_BYTES,
+        entity.layout,
+        packed.columns(entity),
+        entity.horizon,
+        keep,
+        features,
         program.slots,
         program.features,
         program.default,
         program.windows,
-        len(entity.numeric_fields),
         entity.labels,
-        current.ts,
-        current.cells,
-        current.labels,
         ts,
-        event,
-        grown.ts,
-        grown.cells,
+        np.uint64(tx_hash),
+        np.array([numeric[f] for f in entity.numeric_fields], dtype=np.float64),
+        np.array([keys[f] for f in entity.key_fields], dtype=np.uint64),
         out,
     )
-    values = dict(zip(entity.feature_names, out[:, 0].tolist()))
+    if status == NOT_A_STATE:
+        packed.decode(entity, blob)  # raises StateError, saying what is wrong
+    if status == SPANS_TOO_LONG:
+        raise packed.StateError(f"{entity.name} state: events span more than 136 years")
+    values = dict(zip(entity.feature_names, out[:, 0].tolist())) if features else None
     if not appended or not keep:  # a redelivery (or only asked): the state stays as it was
         return values, blob, lateness
-    return values, packed.encode(entity, packed.pruned(grown, entity.horizon)), lateness
+    return values, new_blob.tobytes(), lateness
 
 
 def _compile(entity: EntityPlan) -> None:
@@ -267,9 +289,70 @@ def _compile(entity: EntityPlan) -> None:
     keys = dict.fromkeys(entity.key_fields, 1)
     _, blob, _ = _observe_event(entity, None, 1, 1, numeric, keys)
     _, blob, _ = _observe_event(entity, blob, 0, 2, numeric, keys)  # a decoded state, late
+    _observe_event(entity, blob, 3, 3, numeric, keys, keep=False)
+    _observe_event(entity, blob, 4, 4, numeric, keys, features=False)
     if entity.labels:
         labelled = packed.with_label(packed.decode(entity, blob), 1, 1, 1, True)
         packed.encode(entity, packed.pruned(labelled, entity.horizon))
+
+
+@numba.njit(cache=True, nogil=True)
+def _observe_packed(
+    raw,
+    layout,
+    width,
+    horizon,
+    keep,
+    features_wanted,
+    slots,
+    features,
+    default,
+    window_table,
+    labels_kept,
+    event_ts,
+    tx_hash,
+    numeric,
+    keys,
+    out,
+):
+    """decode, one _step, prune and encode: (status, lateness, appended, new state's bytes;
+    empty unless appended and `keep`)."""
+    ok, ts, cells, labels = packed.unpack(raw, width, layout)
+    if not ok:
+        return NOT_A_STATE, 0, False, np.empty(0, dtype=np.uint8)
+    event = np.empty(width, dtype=np.uint64)
+    event[0] = tx_hash
+    for f in range(numeric.size):
+        event[1 + f] = numeric[f : f + 1].view(np.uint64)[0]
+    for k in range(keys.size):
+        event[1 + numeric.size + k] = keys[k]
+    n = ts.size
+    grown_ts = np.empty(n + 1, dtype=np.int64)
+    grown = np.empty((width, n + 1), dtype=np.uint64)
+    lateness, appended = _step(
+        slots,
+        features,
+        default,
+        window_table,
+        numeric.size,
+        labels_kept,
+        features_wanted,
+        ts,
+        cells,
+        labels,
+        event_ts,
+        event,
+        grown_ts,
+        grown,
+        out,
+    )
+    if not appended or not keep:
+        return OK, lateness, appended, np.empty(0, dtype=np.uint8)
+    kept_ts, kept_cells, kept_labels = packed.prune(grown_ts, grown, labels, horizon)
+    fits, blob = packed.pack(kept_ts, kept_cells, kept_labels, layout)
+    if not fits:
+        return SPANS_TOO_LONG, lateness, appended, np.empty(0, dtype=np.uint8)
+    return OK, lateness, appended, blob
 
 
 @numba.njit(cache=True, nogil=True)
@@ -280,6 +363,7 @@ def _step(
     window_table,
     numeric_fields,
     labels_kept,
+    features_wanted,
     ts,
     cells,
     labels,
@@ -290,9 +374,10 @@ def _step(
     out,
 ):
     """One event against one entity's decoded state: its window features into `out`
-    (features, 1), the state's events with it appended into `grown_ts` and `grown` (one
-    event more than the state); returns how far (seconds) it arrives behind the state's
-    newest event and whether it was appended (not a redelivery of an event in the state).
+    (features, 1; unless not `features_wanted`), the state's events with it appended into
+    `grown_ts` and `grown` (one event more than the state); returns how far (seconds) it
+    arrives behind the state's newest event and whether it was appended (not a redelivery
+    of an event in the state).
 
     A redelivery is answered from the events that had arrived up to its first arrival. The
     events up to the answered one are put in window order: a stable sort of the times keeps
@@ -312,6 +397,8 @@ def _step(
     grown_ts[n] = event_ts
     grown[:, :n] = cells
     grown[:, n] = event
+    if not features_wanted:
+        return lateness, appended
 
     count = arrival + 1
     in_order = True

@@ -5,6 +5,7 @@ which bytes, and when the persisted offset moves."""
 from __future__ import annotations
 
 import asyncio
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -157,3 +158,38 @@ def test_put_many_in_refuses_exactly_once_transactions(sent):
 def test_lookup_in_is_none_when_missing():
     table = fake_table()
     assert LeanTable.lookup_in(table, 0, "8") is None
+
+
+def _table_with(key_bytes, value_bytes) -> SimpleNamespace:
+    """A table whose Faust serializers give these bytes (store and changelog alike)."""
+    store = SimpleNamespace(
+        _encode_key=key_bytes, _encode_value=value_bytes, _decode_value=value_bytes
+    )
+    changelog = SimpleNamespace(
+        prepare_key=lambda key, serializer: (key_bytes(key), None),
+        prepare_value=lambda value, serializer: (value_bytes(value), None),
+    )
+    return SimpleNamespace(
+        data=store, changelog_topic=changelog, key_serializer="x", value_serializer="y"
+    )
+
+
+def test_the_codec_gives_faust_s_bytes_for_json_keys_and_raw_values():
+    calls = []
+
+    def faust_json(key):
+        calls.append(key)
+        return json.dumps(key, ensure_ascii=False).encode()
+
+    codec = lean_table._codec_of(_table_with(faust_json, lambda value: value))
+    for key in ("42", "card-7", "a b", 'quote"d', "back\\slash", "ü", "tab\there", ""):
+        assert codec.store_key(key) == codec.changelog_key(key) == faust_json(key), key
+    assert codec.store_value(b"\x00\xff") == b"\x00\xff" == codec.value_of(b"\x00\xff")
+    calls.clear()
+    codec.store_key("42")
+    assert calls == []  # the plain path: no serializer call for a plain key
+
+
+def test_the_codec_keeps_faust_s_serializers_when_they_differ():
+    codec = lean_table._codec_of(_table_with(lambda key: b"k:" + key.encode(), lambda v: v[::-1]))
+    assert codec.store_key("42") == b"k:42" and codec.store_value(b"ab") == b"ba"

@@ -103,3 +103,48 @@ def test_pruning_drops_old_events_and_labels_only():
     assert kept.ts.tolist() == [START + 10 * DAY, START + 44 * DAY]
     assert kept.label_ids.tolist() == [2, 3]
     assert np.array_equal(kept.ids, np.array([2, 3], dtype=np.uint64))
+
+
+def test_the_compiled_reader_and_writer_agree_with_decode_and_encode_byte_for_byte():
+    engine = handbook()
+    plan = engine.plan.entities["terminal"]
+    blob, width = None, packed.columns(plan)
+    for i in range(30):
+        _, states = engine.observe(tx(i, START + i * 7200 - (i % 4) * 60), {"terminal": blob})
+        blob = states["terminal"]
+        if i % 4 == 0:  # labels too, and a negative id hash among them
+            blob = engine.observe_label("terminal", blob, f"tx-{i}", START, START + DAY, True)
+        raw = np.frombuffer(blob, dtype=np.uint8)
+        ok, ts, cells, labels = packed.unpack(raw, width, plan.layout)
+        state = packed.decode(plan, blob)
+        assert ok and ts.tolist() == state.ts.tolist()
+        assert np.array_equal(cells, state.cells) and np.array_equal(labels, state.labels)
+        fits, again = packed.pack(ts, cells, labels, plan.layout)
+        assert fits and again.tobytes() == blob == packed.encode(plan, state)
+    # Bytes that are not a state of this layout are not read (decode() names why).
+    for bad in (blob[:-1], b"\x09" + blob[1:], b"\x01\x02"):
+        assert not packed.unpack(np.frombuffer(bad, np.uint8), width, plan.layout)[0]
+    card = engine.plan.entities["card"]
+    assert not packed.unpack(np.frombuffer(blob, np.uint8), width, card.layout)[0]
+
+
+def test_a_corrupt_state_is_refused_by_the_stream_with_the_reason():
+    engine = handbook()
+    _, states = engine.observe(tx(0, START), {})
+    with pytest.raises(packed.StateError, match="expected"):
+        engine.observe_entity("card", tx(1, START + 60), states["card"][:-1])
+    with pytest.raises(packed.StateError, match="layout"):
+        engine.features_against("terminal", tx(1, START + 60), states["card"])
+
+
+def test_adding_an_event_without_its_features_keeps_the_same_state():
+    engine = handbook()
+    blob = None
+    for i in range(10):
+        record = tx(i, START + i * 3600)
+        features, full = engine.observe_entity("terminal", record, blob)
+        added, lateness = engine.add_event("terminal", record, blob)
+        assert added == full and lateness == 0
+        assert engine.features_against("terminal", record, blob) == features
+        blob = full
+    assert engine.add_event("terminal", tx(3, START), blob) == (blob, 9 * 3600)  # again: as it was
