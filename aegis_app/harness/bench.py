@@ -121,10 +121,11 @@ def run(
     partitions: int | None = None,
     timeout: float = 600.0,
     settings: Settings | None = None,
+    latencies_out: Path | None = None,
 ) -> dict:
     """`broker_url`: an existing Kafka, reached with `settings`' TLS / SASL options (the
     workers get them through their AEGIS_* variables); None: a fresh embedded broker,
-    plaintext."""
+    plaintext. `latencies_out`: a CSV of every transaction's latency, in decision order."""
     conf = settings or Settings.from_env()
     partitions = partitions or conf.partitions
     root = Path(tempfile.mkdtemp(prefix="aegis-bench-"))
@@ -178,6 +179,8 @@ def run(
             print(f"aegis bench: its logs and state are kept in {root}", file=sys.stderr)
     shutil.rmtree(root, ignore_errors=True)  # a run's state, logs and model: MBs each
     summary = summarize(txs, records, produce_seconds, counts, workers, rate)
+    if latencies_out is not None:
+        write_latencies(records, latencies_out)
     # CPU the workers spent on this load (start-up excluded): steadier than wall-clock
     # throughput on a shared 2-core machine, so it is what to compare between changes.
     summary["worker_cpu_ms_per_tx"] = round(1000 * cpu_seconds / max(len(txs), 1), 3)
@@ -188,6 +191,20 @@ def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a running process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def write_latencies(records, path: Path) -> None:
+    """transaction_id, ingested_ms, decided_ms, latency_ms of each transaction's first
+    decision (where a tail comes from: the start, a pause, throughout)."""
+    first_seen: dict[bytes, object] = {}
+    for record in records:
+        first_seen.setdefault(record.key, record)
+    lines = ["transaction_id,ingested_ms,decided_ms,latency_ms"]
+    for key, record in first_seen.items():
+        ingested = json.loads(record.value)["ingested_ms"]
+        decided = record.timestamp
+        lines.append(f"{key.decode()},{ingested},{decided},{decided - ingested}")
+    Path(path).write_text("\n".join(lines) + "\n")
 
 
 def summarize(txs, records, produce_seconds, counts, workers, rate) -> dict:

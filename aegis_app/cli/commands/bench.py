@@ -18,6 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-dir", type=Path, help="model registry (default: train a small one)")
     p.add_argument("--partitions", type=int, help="partitions per topic (AEGIS_PARTITIONS)")
     p.add_argument("--json", action="store_true", help="print only the JSON result")
+    p.add_argument(
+        "--latencies-out",
+        type=Path,
+        metavar="FILE",
+        help="write each transaction's latency to this CSV (ingested, decided, ms)",
+    )
     add_kafka_options(p)  # for --broker: a cluster that requires TLS / SASL
     p.set_defaults(func=run)
 
@@ -35,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         args.model_dir,
         args.partitions,
         settings=settings,
+        latencies_out=args.latencies_out,
     )
     if args.json:
         print(json.dumps(result))

@@ -29,6 +29,7 @@ def test_bench_decides_every_transaction_once_and_cleans_up(tmp_path, model_dir)
     scratch.mkdir()
     command = [sys.executable, "-m", "aegis_app.cli.main", "bench", "--transactions", "600"]
     command += ["--workers", "1", "--rate", "300", "--model-dir", str(model_dir), "--json"]
+    command += ["--latencies-out", str(tmp_path / "latencies.csv")]
     done = subprocess.run(
         command,
         cwd=ROOT,
@@ -45,5 +46,11 @@ def test_bench_decides_every_transaction_once_and_cleans_up(tmp_path, model_dir)
     assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
     assert summary["worker_cpu_ms_per_tx"] > 0
     assert summary["events_per_score_batch"] >= 1
+    # Every transaction's latency, as the summary's percentiles read them.
+    rows = (tmp_path / "latencies.csv").read_text().splitlines()
+    assert rows[0] == "transaction_id,ingested_ms,decided_ms,latency_ms" and len(rows) == 601
+    latencies = sorted(int(row.split(",")[3]) for row in rows[1:])
+    assert latencies[-1] == summary["latency_ms"]["max"]
+    assert all(int(row.split(",")[2]) - int(row.split(",")[1]) >= 0 for row in rows[1:])
     # The run's broker log, worker state and logs are removed after a good run.
     assert not list(scratch.glob("aegis-bench-*"))
