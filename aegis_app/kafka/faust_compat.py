@@ -3,7 +3,9 @@
 1. the changelog "highwater" from a broker whose ListOffsets lies (failover);
 2. no ack for a message Faust skipped unprocessed during a rebalance;
 3. no stream message from a stale fetch position after a rebalance (its own module,
-   ``aegis_app.kafka.seek_gate``).
+   ``aegis_app.kafka.seek_gate``);
+4. partitions Faust holds back (paused) are not fetched, so they cannot stall the fetches
+   of the others.
 
 Each is a mixin, composed into Aegis's own Faust consumer classes in
 aegis_app/kafka/faust_ext.py (used by ``AegisApp`` only; a plain ``faust.App`` is unaffected).
@@ -51,6 +53,18 @@ the ack of a message that was skipped that way (never tracked, and from an older
 generation or seen while flow control was paused); it is fetched again after the rebalance
 and processed then. Acks of processed (tracked) messages pass untouched, so Faust's wait
 for in-flight messages during a rebalance is not affected.
+
+Fourth fix: paused partitions stall the others' fetches
+--------------------------------------------------------
+Faust pauses a partition (``Consumer.pause_partitions``: a table's changelog once it is
+recovered, a stream's during a rebalance) only by leaving it out of the partitions it asks
+aiokafka's Fetcher for records of; aiokafka goes on fetching it. A paused changelog
+partition that gets a record (the worker's own writes) then holds a fetched result nobody
+takes, and aiokafka sends no fetch to that broker while an untaken result is younger than
+its prefetch backoff (100 ms): in the first 0.4 s of a worker, its transactions came in
+every ~100 ms, 20 at a time (BENCHMARKS.md, 2026-12-05). :class:`PausedNotFetched` (on the
+consumer thread, before each of Faust's fetches) pauses in aiokafka what Faust leaves out
+and resumes what it asks for again, with aiokafka's public ``pause`` and ``resume``.
 """
 
 from __future__ import annotations
@@ -142,6 +156,36 @@ class StaleAckGuard:
             self.refused_stale_acks += 1
             return False
         return super().ack(message)
+
+
+class PausedNotFetched:
+    """Mixin for Faust's ``AIOKafkaConsumerThread``: the partitions Faust does not ask
+    records of are paused in aiokafka too (fourth fix above)."""
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> Any:
+        if active_partitions is not None:
+            pause_all_but(consumer, active_partitions)
+        return await super()._fetch_records(  # type: ignore[misc]
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+
+
+def pause_all_but(consumer: Any, active: Any) -> None:
+    """Pause the aiokafka `consumer`'s assigned partitions not in `active`, resume those in
+    it (TopicPartition-like tuples compare equal across Faust's and aiokafka's types)."""
+    assigned, paused = consumer.assignment(), consumer.paused()
+    to_pause = [tp for tp in assigned if tp not in active and tp not in paused]
+    to_resume = [tp for tp in paused if tp in active]
+    if to_pause:
+        consumer.pause(*to_pause)
+    if to_resume:
+        consumer.resume(*to_resume)
 
 
 class TrueHighwaters:

@@ -12,6 +12,8 @@ apply to this app's consumer only; a plain ``faust.App`` in the same process is 
   unprocessed during a rebalance.
 - :class:`~aegis_app.kafka.seek_gate.SeekGatedConsumer` and ``SeekGatedConsumerThread``: no
   stream message from a stale fetch position after a rebalance (fast rejoin).
+- :class:`~aegis_app.kafka.faust_compat.PausedNotFetched`: what Faust pauses is not
+  fetched (an untaken fetch held the others back 100 ms at a time).
 - :class:`~aegis_app.kafka.batches.BatchDeliveryConsumer`: the hot-path topics' messages
   go to batch tasks in whole fetches, past Faust's per-message stream layers.
 - ``fetch_max_wait_ms``: how long a fetch may wait for data (Faust hard-codes 1,500 ms).
@@ -34,7 +36,7 @@ from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 
 from aegis_app.kafka import private_names
 from aegis_app.kafka.batches import BatchDeliveryConsumer, Inbox
-from aegis_app.kafka.faust_compat import StaleAckGuard, TrueHighwaters
+from aegis_app.kafka.faust_compat import PausedNotFetched, StaleAckGuard, TrueHighwaters
 from aegis_app.kafka.fetch_pacing import FetchPacer, pace_fetches
 from aegis_app.kafka.seek_gate import SeekGatedConsumer, SeekGatedConsumerThread
 
@@ -48,7 +50,9 @@ def _check_fetch_settings(fetch_max_wait_ms: int, fetch_interval_ms: float) -> N
         raise ValueError(f"fetch_interval_ms must be a number >= 0 (ms), got {fetch_interval_ms!r}")
 
 
-class AegisConsumerThread(TrueHighwaters, SeekGatedConsumerThread, AIOKafkaConsumerThread):
+class AegisConsumerThread(
+    PausedNotFetched, TrueHighwaters, SeekGatedConsumerThread, AIOKafkaConsumerThread
+):
     """The thread running the worker's aiokafka consumer, with Aegis's fixes and settings."""
 
     def __init__(

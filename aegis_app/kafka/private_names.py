@@ -94,7 +94,8 @@ PRIVATE: tuple[PrivateName, ...] = (
         _FAUST,
         _F_THREAD,
         "_fetch_records",
-        "seek gate: stamps each fetched batch with the seek epoch, on the consumer thread",
+        "seek gate: stamps each fetched batch with the seek epoch, on the consumer thread; "
+        "PausedNotFetched: pauses in aiokafka what Faust leaves out, before each fetch",
         parameters=("consumer", "active_partitions", "timeout", "max_records"),
     ),
     PrivateName(

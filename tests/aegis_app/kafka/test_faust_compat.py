@@ -12,7 +12,12 @@ from aiokafka import TopicPartition
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from aegis_app.kafka.faust_compat import TrueHighwaters, skipped_unprocessed, true_end_offsets
+from aegis_app.kafka.faust_compat import (
+    TrueHighwaters,
+    pause_all_but,
+    skipped_unprocessed,
+    true_end_offsets,
+)
 from aegis_app.kafka.faust_ext import AegisApp
 
 
@@ -129,3 +134,40 @@ def test_transactional_mode_is_left_alone():
     client = FakeClient(highwater=10)
     assert asyncio.run(Thread({TP: 1}, client, in_transaction=True)._highwaters([TP])) == {TP: 1}
     assert client.requests == []
+
+
+class PausableConsumer:
+    """aiokafka's assignment / paused / pause / resume, in memory."""
+
+    def __init__(self, assigned) -> None:
+        self._assigned, self._paused, self.calls = set(assigned), set(), []
+
+    def assignment(self):
+        return set(self._assigned)
+
+    def paused(self):
+        return set(self._paused)
+
+    def pause(self, *tps):
+        self.calls.append(("pause", sorted(tps)))
+        self._paused.update(tps)
+
+    def resume(self, *tps):
+        self.calls.append(("resume", sorted(tps)))
+        self._paused.difference_update(tps)
+
+
+def test_what_faust_leaves_out_is_paused_in_aiokafka_and_resumed_when_asked_again():
+    from faust.types import TP
+
+    changelog = [TopicPartition("app-card_state-changelog", p) for p in range(2)]
+    stream = [TopicPartition("aegis.transactions", p) for p in range(2)]
+    consumer = PausableConsumer(changelog + stream)
+    # Faust's own TP tuples name the partitions it asks records of.
+    pause_all_but(consumer, {TP("aegis.transactions", 0), TP("aegis.transactions", 1)})
+    assert consumer.paused() == set(changelog)
+    pause_all_but(consumer, {TP("aegis.transactions", 0), TP("aegis.transactions", 1)})
+    assert len(consumer.calls) == 1  # nothing changed: nothing asked of aiokafka
+    # Recovery asks for a changelog partition again: resumed; a stream's is left out.
+    pause_all_but(consumer, {TP("app-card_state-changelog", 0), TP("aegis.transactions", 0)})
+    assert consumer.paused() == {changelog[1], stream[1]}
