@@ -26,6 +26,7 @@ from aegis_app.core.records import InvalidRecord
 from aegis_app.core.settings import BY_ENTITY_TOPIC
 from aegis_app.kafka import raw_producer
 from agents.batches import batch_inbox, run_batches
+from agents.deferred_sends import DeferredSends, on_second_call
 from tables.engine import RecordError, StreamEngine
 from tables.engine.state import StateError
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from agents.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
+# How long hops to the other entities' states gather before they are sent together.
+HOP_INTERVAL_S = 0.1
 
 
 def read_transaction(
@@ -95,6 +98,10 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
     max_bytes = pipeline.settings.max_record_bytes
     source = topics.transactions.get_topic_name()
     inbox = batch_inbox(app, pipeline.settings, topics.transactions)
+    hop_sends = DeferredSends(
+        app, BY_ENTITY_TOPIC, HOP_INTERVAL_S, max_records=4 * pipeline.settings.stage_batch_size
+    )
+    pipeline.hop_sends = hop_sends
 
     async def decide_cards(messages: list) -> None:
         """One fetch's transactions: card states read and written once per card, the
@@ -102,7 +109,7 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
         decision (acknowledged once decided) and sent on to the other entities' states."""
         states: dict[tuple[int, str], bytes] = {}  # (partition, card) -> state after the batch
         hops: list[tuple[bytes, bytes]] = []
-        requests: list[tuple[ScoreRequest, object]] = []
+        requests: list[tuple[ScoreRequest, object, bool]] = []  # ..., the message, any hops
         done: list = []  # messages acknowledged once this batch's hops are sent
         for message in messages:
             payload = message.value
@@ -148,12 +155,25 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
             for hop in observed.hops:
                 hop_key = str(keys[hop.entity]).encode()
                 hops.append((hop_key, raw_producer.dumps(hop.to_wire())))
-            requests.append((observed.request, message))
+            requests.append((observed.request, message, bool(observed.hops)))
         await card_state.put_many_in(states)
-        await raw_producer.send_many(app, BY_ENTITY_TOPIC, hops)
         inbox.done(done)
-        for request, message in requests:
-            await pipeline.scorer.submit(request, partial(inbox.done, (message,)))
+        # Acknowledged once decided and, if it has hops, once they are sent (deferred_sends).
+        acks = [
+            on_second_call(partial(inbox.done, (message,)))
+            if has_hops
+            else partial(inbox.done, (message,))
+            for _, message, has_hops in requests
+        ]
+        hop_sends.add(hops, [ack for ack, (*_, has_hops) in zip(acks, requests) if has_hops])
+        if hop_sends.full:
+            await hop_sends.flush()
+        for (request, _, _), ack in zip(requests, acks):
+            await pipeline.scorer.submit(request, ack)
+
+    @app.task
+    async def send_hops() -> None:
+        await hop_sends.run()
 
     @app.task
     async def card_stage() -> None:

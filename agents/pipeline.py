@@ -25,6 +25,7 @@ from aegis_app.kafka.lean_table import LeanTable
 from agents import card_stage, entity_stage, labels, scoring, views
 from agents.counters import WorkerCounters
 from agents.deadletter import DeadLetters
+from agents.deferred_sends import DeferredSends
 from agents.scoring import MicroBatchScorer
 from agents.state import EntityReplica, declare_replicas, declare_tables
 from agents.topics import Topics, declare_topics
@@ -46,6 +47,7 @@ class Pipeline:
     counters: WorkerCounters
     dead_letters: DeadLetters
     scorer: MicroBatchScorer
+    hop_sends: DeferredSends | None = None  # set by the card stage
 
 
 def card_entity_of(engine: StreamEngine) -> str:

@@ -15,6 +15,12 @@ from aegis_app.kafka.clients import KafkaConnection
 from aegis_app.kafka.lean_table import LeanTable
 from aegis_app.kafka.state_replica import StateReplica
 
+# How long a replica's fetch may wait for new changelog records: its freshness is this plus
+# an entity-stage batch (the goal: under a second). Longer than the stages' own wait, so the
+# replicas add few fetches for the broker to answer (the embedded broker's cost per fetch
+# grows with the batches a partition holds).
+REPLICA_FETCH_WAIT_MS = 200
+
 
 def table_name(entity: str) -> str:
     """The table of an entity's state; it also names its changelog topic
@@ -55,7 +61,7 @@ def declare_replicas(
             KafkaConnection.from_settings(settings),
             table.changelog_topic.get_topic_name(),
             settings.data_dir / "replicas" / table_name(entity),
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            fetch_max_wait_ms=REPLICA_FETCH_WAIT_MS,
         )
         replicas[entity] = EntityReplica(replica, table.changelog_key)
         app.task(replica.run)

@@ -36,11 +36,12 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
     @app.page("/health/")
     async def health_view(web, request):
         bundle = scorer.bundle
-        ready = bundle is not None and scorer.rules.ready
+        replicas_current = all(r.replica.caught_up.is_set() for r in pipeline.replicas.values())
+        ready = bundle is not None and scorer.rules.ready and replicas_current
         assigned = sorted(f"{tp.topic}/{tp.partition}" for tp in app.consumer.assignment())
         return web.json(
             {
-                "status": "ok" if ready else _waiting(bundle is None),
+                "status": "ok" if ready else _waiting(bundle is None, scorer.rules.ready),
                 "model_version": bundle.version if bundle else None,
                 # When it was loaded, the last swap (old -> new, on announcement or poll), and
                 # whether this worker hears model-update announcements.
@@ -53,6 +54,8 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                     **app.consumer.stale_message_counts(),
                 },
                 "scoring_queue": scorer.queue.qsize(),
+                # Hops to the other entities' states waiting to be sent with the next ones.
+                "hops_waiting": len(pipeline.hop_sends) if pipeline.hop_sends else 0,
                 # The stages' inboxes (aegis_app/kafka/batches.py): fetched, not yet taken.
                 "stage_inboxes": {
                     topic: {"waiting": len(inbox), "taken": inbox.taken, "skipped": inbox.skipped}
@@ -74,8 +77,11 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
         )
 
 
-def _waiting(for_model: bool) -> str:
-    return "waiting_for_model" if for_model else "waiting_for_rules"
+def _waiting(for_model: bool, rules_ready: bool) -> str:
+    if for_model:
+        return "waiting_for_model"
+    # The card stage decides nothing before its replicas have read their changelogs once.
+    return "waiting_for_rules" if not rules_ready else "waiting_for_replicas"
 
 
 def _register_entity_views(app: faust.App, engine, entity: str, table) -> None:

@@ -130,7 +130,10 @@ class Settings:
     # time when catching up (terminal features stay exact while skew < label delay).
     fetch_max_bytes: int = 256 * 1024
     # How long a worker's fetch may wait for data (Faust's own 1.5 s adds latency per hop).
-    fetch_max_wait_ms: int = 50
+    # The embedded broker holds a fetch this long even when data arrives (Apache Kafka
+    # answers at once), so it is the decision's fetch wait there: 20 ms, p99 23 ms at
+    # 200 tx/s and 35 ms at 1,000 (50: 45 and 56; 10: more CPU; BENCHMARKS.md, 2026-12-05).
+    fetch_max_wait_ms: int = 20
     # Least time between two fetches of one consumer from one broker (worker, sink, API).
     # The embedded broker's cost per fetch grows with the partition's stored batches
     # (aegis_app/kafka/fetch_pacing.py); 0 on Apache Kafka.

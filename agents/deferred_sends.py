@@ -1,0 +1,80 @@
+"""Records off the decision path, gathered for a while and sent together.
+
+Why: the card stage's hops to the other entities' states (aegis.by-entity) are not on the
+decision path; sent with each fetch's batch, at 1,000 tx/s with short fetch waits they made
+~100 small record batches a second per partition, and as many entity-stage batches and
+changelog writes after them, each with its fixed cost in the worker and in the broker.
+Gathered for `interval_s` (100 ms: a fraction of the replicas' freshness budget), they are
+a few large batches.
+
+Nothing is lost by waiting: an input message is acknowledged (its offset may be committed)
+only once its decision is published *and* its hops are handed to the producer (the
+callbacks each :meth:`DeferredSends.add` takes run after the send), and a crash before
+re-delivers the message, whose hops are then sent again (a state takes a transaction id
+once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from aegis_app.kafka import raw_producer
+
+Callback = Callable[[], object]
+
+
+class DeferredSends:
+    """Keyed records for one topic, sent every `interval_s` (or once `max_records` wait)."""
+
+    def __init__(self, app, topic: str, interval_s: float, max_records: int) -> None:
+        self.app = app
+        self.topic = topic
+        self.interval_s = interval_s
+        self.max_records = max_records
+        self._records: list[tuple[bytes, bytes]] = []
+        self._after: list[Callback] = []
+        self.sends = 0  # flushes that sent something, for /health/ and tests
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @property
+    def full(self) -> bool:
+        return len(self._records) >= self.max_records
+
+    def add(self, records: Sequence[tuple[bytes, bytes]], after: Sequence[Callback]) -> None:
+        """Keep `records` for the next send; call each of `after` once they are sent."""
+        self._records.extend(records)
+        self._after.extend(after)
+
+    async def flush(self) -> None:
+        """Send what waits (as one record batch per partition), then run its callbacks."""
+        records, after = self._records, self._after
+        if not records and not after:
+            return
+        self._records, self._after = [], []
+        await raw_producer.send_many(self.app, self.topic, records)
+        self.sends += 1
+        for callback in after:
+            callback()
+
+    async def run(self) -> None:
+        """Forever: send what waits every `interval_s`."""
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.flush()
+
+
+def on_second_call(callback: Callback) -> Callback:
+    """A callable that runs `callback` the second time it is called: for what is done only
+    when two things are (a message's decision published and its hops sent)."""
+    calls = 0
+
+    def call() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            callback()
+
+    return call
