@@ -17,6 +17,7 @@ once).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 
 from aegis_app.kafka import raw_producer
@@ -60,10 +61,15 @@ class DeferredSends:
             callback()
 
     async def run(self) -> None:
-        """Forever: send what waits every `interval_s`."""
-        while True:
-            await asyncio.sleep(self.interval_s)
-            await self.flush()
+        """Until cancelled: send what waits every `interval_s`; on the way out, what is left
+        (so a clean stop acknowledges it instead of leaving it to be decided again)."""
+        try:
+            while True:
+                await asyncio.sleep(self.interval_s)
+                await self.flush()
+        finally:
+            with contextlib.suppress(Exception):  # the producer may be gone already
+                await self.flush()
 
 
 def on_second_call(callback: Callback) -> Callback:

@@ -48,3 +48,25 @@ def test_an_acknowledgement_waits_for_its_second_call():
     assert acked == [1]
     ack()
     assert acked == [1]  # once only
+
+
+def test_what_waits_is_sent_when_the_task_stops(monkeypatch):
+    sent: list = []
+
+    async def send_many(app, topic, records, partition=None):
+        sent.extend(records)
+        return []
+
+    monkeypatch.setattr(deferred_sends.raw_producer, "send_many", send_many)
+    sends = DeferredSends(app=None, topic="aegis.by-entity", interval_s=60, max_records=10)
+    done: list[int] = []
+
+    async def scenario() -> None:
+        task = asyncio.create_task(sends.run())
+        await asyncio.sleep(0.01)
+        sends.add([(b"k", b"v")], [lambda: done.append(1)])
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert sent == [(b"k", b"v")] and done == [1]
