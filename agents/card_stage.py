@@ -14,7 +14,7 @@ up to date off the decision path. The per-event logic is in the plain functions
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -109,8 +109,11 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
         decision (acknowledged once decided) and sent on to the other entities' states."""
         states: dict[tuple[int, str], bytes] = {}  # (partition, card) -> state after the batch
         hops: list[tuple[bytes, bytes]] = []
-        requests: list[tuple[ScoreRequest, object, bool]] = []  # ..., the message, any hops
-        done: list = []  # messages acknowledged once this batch's hops are sent
+        # Each request with its acknowledgement: once decided and, if the transaction has
+        # hops, once they are sent too (agents/deferred_sends.py).
+        requests: list[tuple[ScoreRequest, Callable[[], object]]] = []
+        hop_acks: list[Callable[[], object]] = []
+        done: list = []  # refused or re-keyed: acknowledged once the card states are written
         for message in messages:
             payload = message.value
             counts["transactions_in"] += 1
@@ -155,20 +158,17 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
             for hop in observed.hops:
                 hop_key = str(keys[hop.entity]).encode()
                 hops.append((hop_key, raw_producer.dumps(hop.to_wire())))
-            requests.append((observed.request, message, bool(observed.hops)))
+            ack = partial(inbox.done, (message,))
+            if observed.hops:
+                ack = on_second_call(ack)
+                hop_acks.append(ack)
+            requests.append((observed.request, ack))
         await card_state.put_many_in(states)
         inbox.done(done)
-        # Acknowledged once decided and, if it has hops, once they are sent (deferred_sends).
-        acks = [
-            on_second_call(partial(inbox.done, (message,)))
-            if has_hops
-            else partial(inbox.done, (message,))
-            for _, message, has_hops in requests
-        ]
-        hop_sends.add(hops, [ack for ack, (*_, has_hops) in zip(acks, requests) if has_hops])
+        hop_sends.add(hops, hop_acks)
         if hop_sends.full:
             await hop_sends.flush()
-        for (request, _, _), ack in zip(requests, acks):
+        for request, ack in requests:
             await pipeline.scorer.submit(request, ack)
 
     @app.task

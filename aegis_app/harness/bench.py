@@ -196,9 +196,7 @@ def process_cpu_seconds(pid: int) -> float:
 def write_latencies(records, path: Path) -> None:
     """transaction_id, ingested_ms, decided_ms, latency_ms of each transaction's first
     decision (where a tail comes from: the start, a pause, throughout)."""
-    first_seen: dict[bytes, object] = {}
-    for record in records:
-        first_seen.setdefault(record.key, record)
+    first_seen = first_decisions(records)
     lines = ["transaction_id,ingested_ms,decided_ms,latency_ms"]
     for key, record in first_seen.items():
         ingested = json.loads(record.value)["ingested_ms"]
@@ -207,10 +205,16 @@ def write_latencies(records, path: Path) -> None:
     Path(path).write_text("\n".join(lines) + "\n")
 
 
-def summarize(txs, records, produce_seconds, counts, workers, rate) -> dict:
+def first_decisions(records) -> dict[bytes, object]:
+    """Transaction id -> its first decision record (a redelivery may decide one twice)."""
     first_seen: dict[bytes, object] = {}
     for record in records:
         first_seen.setdefault(record.key, record)
+    return first_seen
+
+
+def summarize(txs, records, produce_seconds, counts, workers, rate) -> dict:
+    first_seen = first_decisions(records)
     decisions = [json.loads(r.value) for r in first_seen.values()]
     latencies = np.array(
         [r.timestamp - d["ingested_ms"] for r, d in zip(first_seen.values(), decisions)],

@@ -13,8 +13,8 @@ aegis_app/raw_producer.py). ``table[key] = value`` still works, the Faust way, f
 off the hot path.
 
 The serialization is Faust's own (the store's key and value encoding, the changelog topic's
-``prepare_key`` and ``prepare_value``), so recovery and standby replicas read these records
-unchanged.
+``prepare_key`` and ``prepare_value``), or plain code where that gives the same bytes
+(``_codec_of``), so recovery and standby replicas read these records unchanged.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aegis_app.core.settings import RULES_TOPIC
 from aegis_app.kafka.clients import Broker
 from aegis_app.kafka.rule_updates import decode
-from aegis_app.kafka.topic_listener import TopicListener
+from aegis_app.kafka.topic_listener import TopicListener, read_to_end
 
 log = logging.getLogger(__name__)
 # Called on the event loop with the newest rule and list message of every key.
@@ -50,7 +50,7 @@ class RuleUpdatesListener(TopicListener):
                     self.received += 1
                     changed |= self._keep(newest, record)
             if not caught_up:
-                if not await _at_end(consumer, partitions):
+                if not await read_to_end(consumer, partitions):
                     continue
                 caught_up = changed = True
                 self.status = "listening"
@@ -80,13 +80,3 @@ class RuleUpdatesListener(TopicListener):
             self.on_change(messages)
         except Exception:  # a failing receiver must not tear down the consumer
             log.exception("rule-updates receiver failed")
-
-
-async def _at_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
-    """True once every partition was read up to its high watermark, as the last fetch
-    reported it (not ListOffsets: on Tansu its end is the last batch's first offset + 1)."""
-    for tp in partitions:
-        highwater = consumer.highwater(tp)
-        if highwater is None or await consumer.position(tp) < highwater:
-            return False
-    return True

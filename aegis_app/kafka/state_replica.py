@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rocksdict import Rdict
 
 from aegis_app.kafka.clients import Broker
-from aegis_app.kafka.topic_listener import TopicListener
+from aegis_app.kafka.topic_listener import TopicListener, read_to_end
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +88,14 @@ class StateReplica(TopicListener):
 
     async def listen(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
         assert self._db is not None, "run() opens the database"
-        next_offsets: dict[TopicPartition, int] = {}
+        self.next_offsets = {}
         for tp in partitions:
             stored = self._db.get(OFFSET + str(tp.partition).encode())
             if stored is None:
                 await consumer.seek_to_beginning(tp)
-                next_offsets[tp] = 0
             else:
                 consumer.seek(tp, int(stored))
-                next_offsets[tp] = int(stored)
-        self.next_offsets = {tp.partition: offset for tp, offset in next_offsets.items()}
+            self.next_offsets[tp.partition] = 0 if stored is None else int(stored)
         self.status = "catching up"
         while True:
             fetched = await consumer.getmany(timeout_ms=1000)
@@ -110,33 +108,27 @@ class StateReplica(TopicListener):
                     else:
                         self._db.put(STATE + record.key, record.value)
                 if records:
-                    next_offsets[tp] = records[-1].offset + 1
+                    self.next_offsets[tp.partition] = records[-1].offset + 1
                     offset_key = OFFSET + str(tp.partition).encode()
-                    self._db.put(offset_key, str(next_offsets[tp]).encode())
+                    self._db.put(offset_key, str(self.next_offsets[tp.partition]).encode())
                     self.applied += len(records)
-                    self.next_offsets[tp.partition] = next_offsets[tp]
-            self.behind = _behind(consumer, next_offsets)
-            if not self.caught_up.is_set() and _known_end(consumer, partitions):
-                if self.behind == 0:
-                    self.caught_up.set()
-                    self.ready.set()
-                    self.status = "current"
-                    log.info("state replica of %s: read up to its end", self.topic)
-            elif self.caught_up.is_set():
-                self.ready.set()
-                self.status = "current" if self.behind == 0 else "reading"
+            self.behind = _behind(consumer, partitions, self.next_offsets)
+            if not self.caught_up.is_set():
+                if not await read_to_end(consumer, partitions):
+                    continue
+                self.caught_up.set()
+                log.info("state replica of %s: read up to its end", self.topic)
+            self.ready.set()
+            self.status = "current" if self.behind == 0 else "reading"
 
 
-def _known_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
-    """True once a fetch has reported every partition's high watermark."""
-    return all(consumer.highwater(tp) is not None for tp in partitions)
-
-
-def _behind(consumer: AIOKafkaConsumer, next_offsets: dict[TopicPartition, int]) -> int:
+def _behind(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], next_offsets: dict[int, int]
+) -> int:
     """Records up to the high watermarks the last fetches reported, not yet applied."""
     total = 0
-    for tp, offset in next_offsets.items():
+    for tp in partitions:
         highwater = consumer.highwater(tp)
         if highwater is not None:
-            total += max(0, highwater - offset)
+            total += max(0, highwater - next_offsets[tp.partition])
     return total

@@ -78,3 +78,13 @@ class TopicListener:
                 return [TopicPartition(self.topic, p) for p in sorted(partitions)]
             self.status = "waiting for topic"
             await asyncio.sleep(self.retry_s)
+
+
+async def read_to_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
+    """True once every partition was read up to its high watermark, as the last fetch
+    reported it (not ListOffsets: on Tansu its end is the last batch's first offset + 1)."""
+    for tp in partitions:
+        highwater = consumer.highwater(tp)
+        if highwater is None or await consumer.position(tp) < highwater:
+            return False
+    return True

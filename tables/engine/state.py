@@ -29,6 +29,7 @@ from tables.engine.plan import EntityPlan
 
 VERSION = 1
 HEADER = struct.Struct("<BIqII")
+HEADER_BYTES = HEADER.size  # 21
 TIME_BYTES = 4
 CELL_BYTES = 8
 LABEL_BYTES = 3 * 8
@@ -78,70 +79,50 @@ def event_bytes(plan: EntityPlan) -> int:
 
 
 def empty(plan: EntityPlan) -> EntityState:
-    cells, labels = np.empty((columns(plan), 0), np.uint64), np.empty((3, 0), np.int64)
-    # Read-only, as a decoded state's are (the stream's compiled step takes one kind).
-    cells.flags.writeable = labels.flags.writeable = False
-    return EntityState(ts=np.empty(0, np.int64), cells=cells, labels=labels)
-
-
-def decode(plan: EntityPlan, blob: bytes | None) -> EntityState:
-    if not blob:
-        return empty(plan)
-    if len(blob) < HEADER.size:
-        raise StateError(f"{plan.name} state: {len(blob)} bytes, shorter than its header")
-    version, layout, base, n, m = HEADER.unpack_from(blob)
-    if version != VERSION:
-        raise StateError(f"{plan.name} state: version {version}, this engine reads {VERSION}")
-    if layout != plan.layout:
-        raise StateError(
-            f"{plan.name} state: written for other features (layout {layout:#010x}, the "
-            f"config's is {plan.layout:#010x}); rebuild the state from the transactions"
-        )
-    width = columns(plan)
-    expected = HEADER.size + n * (TIME_BYTES + CELL_BYTES * width) + m * LABEL_BYTES
-    if len(blob) != expected:
-        raise StateError(f"{plan.name} state: {len(blob)} bytes, expected {expected}")
-    offset = HEADER.size
-    ts = np.frombuffer(blob, "<u4", n, offset).astype(np.int64) + base
-    offset += n * TIME_BYTES
-    cells = np.frombuffer(blob, "<u8", n * width, offset).reshape(width, n)
-    offset += n * width * CELL_BYTES
-    labels = np.frombuffer(blob, "<i8", 3 * m, offset).reshape(3, m)
-    return EntityState(ts, cells, labels)
-
-
-def encode(plan: EntityPlan, state: EntityState) -> bytes:
-    n, m = state.ts.size, state.labels.shape[1]
-    offsets = np.empty(n, dtype="<u4")
-    base = _offsets(state.ts, offsets)
-    if base is None:
-        raise StateError(f"{plan.name} state: events span more than 136 years")
-    return b"".join(
-        (
-            HEADER.pack(VERSION, plan.layout, base, n, m),
-            offsets.tobytes(),
-            state.cells.astype("<u8", copy=False).tobytes(),
-            state.labels.astype("<i8", copy=False).tobytes(),
-        )
+    return EntityState(
+        ts=np.empty(0, np.int64),
+        cells=np.empty((columns(plan), 0), np.uint64),
+        labels=np.empty((3, 0), np.int64),
     )
 
 
-@numba.njit(cache=True, nogil=True)
-def _offsets(ts, offsets) -> int | None:
-    """The oldest time (0 without events), each time's offset from it into `offsets`; None
-    when one does not fit (MAX_OFFSET)."""
-    base = ts.min() if ts.size else 0
-    for i in range(ts.size):
-        offset = ts[i] - base
-        if offset > MAX_OFFSET:
-            return None
-        offsets[i] = offset
-    return base
+def decode(plan: EntityPlan, blob: bytes | None) -> EntityState:
+    """The state in `blob` (None or empty: no events, no labels); StateError, saying why,
+    if it is not a state of this plan."""
+    if not blob:
+        return empty(plan)
+    ok, ts, cells, labels = unpack(np.frombuffer(blob, np.uint8), columns(plan), plan.layout)
+    if not ok:
+        raise StateError(refusal(plan, blob))
+    return EntityState(ts, cells, labels)
 
 
-# The same layout read and written inside compiled code, for the stream's one compiled call
-# per event (tables/engine/stream.py): equal to decode/encode byte for byte (a test checks).
-# Multi-byte values are little-endian, as on every machine numba compiles for here.
+def refusal(plan: EntityPlan, blob: bytes) -> str:
+    """Why `blob` is not a state of this plan (what :func:`unpack` found wrong)."""
+    if len(blob) < HEADER_BYTES:
+        return f"{plan.name} state: {len(blob)} bytes, shorter than its header"
+    version, layout, _, n, m = HEADER.unpack_from(blob)
+    if version != VERSION:
+        return f"{plan.name} state: version {version}, this engine reads {VERSION}"
+    if layout != plan.layout:
+        return (
+            f"{plan.name} state: written for other features (layout {layout:#010x}, the "
+            f"config's is {plan.layout:#010x}); rebuild the state from the transactions"
+        )
+    expected = HEADER_BYTES + n * (TIME_BYTES + CELL_BYTES * columns(plan)) + m * LABEL_BYTES
+    return f"{plan.name} state: {len(blob)} bytes, expected {expected}"
+
+
+def encode(plan: EntityPlan, state: EntityState) -> bytes:
+    fits, blob = pack(state.ts, state.cells, state.labels, plan.layout)
+    if not fits:
+        raise StateError(f"{plan.name} state: events span more than 136 years")
+    return blob.tobytes()
+
+
+# The layout is read and written in compiled code only: decode/encode above, and the stream's
+# one compiled call per event (tables/engine/stream.py). Multi-byte values are little-endian,
+# as on every machine numba compiles for here.
 
 
 @numba.njit(cache=True, nogil=True)
@@ -162,23 +143,18 @@ def _write_uint(out, start, size, value):
 def unpack(raw, width, layout):
     """(ok, ts, cells, labels) of a state's bytes (uint8; empty: no state); not ok: the
     bytes are not a state of this layout (decode() says why)."""
-    if raw.size == 0:
-        return (
-            True,
-            np.empty(0, np.int64),
-            np.empty((width, 0), np.uint64),
-            np.empty((3, 0), np.int64),
-        )
     nothing = (np.empty(0, np.int64), np.empty((width, 0), np.uint64), np.empty((3, 0), np.int64))
-    if raw.size < 21:
+    if raw.size == 0:
+        return True, nothing[0], nothing[1], nothing[2]
+    if raw.size < HEADER_BYTES:
         return False, nothing[0], nothing[1], nothing[2]
     base = _read_uint(raw, 5, 8)  # i64: two's complement, as the shifts rebuild it
     n, m = _read_uint(raw, 13, 4), _read_uint(raw, 17, 4)
     if raw[0] != VERSION or _read_uint(raw, 1, 4) != layout:
         return False, nothing[0], nothing[1], nothing[2]
-    if raw.size != 21 + n * (TIME_BYTES + CELL_BYTES * width) + m * LABEL_BYTES:
+    if raw.size != HEADER_BYTES + n * (TIME_BYTES + CELL_BYTES * width) + m * LABEL_BYTES:
         return False, nothing[0], nothing[1], nothing[2]
-    offset = 21
+    offset = HEADER_BYTES
     times = np.empty(n, np.uint32)
     times.view(np.uint8)[:] = raw[offset : offset + n * TIME_BYTES]
     ts = times.astype(np.int64) + base
@@ -202,13 +178,13 @@ def pack(ts, cells, labels, layout):
         if offset > MAX_OFFSET:
             return False, np.empty(0, np.uint8)
         times[i] = offset
-    out = np.empty(21 + n * (TIME_BYTES + CELL_BYTES * width) + m * LABEL_BYTES, np.uint8)
+    out = np.empty(HEADER_BYTES + n * (TIME_BYTES + CELL_BYTES * width) + m * LABEL_BYTES, np.uint8)
     out[0] = VERSION
     _write_uint(out, 1, 4, layout)
     _write_uint(out, 5, 8, base)
     _write_uint(out, 13, 4, n)
     _write_uint(out, 17, 4, m)
-    position = 21
+    position = HEADER_BYTES
     out[position : position + n * TIME_BYTES] = times.view(np.uint8)
     position += n * TIME_BYTES
     flat = np.empty(width * n, np.uint64)

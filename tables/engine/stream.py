@@ -92,36 +92,17 @@ class StreamEngine:
         """One entity's features of the record and its new state (None: the record has no
         key for this entity; its features are NaN and no state is kept). The stream calls
         this where the entity's state lives, then :meth:`assemble` once every part is in."""
-        features, new_state, _ = self.observe_entity_arrival(entity, record, state)
+        features, new_state, _ = self._observe_entity(entity, record, state)
         return features, new_state
-
-    def observe_entity_arrival(
-        self, entity: str, record: Mapping[str, Any], state: bytes | None
-    ) -> tuple[dict[str, Any], bytes | None, int]:
-        """As :meth:`observe_entity`, and how far (seconds) the record arrives behind the
-        newest event the state held (0 for an empty state): read off the same decode, so the
-        stream measures lateness without decoding the state twice."""
-        plan = self.plan.entities[entity]
-        if is_missing(_column(record, plan.column)):
-            return {f.name: np.nan for f in plan.features}, None, 0
-        ts = _time(record)
-        tx_hash = id_hash(_column(record, "transaction_id"))
-        return self._observe_entity(plan, state, record, ts, tx_hash)
 
     def add_event(
         self, entity: str, record: Mapping[str, Any], state: bytes | None
     ) -> tuple[bytes | None, int]:
-        """The entity's new state with the record, and how far (seconds) it arrives behind
-        the state's newest event: :meth:`observe_entity_arrival` without the features (the
-        entity stage's, whose features the card stage has read already)."""
-        plan = self.plan.entities[entity]
-        if is_missing(_column(record, plan.column)):
-            return None, 0
-        ts = _time(record)
-        tx_hash = id_hash(_column(record, "transaction_id"))
-        _, new_state, lateness = self._observe_entity(
-            plan, state, record, ts, tx_hash, features=False
-        )
+        """The entity's new state with the record (None: no key for this entity), and how
+        far (seconds) it arrives behind the newest event the state held (0 for an empty
+        state): :meth:`observe_entity` without the features (the entity stage's, whose
+        features the card stage has read already)."""
+        _, new_state, lateness = self._observe_entity(entity, record, state, features=False)
         return new_state, lateness
 
     def features_against(
@@ -130,12 +111,7 @@ class StreamEngine:
         """One entity's features of the record against a state, which is left as it was:
         what :meth:`observe_entity` answers, without the new state. The card stage reads
         the other entities' features this way from its local replica of their states."""
-        plan = self.plan.entities[entity]
-        if is_missing(_column(record, plan.column)):
-            return {f.name: np.nan for f in plan.features}
-        ts = _time(record)
-        tx_hash = id_hash(_column(record, "transaction_id"))
-        return self._observe_entity(plan, state, record, ts, tx_hash, keep=False)[0]
+        return self._observe_entity(entity, record, state, keep=False)[0]
 
     def transaction_features(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The per-transaction features (calendar, values, categories, distance, age)."""
@@ -195,20 +171,25 @@ class StreamEngine:
 
     def _observe_entity(
         self,
-        entity: EntityPlan,
-        blob: bytes | None,
+        entity: str,
         record: Mapping[str, Any],
-        ts: int,
-        tx_hash: int,
+        blob: bytes | None,
         keep: bool = True,
         features: bool = True,
     ) -> tuple[dict[str, Any] | None, bytes | None, int]:
-        numeric = {f: _number(record, f) for f in entity.numeric_fields}
+        """(features, new state, lateness) of the record against one entity's state; a
+        record without the entity's key: NaN features, no state, lateness 0."""
+        plan = self.plan.entities[entity]
+        if is_missing(_column(record, plan.column)):
+            return {f.name: np.nan for f in plan.features}, None, 0
+        ts = _time(record)
+        tx_hash = id_hash(_column(record, "transaction_id"))
+        numeric = {f: _number(record, f) for f in plan.numeric_fields}
         keys = {
             f: hash_value(_column(record, f), numeric_key)
-            for f, numeric_key in zip(entity.key_fields, entity.key_fields_numeric)
+            for f, numeric_key in zip(plan.key_fields, plan.key_fields_numeric)
         }
-        return _observe_event(entity, blob, ts, tx_hash, numeric, keys, keep, features)
+        return _observe_event(plan, blob, ts, tx_hash, numeric, keys, keep, features)
 
     def _label_entity(self, entity: str) -> EntityPlan:
         plan = self.plan.entities.get(entity)
@@ -272,7 +253,7 @@ def _observe_event(
         out,
     )
     if status == NOT_A_STATE:
-        packed.decode(entity, blob)  # raises StateError, saying what is wrong
+        raise packed.StateError(packed.refusal(entity, blob))
     if status == SPANS_TOO_LONG:
         raise packed.StateError(f"{entity.name} state: events span more than 136 years")
     values = dict(zip(entity.feature_names, out[:, 0].tolist())) if features else None
