@@ -8,13 +8,14 @@ keyed by card, so a card's transactions arrive in order here, which the card win
 merchant's, ...) are read from this worker's replicas of their states
 (aegis_app/kafka/state_replica.py), which their own stage (agents/entity_stage.py) keeps
 up to date off the decision path. The per-event logic is in the plain functions
-`read_transaction` and `observe_transaction`; `register` wires them to whole fetches.
+`read_transaction` and `observe_transactions` (a whole fetch at once); `register` wires
+them to the fetches.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -27,8 +28,8 @@ from aegis_app.core.settings import BY_ENTITY_TOPIC
 from aegis_app.kafka import raw_producer
 from agents.batches import batch_inbox, run_batches
 from agents.deferred_sends import DeferredSends, on_second_call
-from tables.engine import RecordError, StreamEngine
-from tables.engine.state import StateError
+from tables.engine import StreamEngine
+from tables.engine.stream import EntityBatch
 
 if TYPE_CHECKING:
     from agents.pipeline import Pipeline
@@ -56,37 +57,59 @@ def read_transaction(
 class Observed(NamedTuple):
     """What the card stage makes of one transaction."""
 
-    card_state: bytes | None  # the card's new state (None: the record has no card key)
     request: ScoreRequest  # the transaction with its whole feature vector, to be decided
     hops: list[TxHop]  # one per further entity with a key, for its state (off the path)
 
 
-def observe_transaction(
+class ObservedBatch(NamedTuple):
+    """What the card stage makes of a batch of transactions."""
+
+    card_states: dict[Hashable, bytes]  # card slot -> the card's state after the batch
+    outcomes: list[Observed | Exception]  # per transaction: observed, or why it cannot be
+
+
+def observe_transactions(
     engine: StreamEngine,
     card_entity: str,
-    record: dict[str, Any],
-    card_state: bytes | None,
-    others: Mapping[str, bytes | None],
-    ingested_ms: int | None,
-) -> Observed:
-    """The card's new state, the request to score and the hops to the other entities'
-    states. `others`: the state of each other entity (the replica's), as it stands; they
-    are read, not changed (RecordError, StateError if the record or a state cannot be
-    used)."""
-    parts, new_state = engine.observe_entity(card_entity, record, card_state)
-    keys = engine.keys(record)
-    safe = json_safe(record)
-    hops: list[TxHop] = []
+    records: Sequence[dict[str, Any]],
+    card_slots: Sequence[Hashable | None],
+    card_states: Mapping[Hashable, bytes | None],
+    others: Mapping[str, Mapping[str, bytes | None]],
+    ingested_ms: Sequence[int | None],
+) -> ObservedBatch:
+    """The cards' new states, the requests to score and the hops to the other entities'
+    states, for a batch of transactions in arrival order. `card_slots[i]` names the card
+    state transaction i reads and updates (`card_states`: each as it was before the batch);
+    `others`: each other entity's states by key (the replica's), read as they stand, not
+    changed. A transaction that cannot be used (RecordError, StateError) has its error as
+    its outcome and changes no state."""
+    keys = [engine.keys(record) for record in records]
+    parts: list[EntityBatch] = []
+    failed: set[int] = set()
     for entity in engine.entities:
         if entity == card_entity:
             continue
         # No key: NaN features, no state (StreamEngine's rule); read as against no state.
-        parts.update(engine.features_against(entity, record, others.get(entity)))
-        if keys[entity] is not None:
-            hops.append(TxHop(entity=entity, record=safe))
-    parts.update(engine.transaction_features(record))
-    request = ScoreRequest(tx=safe, features=engine.assemble(parts), ingested_ms=ingested_ms)
-    return Observed(new_state, request, hops)
+        entity_keys = [k[entity] for k in keys]
+        part = engine.observe_many(entity, records, entity_keys, others.get(entity, {}), keep=False)
+        failed.update(i for i, error in enumerate(part.errors) if error is not None)
+        parts.append(part)
+    # A transaction another entity cannot read is left out of its card's state too.
+    slots = [None if i in failed else slot for i, slot in enumerate(card_slots)]
+    card = engine.observe_many(card_entity, records, slots, card_states)
+    features = engine.assemble_many(records, [card, *parts])
+    outcomes: list[Observed | Exception] = []
+    others_kept = [e for e in engine.entities if e != card_entity]
+    for record, record_keys, vector, ingested in zip(records, keys, features, ingested_ms):
+        if isinstance(vector, Exception):
+            outcomes.append(vector)
+            continue
+        safe = json_safe(record)
+        hops = [TxHop(entity=e, record=safe) for e in others_kept if record_keys[e] is not None]
+        outcomes.append(
+            Observed(ScoreRequest(tx=safe, features=vector, ingested_ms=ingested), hops)
+        )
+    return ObservedBatch(card.states, outcomes)
 
 
 def register(app: faust.App, pipeline: Pipeline) -> None:
@@ -104,16 +127,13 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
     pipeline.hop_sends = hop_sends
 
     async def decide_cards(messages: list) -> None:
-        """One fetch's transactions: card states read and written once per card, the
-        other entities' states read from the replicas, each transaction queued for its
-        decision (acknowledged once decided) and sent on to the other entities' states."""
-        states: dict[tuple[int, str], bytes] = {}  # (partition, card) -> state after the batch
-        hops: list[tuple[bytes, bytes]] = []
-        # Each request with its acknowledgement: once decided and, if the transaction has
-        # hops, once they are sent too (agents/deferred_sends.py).
-        requests: list[tuple[ScoreRequest, Callable[[], object]]] = []
-        hop_acks: list[Callable[[], object]] = []
+        """One fetch's transactions, observed as one batch: card states read and written
+        once per card, the other entities' states read from the replicas, each
+        transaction queued for its decision (acknowledged once decided) and sent on to the
+        other entities' states."""
         done: list = []  # refused or re-keyed: acknowledged once the card states are written
+        records: list[dict[str, Any]] = []
+        taken: list = []  # the message of each record
         for message in messages:
             payload = message.value
             counts["transactions_in"] += 1
@@ -121,55 +141,90 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
             if isinstance(read, Refusal):
                 await dead_letters.send(payload, read.reason, source, message=message)
                 done.append(message)
-                continue
-            if isinstance(read, Rekey):
+            elif isinstance(read, Rekey):
                 # Counted once, when it comes back under its card key.
                 counts["transactions_in"] -= 1
                 counts["rekeyed"] += 1
                 await topics.transactions.send(key=read.card_key.encode(), value=payload)
                 done.append(message)
+            else:
+                records.append(read)
+                taken.append(message)
+        observed = observe_fetch(records, taken)
+        if observed is not None:
+            await card_state.put_many_in(observed.card_states)
+        inbox.done(done)
+        if observed is None:
+            return
+        # Each request with its acknowledgement: once decided and, if the transaction has
+        # hops, once they are sent too (agents/deferred_sends.py).
+        requests: list[tuple[ScoreRequest, Callable[[], object]]] = []
+        hops: list[tuple[bytes, bytes]] = []
+        hop_acks: list[Callable[[], object]] = []
+        for record, message, outcome in zip(records, taken, observed.outcomes):
+            if isinstance(outcome, Exception):
+                await dead_letters.send(message.value, str(outcome), source, message=message)
+                inbox.done((message,))
                 continue
-            record = read
             keys = engine.keys(record)
-            key, slot = keys[card_entity], (message.partition, keys[card_entity])
-            state = states[slot] if slot in states else card_state.lookup_in(*slot)
-            try:
-                others = {
-                    entity: replica.get(keys[entity])
-                    for entity, replica in replicas.items()
-                    if keys[entity] is not None
-                }
-                observed = observe_transaction(
-                    engine, card_entity, record, state, others, int(message.timestamp * 1000)
-                )
-            except (RecordError, StateError) as exc:
-                await dead_letters.send(payload, str(exc), source, message=message)
-                done.append(message)
-                continue
-            except Exception as exc:  # corrupt state must not stop the stream for every card
-                log.exception("card %s: state update failed", key)
-                await dead_letters.send(
-                    payload, f"card state error: {exc!r}", source, message=message
-                )
-                done.append(message)
-                continue
-            if observed.card_state is not None:
-                states[slot] = observed.card_state
-            for hop in observed.hops:
+            for hop in outcome.hops:
                 hop_key = str(keys[hop.entity]).encode()
                 hops.append((hop_key, raw_producer.dumps(hop.to_wire())))
             ack = partial(inbox.done, (message,))
-            if observed.hops:
+            if outcome.hops:
                 ack = on_second_call(ack)
                 hop_acks.append(ack)
-            requests.append((observed.request, ack))
-        await card_state.put_many_in(states)
-        inbox.done(done)
+            requests.append((outcome.request, ack))
         hop_sends.add(hops, hop_acks)
         if hop_sends.full:
             await hop_sends.flush()
         for request, ack in requests:
             await pipeline.scorer.submit(request, ack)
+
+    def observe_fetch(records: list[dict[str, Any]], taken: list) -> ObservedBatch | None:
+        """observe_transactions with the states it needs (None: no records). Should the
+        batch fail as a whole (a bug, not a record or state the engine refuses), it is
+        observed again record by record, so that only the records it fails on are
+        dead-lettered and the stream goes on for every other card."""
+        if not records:
+            return None
+        try:
+            return observe_with_states(records, taken, {})
+        except Exception:
+            log.exception("a batch of %d transactions failed: again one by one", len(records))
+        written: dict[Hashable, bytes] = {}
+        outcomes: list[Observed | Exception] = []
+        for record, message in zip(records, taken):
+            try:
+                one = observe_with_states([record], [message], written)
+            except Exception as exc:
+                log.exception("card %s: state update failed", record.get(card_entity))
+                outcomes.append(RuntimeError(f"card state error: {exc!r}"))
+                continue
+            written.update(one.card_states)
+            outcomes += one.outcomes
+        return ObservedBatch(written, outcomes)
+
+    def observe_with_states(
+        records: list[dict[str, Any]], taken: list, written: Mapping[Hashable, bytes]
+    ) -> ObservedBatch:
+        """observe_transactions against the card states as stored (or as `written` since)
+        and the replicas' states as they stand."""
+        keys = [engine.keys(record) for record in records]
+        slots = [(m.partition, k[card_entity]) for m, k in zip(taken, keys)]
+        card_states = {
+            slot: written[slot] if slot in written else card_state.lookup_in(*slot)
+            for slot in set(slots)
+            if slot[1] is not None
+        }
+        others = {
+            entity: {k[entity]: replica.get(k[entity]) for k in keys if k[entity] is not None}
+            for entity, replica in replicas.items()
+        }
+        ingested = [int(m.timestamp * 1000) for m in taken]
+        return observe_transactions(
+            engine, card_entity, records, slots, card_states, others, ingested
+        )
 
     @app.task
     async def send_hops() -> None:

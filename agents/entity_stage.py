@@ -56,31 +56,66 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
     inbox = batch_inbox(app, pipeline.settings, topics.by_entity)
 
     async def observe_entities(messages: list) -> None:
-        """One fetch's hops: each entity's state read and written once."""
+        """One fetch's hops: each entity's state read and written once, the transactions
+        added in one compiled call per entity between two labels (a label applies to the
+        state as the transactions before it left it)."""
         # entity -> (partition, key) -> its state after this batch
-        entity_states: dict[str, dict[tuple[int, str], bytes]] = {e: {} for e in states}
+        written: dict[str, dict[tuple[int, str], bytes]] = {e: {} for e in states}
+        waiting: list[tuple[object, TxHop, tuple[int, str]]] = []  # transactions, in order
+        failed: list[tuple[object, str]] = []  # (message, reason)
+
+        def state_of(entity: str, slot: tuple[int, str]) -> bytes | None:
+            done = written[entity]
+            return done[slot] if slot in done else states[entity].lookup_in(*slot)
+
+        def add_waiting() -> None:
+            for entity in {hop.entity for _, hop, _ in waiting}:
+                mine = [(m, hop, slot) for m, hop, slot in waiting if hop.entity == entity]
+                slots = [slot for _, _, slot in mine]
+                try:
+                    added = engine.observe_many(
+                        entity,
+                        [hop.record for _, hop, _ in mine],
+                        slots,
+                        {slot: state_of(entity, slot) for slot in set(slots)},
+                        features=False,
+                    )
+                except Exception as exc:  # a bug: these hops fail, the stream goes on
+                    log.exception("%s: %d transactions not added", entity, len(mine))
+                    failed.extend((m, f"entity state error: {exc!r}") for m, _, _ in mine)
+                    continue
+                written[entity].update(added.states)
+                for (message, _, _), error, late in zip(mine, added.errors, added.lateness):
+                    if error is not None:
+                        failed.append((message, f"entity state error: {error!r}"))
+                        continue
+                    counters.saw_lateness(int(late))
+                    if late >= delay_days * DAY:
+                        counts["late_beyond_label_delay"] += 1
+            waiting.clear()
+
         for message in messages:
             counts["entity_stage_in"] += 1
             raw_key = message.key
             key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
             try:
                 hop = hop_from_wire(orjson.loads(message.value))
-                written, slot = entity_states[hop.entity], (message.partition, key)
-                state = written[slot] if slot in written else states[hop.entity].lookup_in(*slot)
-                new_state, lateness = observe_entity(engine, hop, state)
+                slot = (message.partition, key)
                 if isinstance(hop, TxHop):
-                    counters.saw_lateness(lateness)
-                    if lateness >= delay_days * DAY:
-                        counts["late_beyond_label_delay"] += 1
+                    waiting.append((message, hop, slot))
+                    continue
+                add_waiting()
+                new_state = observe_entity(engine, hop, state_of(hop.entity, slot)).state
             except Exception as exc:  # one bad message must not stop every entity
                 log.exception("entity key %s: state update failed", key)
-                await pipeline.dead_letters.send(
-                    message.value, f"entity state error: {exc!r}", source, message=message
-                )
+                failed.append((message, f"entity state error: {exc!r}"))
                 continue
             if new_state is not None:
-                written[slot] = new_state
-        for entity, writes in entity_states.items():
+                written[hop.entity][slot] = new_state
+        add_waiting()
+        for message, reason in failed:
+            await pipeline.dead_letters.send(message.value, reason, source, message=message)
+        for entity, writes in written.items():
             if writes:
                 await states[entity].put_many_in(writes)
         counts["entity_hops_written"] += len(messages)  # queued for the changelogs

@@ -27,7 +27,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("idle (event loops waiting for I/O, the scoring thread for work)", ("EpollSelector.select",)),
     ("score: detectors and ensemble", ("ModelBundle.score", "feature_matrix")),
     ("score: decisions, rules, JSON", ("_score (agents/scoring",)),
-    ("features and state (tables/engine)", ("StreamEngine.", "observe_transaction (")),
+    ("features and state (tables/engine)", ("StreamEngine.", "observe_transactions (")),
     ("record decode and validation", ("RecordCodec.",)),
     ("state store reads, writes and changelog sends", ("LeanTable.",)),
     ("publish (hops, decisions, alerts)", ("raw_producer.py",)),

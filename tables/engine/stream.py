@@ -8,12 +8,13 @@ entity with label-based features. Arrival order is the order of the calls.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numba
 import numpy as np
+from numba.typed import List
 
 from aegis_app.core.config import Config
 from tables.engine import state as packed
@@ -92,8 +93,8 @@ class StreamEngine:
         """One entity's features of the record and its new state (None: the record has no
         key for this entity; its features are NaN and no state is kept). The stream calls
         this where the entity's state lives, then :meth:`assemble` once every part is in."""
-        features, new_state, _ = self._observe_entity(entity, record, state)
-        return features, new_state
+        one = self._one(entity, record, state)
+        return one.feature_dict(0), one.state_after(0, 0, state)
 
     def add_event(
         self, entity: str, record: Mapping[str, Any], state: bytes | None
@@ -102,8 +103,8 @@ class StreamEngine:
         far (seconds) it arrives behind the newest event the state held (0 for an empty
         state): :meth:`observe_entity` without the features (the entity stage's, whose
         features the card stage has read already)."""
-        _, new_state, lateness = self._observe_entity(entity, record, state, features=False)
-        return new_state, lateness
+        one = self._one(entity, record, state, features=False)
+        return one.state_after(0, 0, state), int(one.lateness[0])
 
     def features_against(
         self, entity: str, record: Mapping[str, Any], state: bytes | None
@@ -111,14 +112,31 @@ class StreamEngine:
         """One entity's features of the record against a state, which is left as it was:
         what :meth:`observe_entity` answers, without the new state. The card stage reads
         the other entities' features this way from its local replica of their states."""
-        return self._observe_entity(entity, record, state, keep=False)[0]
+        return self._one(entity, record, state, keep=False).feature_dict(0)
+
+    def observe_many(
+        self,
+        entity: str,
+        records: Sequence[Mapping[str, Any]],
+        slots: Sequence[Hashable | None],
+        states: Mapping[Hashable, bytes | None],
+        keep: bool = True,
+        features: bool = True,
+    ) -> EntityBatch:
+        """:meth:`observe_entity` of a whole batch in one compiled call. `slots[i]` names the
+        state record i reads and updates (None: no key, NaN features, no state), `states` the
+        state of each slot before the batch; records of one slot follow each other in batch
+        order. `keep` False: each record is read against the states as given
+        (:meth:`features_against`); `features` False: none computed (:meth:`add_event`).
+        A record or state that cannot be used is named in `errors` and changes nothing."""
+        return _observe_batch(self.plan.entities[entity], records, slots, states, keep, features)
 
     def transaction_features(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The per-transaction features (calendar, values, categories, distance, age)."""
-        columns = {c: np.array([_column(record, c)]) for c in self._columns}
-        stamp = np.array([_time(record)], dtype=np.int64)
-        evaluated = transaction.evaluate(self.plan.transaction_features, columns, stamp)
-        return {name: values[0] for name, values in evaluated.items()}
+        columns, errors = self._transaction_values([record])
+        if errors[0] is not None:
+            raise errors[0]
+        return {name: values[0] for name, values in columns.items()}
 
     def assemble(self, parts: Mapping[str, Any]) -> Features:
         """The feature dict in the config's order from every part (entities, transaction):
@@ -131,6 +149,39 @@ class StreamEngine:
             else:
                 features[name] = np.nan if value is None else float(value)
         return features
+
+    def assemble_many(
+        self, records: Sequence[Mapping[str, Any]], entity_parts: Sequence[EntityBatch]
+    ) -> list[Features | RecordError | packed.StateError]:
+        """Each record's feature dict (:meth:`assemble`) from every entity's part of the
+        batch (:meth:`observe_many`) and its transaction features, computed here for the
+        whole batch at once; for a record that a part could not use, or whose transaction
+        features cannot be computed, the error instead."""
+        outcome: list[Any] = [None] * len(records)
+        for part in entity_parts:
+            for row, error in enumerate(part.errors):
+                if error is not None and outcome[row] is None:
+                    outcome[row] = error
+        usable = [row for row, error in enumerate(outcome) if error is None]
+        columns, errors = self._transaction_values([records[row] for row in usable])
+        for row, error in zip(usable, errors):
+            outcome[row] = error
+        computed = [row for row in usable if outcome[row] is None]
+        if not computed:
+            return outcome
+        at = np.asarray(computed, dtype=np.int64)
+        values: dict[str, list[Any]] = {}
+        for part in entity_parts:
+            for f, name in enumerate(part.names):
+                values[name] = part.features[f, at].tolist()
+        for name, column in columns.items():
+            values[name] = column.tolist()
+        for name in self.plan.text_features:
+            values[name] = [None if is_missing(v) else v for v in values[name]]
+        names = self.plan.names
+        for row, row_values in zip(computed, zip(*(values[n] for n in names))):
+            outcome[row] = dict(zip(names, row_values))
+        return outcome
 
     def entity_of_column(self, column: str) -> str | None:
         """The entity kept for a normalised column (e.g. "card"), if any."""
@@ -169,27 +220,61 @@ class StreamEngine:
 
     # ------------------------------------------------------------------ internals
 
-    def _observe_entity(
+    def _transaction_values(
+        self, records: Sequence[Mapping[str, Any]]
+    ) -> tuple[dict[str, np.ndarray], list[RecordError | None]]:
+        """The transaction features of records, as columns over the records without an
+        error, and each record's error (None: its values are in the columns)."""
+        errors: list[RecordError | None] = [None] * len(records)
+        rows: list[list[Any]] = []
+        stamps: list[int] = []
+        for i, record in enumerate(records):
+            try:
+                row = [_column(record, c) for c in self._columns]
+                stamp = _time(record)
+            except RecordError as exc:
+                errors[i] = exc
+                continue
+            rows.append(row)
+            stamps.append(stamp)
+        features = self.plan.transaction_features
+        try:
+            columns = {c: np.array(v) for c, v in zip(self._columns, zip(*rows))}
+            if not rows:
+                columns = {c: np.array([]) for c in self._columns}
+            return transaction.evaluate(features, columns, np.array(stamps, dtype=np.int64)), errors
+        except RecordError:
+            pass
+        # One record's value spoils the batch's column: find it, record by record.
+        good = [i for i, error in enumerate(errors) if error is None]
+        answers: list[dict[str, np.ndarray]] = []
+        for i, row, stamp in zip(good, rows, stamps):
+            try:
+                columns = {c: np.array([v]) for c, v in zip(self._columns, row)}
+                answers.append(
+                    transaction.evaluate(features, columns, np.array([stamp], dtype=np.int64))
+                )
+            except RecordError as exc:
+                errors[i] = exc
+        names = [f.name for f in features]
+        joined = {
+            n: np.concatenate([a[n] for a in answers]) if answers else np.array([]) for n in names
+        }
+        return joined, errors
+
+    def _one(
         self,
         entity: str,
         record: Mapping[str, Any],
-        blob: bytes | None,
+        state: bytes | None,
         keep: bool = True,
         features: bool = True,
-    ) -> tuple[dict[str, Any] | None, bytes | None, int]:
-        """(features, new state, lateness) of the record against one entity's state; a
-        record without the entity's key: NaN features, no state, lateness 0."""
-        plan = self.plan.entities[entity]
-        if is_missing(_column(record, plan.column)):
-            return {f.name: np.nan for f in plan.features}, None, 0
-        ts = _time(record)
-        tx_hash = id_hash(_column(record, "transaction_id"))
-        numeric = {f: _number(record, f) for f in plan.numeric_fields}
-        keys = {
-            f: hash_value(_column(record, f), numeric_key)
-            for f, numeric_key in zip(plan.key_fields, plan.key_fields_numeric)
-        }
-        return _observe_event(plan, blob, ts, tx_hash, numeric, keys, keep, features)
+    ) -> EntityBatch:
+        """:meth:`observe_many` of one record (its error raised)."""
+        one = self.observe_many(entity, [record], [0], {0: state}, keep, features)
+        if one.errors[0] is not None:
+            raise one.errors[0]
+        return one
 
     def _label_entity(self, entity: str) -> EntityPlan:
         plan = self.plan.entities.get(entity)
@@ -214,67 +299,271 @@ def _transaction_columns(plan: Plan) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-NO_BYTES = np.empty(0, dtype=np.uint8)
-# What the compiled call answers besides the features.
+# What the compiled call answers for each event besides the features.
 OK, NOT_A_STATE, SPANS_TOO_LONG = 0, 1, 2
 
 
-def _observe_event(
-    entity: EntityPlan,
-    blob: bytes | None,
-    ts: int,
-    tx_hash: int,
-    numeric: dict[str, float],
-    keys: dict[str, int],
+@dataclass(frozen=True)
+class EntityBatch:
+    """One entity's part of a batch of records (:meth:`StreamEngine.observe_many`)."""
+
+    names: tuple[str, ...]  # the entity's features, in its plan's order
+    features: np.ndarray  # (features, records): NaN where no key, an error or not computed
+    states: dict[Hashable, bytes]  # slot -> its state after the batch (changed slots only)
+    lateness: np.ndarray  # per record: seconds behind the state's newest event (int64)
+    errors: list[Exception | None]  # per record: why it could not be used (it changed nothing)
+    keyed: np.ndarray  # per record: it has the entity's key (bool)
+
+    def feature_dict(self, row: int) -> dict[str, Any]:
+        return dict(zip(self.names, self.features[:, row].tolist()))
+
+    def state_after(self, row: int, slot: Hashable, before: bytes | None) -> bytes | None:
+        """The slot's state after the batch (None: record `row` has no key, so no state)."""
+        return self.states.get(slot, before) if self.keyed[row] else None
+
+
+@dataclass
+class _EventBatch:
+    """The compiled call's inputs: the usable records of a batch as arrays, and each one's
+    starting state: its slot's state as given (`buffer[starts[i]:starts[i+1]]`), or for a
+    slot's later records the state the slot's previous record left (`previous`)."""
+
+    rows: list[int]  # the record each event is
+    keyed: list[int]  # the records with the entity's key (an error or not)
+    errors: list[Exception | None]  # per record
+    ts: np.ndarray
+    tx_hashes: np.ndarray
+    numeric: np.ndarray  # (events, numeric fields)
+    keys: np.ndarray  # (events, key fields)
+    buffer: np.ndarray
+    starts: np.ndarray
+    previous: np.ndarray  # per event: the event before it in its slot, or -1
+    last: np.ndarray  # per event: the last of its slot in the batch
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+    @classmethod
+    def of(
+        cls,
+        plan: EntityPlan,
+        records: Sequence[Mapping[str, Any]],
+        slots: Sequence[Hashable | None],
+        states: Mapping[Hashable, bytes | None],
+    ) -> _EventBatch:
+        rows: list[int] = []
+        keyed: list[int] = []
+        errors: list[Exception | None] = [None] * len(records)
+        ts: list[int] = []
+        hashes: list[int] = []
+        numeric: list[list[float]] = []
+        keys: list[list[int]] = []
+        previous: list[int] = []
+        starting: list[bytes] = []
+        latest: dict[Hashable, int] = {}
+        key_fields = tuple(zip(plan.key_fields, plan.key_fields_numeric))
+        for row, (record, slot) in enumerate(zip(records, slots)):
+            try:
+                if slot is None or is_missing(_column(record, plan.column)):
+                    continue  # no key: NaN features, no state (StreamEngine.keys)
+                keyed.append(row)
+                event_ts = _time(record)
+                tx_hash = id_hash(_column(record, "transaction_id"))
+                event_numeric = [_number(record, f) for f in plan.numeric_fields]
+                event_keys = [hash_value(_column(record, f), n) for f, n in key_fields]
+            except ValueError as exc:  # RecordError, or a missing transaction id
+                errors[row] = exc if isinstance(exc, RecordError) else RecordError(str(exc))
+                continue
+            before = latest.get(slot)
+            previous.append(-1 if before is None else before)
+            starting.append((states.get(slot) or b"") if before is None else b"")
+            latest[slot] = len(rows)
+            rows.append(row)
+            ts.append(event_ts)
+            hashes.append(tx_hash)
+            numeric.append(event_numeric)
+            keys.append(event_keys)
+        count = len(rows)
+        last = np.zeros(count, dtype=np.bool_)
+        last[list(latest.values())] = True
+        starts = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in starting], out=starts[1:])
+        return cls(
+            rows,
+            keyed,
+            errors,
+            np.array(ts, dtype=np.int64),
+            np.array(hashes, dtype=np.uint64),
+            np.array(numeric, dtype=np.float64).reshape(count, len(plan.numeric_fields)),
+            np.array(keys, dtype=np.uint64).reshape(count, len(plan.key_fields)),
+            np.frombuffer(b"".join(starting), dtype=np.uint8),
+            starts,
+            np.array(previous, dtype=np.int64),
+            last,
+        )
+
+
+def _observe_batch(
+    plan: EntityPlan,
+    records: Sequence[Mapping[str, Any]],
+    slots: Sequence[Hashable | None],
+    states: Mapping[Hashable, bytes | None],
     keep: bool = True,
     features: bool = True,
-) -> tuple[dict[str, Any] | None, bytes | None, int]:
-    """An event's window features (unless `features` is False: None), the entity's new state
-    (unless `keep` is False: then the state as it was) and the event's lateness. One
-    compiled call: the state's bytes in, the new state's bytes out."""
-    program = entity.program
-    out = np.empty((len(entity.features), 1), dtype=np.float64)
-    status, lateness, appended, new_blob = _observe_packed(
-        np.frombuffer(blob, dtype=np.uint8) if blob else NO_BYTES,
-        entity.layout,
-        packed.columns(entity),
-        entity.horizon,
-        keep,
-        features,
-        program.slots,
-        program.features,
-        program.default,
-        program.windows,
-        entity.labels,
-        ts,
-        np.uint64(tx_hash),
-        np.array([numeric[f] for f in entity.numeric_fields], dtype=np.float64),
-        np.array([keys[f] for f in entity.key_fields], dtype=np.uint64),
-        out,
-    )
-    if status == NOT_A_STATE:
-        raise packed.StateError(packed.refusal(entity, blob))
-    if status == SPANS_TOO_LONG:
-        raise packed.StateError(f"{entity.name} state: events span more than 136 years")
-    values = dict(zip(entity.feature_names, out[:, 0].tolist())) if features else None
-    if not appended or not keep:  # a redelivery (or only asked): the state stays as it was
-        return values, blob, lateness
-    return values, new_blob.tobytes(), lateness
+) -> EntityBatch:
+    """StreamEngine.observe_many for one entity's plan."""
+    batch = _EventBatch.of(plan, records, slots, states)
+    out = np.full((len(plan.features), len(records)), np.nan)
+    lateness = np.zeros(len(records), dtype=np.int64)
+    new_states: dict[Hashable, bytes] = {}
+    if batch.count:
+        program = plan.program
+        computed = np.empty((len(plan.features), batch.count), dtype=np.float64)
+        status, late, changed, last_states, last_offsets = _observe_many(
+            batch.buffer,
+            batch.starts,
+            batch.previous,
+            batch.last,
+            plan.layout,
+            packed.columns(plan),
+            plan.horizon,
+            keep,
+            features,
+            program.slots,
+            program.features,
+            program.default,
+            program.windows,
+            plan.labels,
+            batch.ts,
+            batch.tx_hashes,
+            batch.numeric,
+            batch.keys,
+            computed,
+        )
+        rows = np.asarray(batch.rows, dtype=np.int64)
+        lateness[rows] = late
+        for j, row in enumerate(batch.rows):
+            if status[j] == NOT_A_STATE:
+                before = states.get(slots[row])
+                batch.errors[row] = packed.StateError(packed.refusal(plan, before or b""))
+            elif status[j] == SPANS_TOO_LONG:
+                batch.errors[row] = packed.StateError(
+                    f"{plan.name} state: events span more than 136 years"
+                )
+        if features:
+            good = rows[status == OK]
+            out[:, good] = computed[:, status == OK]
+        for j in np.flatnonzero(batch.last).tolist():
+            if changed[j]:
+                new_states[slots[batch.rows[j]]] = last_states[
+                    last_offsets[j] : last_offsets[j + 1]
+                ].tobytes()
+    keyed = np.zeros(len(records), dtype=np.bool_)
+    keyed[batch.keyed] = True
+    return EntityBatch(plan.feature_names, out, new_states, lateness, batch.errors, keyed)
 
 
 def _compile(entity: EntityPlan) -> None:
     """Compiles the entity's compiled code, or loads it from numba's cache (seconds the first
     time on a machine, a fraction of one after), on made-up events: a worker pays for it
     when it starts, not at its first event."""
-    numeric = dict.fromkeys(entity.numeric_fields, 1.0)
-    keys = dict.fromkeys(entity.key_fields, 1)
-    _, blob, _ = _observe_event(entity, None, 1, 1, numeric, keys)
-    _, blob, _ = _observe_event(entity, blob, 0, 2, numeric, keys)  # a decoded state, late
-    _observe_event(entity, blob, 3, 3, numeric, keys, keep=False)
-    _observe_event(entity, blob, 4, 4, numeric, keys, features=False)
+    record: dict[str, Any] = {"ts": 1, "transaction_id": "a", entity.column: 1}
+    record.update(dict.fromkeys(entity.numeric_fields, 1.0))
+    record.update(
+        {f: 1 if n else "k" for f, n in zip(entity.key_fields, entity.key_fields_numeric)}
+    )
+    later = {**record, "ts": 3, "transaction_id": "b"}
+    late = {**record, "ts": 0, "transaction_id": "c"}  # a late event: the decoded state sorted
+    first = _observe_batch(entity, [record, later], ["k", "k"], {})
+    if any(first.errors):
+        raise AssertionError(f"compiling {entity.name}: {first.errors}")
+    state = first.states["k"]
+    _observe_batch(entity, [late], ["k"], {"k": state})
+    _observe_batch(entity, [late], ["k"], {"k": state}, keep=False)
+    _observe_batch(entity, [late], ["k"], {"k": state}, features=False)
     if entity.labels:
-        labelled = packed.with_label(packed.decode(entity, blob), 1, 1, 1, True)
+        labelled = packed.with_label(packed.decode(entity, state), 1, 1, 1, True)
         packed.encode(entity, packed.pruned(labelled, entity.horizon))
+
+
+@numba.njit(cache=True, nogil=True)
+def _observe_many(
+    buffer,
+    starts,
+    previous,
+    last,
+    layout,
+    width,
+    horizon,
+    keep,
+    features_wanted,
+    slots,
+    features,
+    default,
+    window_table,
+    labels_kept,
+    event_ts,
+    tx_hashes,
+    numeric,
+    keys,
+    out,
+):
+    """Each event in turn against its slot's state (_observe_packed): (status, lateness,
+    whether its slot's state has changed in the batch by then, per event; the states after
+    each slot's last event end to end, and where each starts). Features into `out`
+    (features, events)."""
+    count = event_ts.size
+    status = np.zeros(count, np.int64)
+    lateness = np.zeros(count, np.int64)
+    changed = np.zeros(count, np.bool_)
+    after = List()  # the state after each event
+    column = np.empty((out.shape[0], 1), np.float64)
+    for i in range(count):
+        if previous[i] >= 0:
+            raw = after[previous[i]]
+        else:
+            raw = buffer[starts[i] : starts[i + 1]].copy()
+        status[i], lateness[i], appended, blob = _observe_packed(
+            raw,
+            layout,
+            width,
+            horizon,
+            keep,
+            features_wanted,
+            slots,
+            features,
+            default,
+            window_table,
+            labels_kept,
+            event_ts[i],
+            tx_hashes[i],
+            numeric[i],
+            keys[i],
+            column,
+        )
+        if status[i] == OK and appended and keep:
+            after.append(blob)
+            changed[i] = True
+        else:
+            after.append(raw)
+            changed[i] = previous[i] >= 0 and changed[previous[i]]
+        if features_wanted:
+            out[:, i] = column[:, 0]
+    total = 0
+    for i in range(count):
+        if last[i]:
+            total += after[i].size
+    states = np.empty(total, np.uint8)
+    offsets = np.zeros(count + 1, np.int64)
+    position = 0
+    for i in range(count):
+        offsets[i] = position
+        if last[i]:
+            states[position : position + after[i].size] = after[i]
+            position += after[i].size
+        offsets[i + 1] = position
+    return status, lateness, changed, states, offsets
 
 
 @numba.njit(cache=True, nogil=True)
@@ -296,8 +585,8 @@ def _observe_packed(
     keys,
     out,
 ):
-    """decode, one _step, prune and encode: (status, lateness, appended, new state's bytes;
-    empty unless appended and `keep`)."""
+    """One event against one state's bytes: decode, one _step, prune and encode: (status,
+    lateness, appended, new state's bytes; empty unless appended and `keep`)."""
     ok, ts, cells, labels = packed.unpack(raw, width, layout)
     if not ok:
         return NOT_A_STATE, 0, False, np.empty(0, dtype=np.uint8)

@@ -4,6 +4,7 @@ ask for the decision."""
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 import pytest
 
@@ -11,7 +12,7 @@ from aegis_app.core.codec import RecordCodec
 from aegis_app.core.config import load, resolve
 from aegis_app.core.messages import Refusal, Rekey, TxHop, hop_from_wire
 from aegis_app.core.records import parse_datetime
-from agents.card_stage import observe_transaction, read_transaction
+from agents.card_stage import Observed, observe_transactions, read_transaction
 from tables.engine import StreamEngine
 
 MAX_BYTES = 10_000
@@ -45,6 +46,24 @@ def _raw(tx_id: int, when: str, amount: float = 10.0, card: int = 7, terminal: i
 
 def _record(codec, *args, **kwargs):
     return codec.reader.record(_raw(*args, **kwargs))
+
+
+class One(NamedTuple):
+    card_state: bytes | None
+    request: object
+    hops: list
+
+
+def observe_transaction(engine, card_entity, record, card_state, others, ingested_ms) -> One:
+    """observe_transactions of one transaction (its card state under slot 0)."""
+    keys = engine.keys(record)
+    by_key = {entity: {keys[entity]: state} for entity, state in others.items()}
+    batch = observe_transactions(
+        engine, card_entity, [record], [0], {0: card_state}, by_key, [ingested_ms]
+    )
+    (outcome,) = batch.outcomes
+    assert isinstance(outcome, Observed), outcome
+    return One(batch.card_states.get(0, card_state), outcome.request, outcome.hops)
 
 
 def test_a_valid_record_keyed_by_its_card_is_read(codec):
@@ -138,3 +157,42 @@ def test_a_hop_in_the_chained_form_of_earlier_versions_is_refused_by_name():
     old = {"kind": "tx", "record": {}, "features": {}, "pending": ["terminal"]}
     with pytest.raises(KeyError, match="chained form"):
         hop_from_wire(old)
+
+
+def test_a_batch_is_observed_as_its_transactions_one_after_another(codec, engine):
+    """Two cards, interleaved, with a redelivery: the batch's features and final states
+    are those of the same transactions observed one at a time."""
+    times = ["2018-04-01 10:00:00", "2018-04-01 10:05:00", "2018-04-01 11:00:00"]
+    records = [
+        _record(codec, i, when, amount=5.0 + i, card=card)
+        for i, (when, card) in enumerate(
+            [(times[0], 1), (times[0], 2), (times[1], 1), (times[2], 2), (times[2], 1)]
+        )
+    ]
+    records.append(records[2])  # a redelivery: answered as the first time, not counted again
+    one_by_one: list[dict] = []
+    states: dict[str, bytes | None] = {}
+    for record in records:
+        step = observe_transaction(engine, "card", record, states.get(record["card"]), {}, 0)
+        states[record["card"]] = step.card_state
+        one_by_one.append(step.request.features)
+    slots = [record["card"] for record in records]
+    batch = observe_transactions(engine, "card", records, slots, {}, {}, [0] * len(records))
+    assert [outcome.request.features for outcome in batch.outcomes] == one_by_one
+    assert batch.card_states == states
+    assert engine.state_size("card", batch.card_states["1"]).events == 3
+
+
+def test_a_transaction_whose_state_cannot_be_read_is_refused_alone(codec, engine):
+    good = _record(codec, 1, "2018-04-01 10:00:00", card=1, terminal=3)
+    spoiled = _record(codec, 2, "2018-04-01 10:01:00", card=1, terminal=4)
+    later = _record(codec, 3, "2018-04-01 10:02:00", card=1, terminal=3)
+    others = {"terminal": {"4": b"not a state"}}
+    batch = observe_transactions(
+        engine, "card", [good, spoiled, later], ["1", "1", "1"], {}, others, [0, 0, 0]
+    )
+    first, refused, third = batch.outcomes
+    assert isinstance(refused, Exception) and "terminal state" in str(refused)
+    assert third.request.features["CUSTOMER_ID_NB_TX_1DAY_WINDOW"] == 2.0  # 1 and 3 only
+    assert engine.state_size("card", batch.card_states["1"]).events == 2
+    assert first.hops == [TxHop(entity="terminal", record=first.request.tx)]

@@ -17,7 +17,7 @@ from aegis_app.core.messages import LabelHop, ScoreRequest, TxHop, hop_from_wire
 from aegis_app.core.records import format_datetime
 from aegis_app.core.source import SourceReader
 from aegis_app.core.timerules import label_known_at
-from agents.card_stage import observe_transaction
+from agents.card_stage import observe_transactions
 from agents.entity_stage import observe_entity
 from agents.labels import route_label
 from agents.pipeline import card_entity_of
@@ -38,10 +38,13 @@ class Stream:
 
     def transaction(self, record: dict) -> ScoreRequest:
         keys = self.engine.keys(record)
-        others = {e: self.tables[e].get(keys[e]) for e in self.engine.entities if e != self.card}
-        card_state = self.tables[self.card].get(keys[self.card])
-        observed = observe_transaction(self.engine, self.card, record, card_state, others, 0)
-        self.tables[self.card][keys[self.card]] = observed.card_state
+        others = {e: self.tables[e] for e in self.engine.entities if e != self.card}
+        card = keys[self.card]
+        batch = observe_transactions(
+            self.engine, self.card, [record], [card], self.tables[self.card], others, [0]
+        )
+        self.tables[self.card].update(batch.card_states)
+        (observed,) = batch.outcomes
         for hop in observed.hops:
             hop = hop_from_wire(json.loads(json.dumps(hop.to_wire())))  # the wire
             self._hop(hop, self.engine.keys(hop.record)[hop.entity])
