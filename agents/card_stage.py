@@ -15,7 +15,7 @@ them to the fetches.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -27,7 +27,7 @@ from aegis_app.core.records import InvalidRecord
 from aegis_app.core.settings import BY_ENTITY_TOPIC
 from aegis_app.kafka import raw_producer
 from agents.batches import batch_inbox, run_batches
-from agents.deferred_sends import DeferredSends, on_second_call
+from agents.deferred_sends import DeferredSends, after_calls
 from tables.engine import StreamEngine
 from tables.engine.stream import EntityBatch
 
@@ -59,6 +59,7 @@ class Observed(NamedTuple):
 
     request: ScoreRequest  # the transaction with its whole feature vector, to be decided
     hops: list[TxHop]  # one per further entity with a key, for its state (off the path)
+    keys: dict[str, str | None]  # the transaction's entity keys (StreamEngine.keys)
 
 
 class ObservedBatch(NamedTuple):
@@ -76,14 +77,15 @@ def observe_transactions(
     card_states: Mapping[Hashable, bytes | None],
     others: Mapping[str, Mapping[str, bytes | None]],
     ingested_ms: Sequence[int | None],
+    keys: Sequence[dict[str, str | None]] | None = None,
 ) -> ObservedBatch:
     """The cards' new states, the requests to score and the hops to the other entities'
     states, for a batch of transactions in arrival order. `card_slots[i]` names the card
     state transaction i reads and updates (`card_states`: each as it was before the batch);
     `others`: each other entity's states by key (the replica's), read as they stand, not
     changed. A transaction that cannot be used (RecordError, StateError) has its error as
-    its outcome and changes no state."""
-    keys = [engine.keys(record) for record in records]
+    its outcome and changes no state. `keys`: each record's StreamEngine.keys, if known."""
+    keys = keys or [engine.keys(record) for record in records]
     parts: list[EntityBatch] = []
     failed: set[int] = set()
     for entity in engine.entities:
@@ -107,7 +109,9 @@ def observe_transactions(
         safe = json_safe(record)
         hops = [TxHop(entity=e, record=safe) for e in others_kept if record_keys[e] is not None]
         outcomes.append(
-            Observed(ScoreRequest(tx=safe, features=vector, ingested_ms=ingested), hops)
+            Observed(
+                ScoreRequest(tx=safe, features=vector, ingested_ms=ingested), hops, record_keys
+            )
         )
     return ObservedBatch(card.states, outcomes)
 
@@ -156,30 +160,29 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
         inbox.done(done)
         if observed is None:
             return
-        # Each request with its acknowledgement: once decided and, if the transaction has
-        # hops, once they are sent too (agents/deferred_sends.py).
-        requests: list[tuple[ScoreRequest, Callable[[], object]]] = []
+        requests: list[ScoreRequest] = []
+        decided: list = []  # the messages of the requests
         hops: list[tuple[bytes, bytes]] = []
-        hop_acks: list[Callable[[], object]] = []
-        for record, message, outcome in zip(records, taken, observed.outcomes):
+        for message, outcome in zip(taken, observed.outcomes):
             if isinstance(outcome, Exception):
                 await dead_letters.send(message.value, str(outcome), source, message=message)
                 inbox.done((message,))
                 continue
-            keys = engine.keys(record)
             for hop in outcome.hops:
-                hop_key = str(keys[hop.entity]).encode()
+                hop_key = str(outcome.keys[hop.entity]).encode()
                 hops.append((hop_key, raw_producer.dumps(hop.to_wire())))
-            ack = partial(inbox.done, (message,))
-            if outcome.hops:
-                ack = on_second_call(ack)
-                hop_acks.append(ack)
-            requests.append((outcome.request, ack))
-        hop_sends.add(hops, hop_acks)
-        if hop_sends.full:
-            await hop_sends.flush()
-        for request, ack in requests:
-            await pipeline.scorer.submit(request, ack)
+            requests.append(outcome.request)
+            decided.append(message)
+        if not requests:
+            return
+        # The fetch's messages are acknowledged together once each of its requests is
+        # decided and, if it has hops, once they are sent too (agents/deferred_sends.py).
+        ack = after_calls(len(requests) + bool(hops), partial(inbox.done, decided))
+        if hops:
+            hop_sends.add(hops, [ack])
+            if hop_sends.full:
+                await hop_sends.flush()
+        await pipeline.scorer.submit_many([(request, ack) for request in requests])
 
     def observe_fetch(records: list[dict[str, Any]], taken: list) -> ObservedBatch | None:
         """observe_transactions with the states it needs (None: no records). Should the
@@ -223,7 +226,7 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
         }
         ingested = [int(m.timestamp * 1000) for m in taken]
         return observe_transactions(
-            engine, card_entity, records, slots, card_states, others, ingested
+            engine, card_entity, records, slots, card_states, others, ingested, keys
         )
 
     @app.task

@@ -72,15 +72,21 @@ class DeferredSends:
                 await self.flush()
 
 
-def on_second_call(callback: Callback) -> Callback:
-    """A callable that runs `callback` the second time it is called: for what is done only
-    when two things are (a message's decision published and its hops sent)."""
-    calls = 0
+def after_calls(calls: int, callback: Callback) -> Callback:
+    """A callable that runs `callback` when it has been called `calls` times: for what is
+    done only when several things are (each decision of a fetch published, and its hops
+    sent)."""
+    remaining = calls
 
     def call() -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0:
             callback()
 
     return call
+
+
+def on_second_call(callback: Callback) -> Callback:
+    """after_calls(2, callback): a message's decision published and its hops sent."""
+    return after_calls(2, callback)

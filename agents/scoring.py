@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 MODEL_POLL_SECONDS = WORKER_POLL_SECONDS
 # How often an idle scorer looks for a pending announcement (no batch to wait for).
 IDLE_CHECK_SECONDS = 0.5
+# Submissions (each a fetch's requests) that may wait before the stage has to.
+QUEUED_SUBMISSIONS = 8
 
 
 class MicroBatchScorer:
@@ -68,7 +70,8 @@ class MicroBatchScorer:
         self.batch_size = batch_size
         self.max_wait_s = max_wait_s
         self.poll_seconds = poll_seconds
-        self.queue: asyncio.Queue = asyncio.Queue(maxsize=batch_size * 4)
+        # Whole fetches' requests, in order; a full queue blocks the stage (back-pressure).
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUED_SUBMISSIONS)
         # The worker's config: a model trained with another one is refused, naming the change.
         self.model = ActiveModel(model_dir, config=config)
         self.last_swap: dict | None = None
@@ -86,8 +89,13 @@ class MicroBatchScorer:
     async def submit(self, request: ScoreRequest, acknowledge: Callable[[], object]) -> None:
         """Queue `request`; `acknowledge()` is called once its decision is published (the
         input message's offset may then be committed)."""
-        # A full queue blocks the caller: back-pressure instead of unbounded memory.
-        await self.queue.put((request, acknowledge))
+        await self.submit_many([(request, acknowledge)])
+
+    async def submit_many(self, items: list[tuple[ScoreRequest, Callable[[], object]]]) -> None:
+        """Queue a fetch's (request, acknowledge) pairs in one step (submit, for each)."""
+        if items:
+            # A full queue blocks the caller: back-pressure instead of unbounded memory.
+            await self.queue.put(items)
 
     def wake(self, announcement: dict | None) -> None:
         """A model update was announced (None: just check): re-read ACTIVE before the next
@@ -179,19 +187,21 @@ class MicroBatchScorer:
                 continue
             try:
                 # Bounded wait, so an idle worker still acts on an announcement promptly.
-                batch = [await asyncio.wait_for(self.queue.get(), IDLE_CHECK_SECONDS)]
+                batch = list(await asyncio.wait_for(self.queue.get(), IDLE_CHECK_SECONDS))
             except TimeoutError:
                 continue
+            # Whole submissions until the batch has batch_size (it may pass it by the last
+            # one's size) or max_wait_s is up.
             deadline = loop.time() + self.max_wait_s
             while len(batch) < self.batch_size:
-                if not self.queue.empty():  # take what is waiting without a timer per event
-                    batch.append(self.queue.get_nowait())
+                if not self.queue.empty():  # take what is waiting without a timer
+                    batch += self.queue.get_nowait()
                     continue
                 timeout = deadline - loop.time()
                 if timeout <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), timeout))
+                    batch += await asyncio.wait_for(self.queue.get(), timeout)
                 except TimeoutError:
                     break
             if self._woken.is_set():

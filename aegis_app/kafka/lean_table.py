@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 import faust
+from rocksdict import WriteBatch
 
 from aegis_app.kafka import raw_producer
 
@@ -65,11 +66,15 @@ class LeanTable(faust.Table):
             raise RuntimeError("put_many_in does not take part in exactly-once transactions")
         store, codec = self.data, _codec_of(self)
         records: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+        # One RocksDB write per partition (half the cost of a put per key).
+        batches: dict[int, WriteBatch] = defaultdict(lambda: WriteBatch(raw_mode=True))
         for (partition, key), value in writes.items():
             stored_key = codec.store_key(key)
             store._key_index[stored_key] = partition  # what the store's own writes keep
-            store._db_for_partition(partition).put(stored_key, codec.store_value(value))
+            batches[partition].put(stored_key, codec.store_value(value))
             records[partition].append((codec.changelog_key(key), codec.changelog_value(value)))
+        for partition, batch in batches.items():
+            store._db_for_partition(partition).write(batch)
         topic = self.changelog_topic.get_topic_name()
         for partition, items in records.items():
             self.changelog_queued += len(items)

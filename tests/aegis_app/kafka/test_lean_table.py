@@ -1,15 +1,18 @@
-"""LeanTable's batch reads and writes (lookup_in, put_many_in) against fakes of the store
-and the producer: what reaches each partition's store, which changelog partition gets
-which bytes, and when the persisted offset moves."""
+"""LeanTable's batch reads and writes (lookup_in, put_many_in) against a fake of the store
+(over real RocksDB databases) and of the producer: what reaches each partition's store,
+which changelog partition gets which bytes, and when the persisted offset moves."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from aiokafka.structs import RecordMetadata
+from rocksdict import Options, Rdict
 
 import aegis_app.worker.app  # noqa: F401 - the Faust app first (tables import it)
 from aegis_app.kafka import lean_table
@@ -30,18 +33,23 @@ class FakeChangelog:
 
 
 class FakePartitionedStore:
-    """The RocksDB store's per-partition databases, as put_many_in and lookup_in use them."""
+    """The RocksDB store's per-partition databases (real ones, opened as Faust opens them),
+    as put_many_in and lookup_in use them."""
 
     def __init__(self) -> None:
         self.persisted: dict[int, int] = {}
-        self.dbs: dict[int, dict] = {}
+        self.dbs: dict[int, Rdict] = {}
         self._key_index: dict[bytes, int] = {}
+        self._dir = tempfile.TemporaryDirectory()
 
     def set_persisted_offset(self, tp, offset: int) -> None:
         self.persisted[tp.partition] = offset
 
-    def _db_for_partition(self, partition: int) -> _Db:
-        return _Db(self.dbs.setdefault(partition, {}))
+    def _db_for_partition(self, partition: int) -> Rdict:
+        if partition not in self.dbs:
+            path = Path(self._dir.name) / str(partition)
+            self.dbs[partition] = Rdict(str(path), Options(raw_mode=True))
+        return self.dbs[partition]
 
     def _encode_key(self, key) -> bytes:
         return f"s:{key}".encode()
@@ -51,17 +59,6 @@ class FakePartitionedStore:
 
     def _decode_value(self, raw: bytes):
         return eval(raw.decode())  # noqa: S307 - the test's own repr of a list
-
-
-class _Db:
-    def __init__(self, data: dict) -> None:
-        self.data = data
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self.data[key] = value
-
-    def get(self, key: bytes):
-        return self.data.get(key)
 
 
 def fake_table() -> SimpleNamespace:
