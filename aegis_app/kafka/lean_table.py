@@ -26,7 +26,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 import faust
-from rocksdict import WriteBatch
+from rocksdict import WriteBatch, WriteOptions
 
 from aegis_app.kafka import raw_producer
 
@@ -40,6 +40,7 @@ class LeanTable(faust.Table):
         self.changelog_queued = 0
         self.changelog_acked = 0
         self.changelog_last_offsets: dict[int, int] = {}
+        self._unlogged: set[int] = set()  # the databases _db_in has set to write without a log
 
     def changelog_status(self) -> dict:
         """This table's part of the worker's /health/."""
@@ -56,7 +57,7 @@ class LeanTable(faust.Table):
     def lookup_in(self, partition: int, key: Any) -> Any:
         """The value of `key` in the store of `partition` (None if absent)."""
         codec = _codec_of(self)
-        raw = self.data._db_for_partition(partition).get(codec.store_key(key))
+        raw = self._db_in(partition).get(codec.store_key(key))
         return None if raw is None else codec.value_of(raw)
 
     async def put_many_in(self, writes: Mapping[tuple[int, Any], Any]) -> None:
@@ -74,12 +75,26 @@ class LeanTable(faust.Table):
             batches[partition].put(stored_key, codec.store_value(value))
             records[partition].append((codec.changelog_key(key), codec.changelog_value(value)))
         for partition, batch in batches.items():
-            store._db_for_partition(partition).write(batch)
+            self._db_in(partition).write(batch)
         topic = self.changelog_topic.get_topic_name()
         for partition, items in records.items():
             self.changelog_queued += len(items)
             for _, count, ack in await raw_producer.send_many(self.app, topic, items, partition):
                 ack.add_done_callback(partial(self._on_lean_batch_sent, count))
+
+    def _db_in(self, partition: int) -> Any:
+        """The RocksDB database of `partition`, set to write without its write-ahead log the
+        first time: the changelog is the log. A worker that dies loses what was only in
+        memory, states and Faust's persisted offset alike (the offset is written after the
+        states it covers), so recovery replays the changelog from a consistent earlier
+        point. A third of the cost of each write."""
+        db = self.data._db_for_partition(partition)
+        if id(db) not in self._unlogged:
+            without_log = WriteOptions()
+            without_log.disable_wal = True
+            db.set_write_options(without_log)
+            self._unlogged.add(id(db))
+        return db
 
     def _on_lean_batch_sent(self, count: int, ack: asyncio.Future) -> None:
         # The batch's acknowledgement names its first record; the persisted offset is its

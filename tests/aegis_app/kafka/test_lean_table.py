@@ -71,7 +71,9 @@ def fake_table() -> SimpleNamespace:
         changelog_queued=0,
         changelog_acked=0,
         changelog_last_offsets={},
+        _unlogged=set(),
     )
+    table._db_in = lambda partition: LeanTable._db_in(table, partition)
     table._on_changelog_sent = lambda ack: LeanTable._on_changelog_sent(table, ack)
     table._on_lean_batch_sent = lambda count, ack: LeanTable._on_lean_batch_sent(table, count, ack)
     return table
@@ -112,6 +114,7 @@ def test_put_many_in_writes_each_partition_and_persists_each_batchs_last_offset(
             (TOPIC, 2, [(b"k:b:raw", b"v:[2]:json")]),
         ]
         assert table.data.persisted == {}  # not before the broker's ack
+        assert table._unlogged == {id(db) for db in table.data.dbs.values()}  # once each
         _acknowledge(acks[0], 1, 100)
         _acknowledge(acks[1], 2, 7)
         await asyncio.sleep(0)
