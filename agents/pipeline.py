@@ -21,6 +21,7 @@ import faust
 from aegis_app.core.codec import RecordCodec
 from aegis_app.core.config import Config, ConfigError
 from aegis_app.core.settings import Settings
+from aegis_app.kafka import partitioning
 from aegis_app.kafka.lean_table import LeanTable
 from agents import card_stage, entity_stage, labels, scoring, views
 from agents.counters import WorkerCounters
@@ -67,7 +68,8 @@ def card_entity_of(engine: StreamEngine) -> str:
 def register(app: faust.App, settings: Settings) -> Pipeline:
     """Declare the topics and tables on `app` and attach every agent, task and web page."""
     config = settings.load_config()
-    engine = StreamEngine(config)
+    engine = StreamEngine(config)  # compiles its code now, not at the first transaction
+    partitioning.warm_up()  # likewise
     card = card_entity_of(engine)
     topics = declare_topics(app)
     counters = WorkerCounters()

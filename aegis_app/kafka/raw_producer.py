@@ -11,7 +11,8 @@ Nothing about delivery changes: this is the same aiokafka producer Faust uses, w
 same accumulator, so the producer flush Faust runs before every offset commit
 (``Consumer._commit_offsets``) covers these records exactly as it covers Faust's own.
 Partitioning is the producer's own partitioner on the key bytes (aiokafka's default),
-which is what Faust's ``Topic.send`` uses when no partition is given.
+which is what Faust's ``Topic.send`` uses when no partition is given; aiokafka's default
+one is computed for the whole batch at once (aegis_app/kafka/partitioning.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import orjson
+from aiokafka.partitioner import DefaultPartitioner
+
+from aegis_app.kafka.partitioning import partitions_of
 
 
 def _kafka_producer(app):
@@ -48,8 +52,13 @@ async def send_many(
     else:
         partitioner = app.producer.partitioner  # the one Faust gave its aiokafka producer
         partitions = sorted(await producer.partitions_for(topic))
-        for key, value in records:
-            by_partition[partitioner(key, partitions, partitions)].append((key, value))
+        if type(partitioner) is DefaultPartitioner:  # the same partitions, all in one call
+            numbers = partitions_of([key for key, _ in records], len(partitions))
+            for index, record in zip(numbers, records):
+                by_partition[partitions[index]].append(record)
+        else:
+            for key, value in records:
+                by_partition[partitioner(key, partitions, partitions)].append((key, value))
     sent: list[tuple[int, int, asyncio.Future]] = []
     for number, items in by_partition.items():
         batch, count = producer.create_batch(), 0

@@ -7,6 +7,7 @@ each distinct value of a column once: both through :func:`hash_text`, so they ag
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from typing import Any
@@ -42,8 +43,11 @@ def key_text(value: Any, numeric: bool) -> str | None:
     return number_text(value) if numeric else text_of(value)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def hash_text(text: str | None) -> int:
-    """The 64-bit hash of a text; never 0 for a present value."""
+    """The 64-bit hash of a text; never 0 for a present value. Remembered for the most
+    recent texts: a transaction id is hashed for each entity, a card or merchant key for
+    each of its transactions."""
     if text is None:
         return MISSING
     digest = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
