@@ -106,7 +106,8 @@ class Settings:
     # Most transactions (or hops) a stage takes from one fetch and processes together
     # (aegis_app/kafka/batches.py); up to 4x this many wait while it works.
     stage_batch_size: int = 512
-    # Micro-batch bounds for in-stream scoring: a batch closes at this size or age.
+    # Micro-batch bounds for in-stream scoring: a batch closes at this size or age (it
+    # takes whole fetches, so it may pass the size by the last fetch's transactions).
     score_batch_size: int = 512
     # 0: score what the entity stage handed over from one fetch at once (waiting for more
     # only adds latency now that stages take whole fetches: p50 at 200 tx/s 57 -> 45 ms).
