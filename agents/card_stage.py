@@ -125,10 +125,11 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
     max_bytes = pipeline.settings.max_record_bytes
     source = topics.transactions.get_topic_name()
     inbox = batch_inbox(app, pipeline.settings, topics.transactions)
-    hop_sends = DeferredSends(
-        app, BY_ENTITY_TOPIC, HOP_INTERVAL_S, max_records=4 * pipeline.settings.stage_batch_size
-    )
-    pipeline.hop_sends = hop_sends
+    most = 4 * pipeline.settings.stage_batch_size
+    hop_sends = DeferredSends.to_topic(app, BY_ENTITY_TOPIC, HOP_INTERVAL_S, max_records=most)
+    # The card states' changelog records wait likewise (the states are written at once).
+    changelog_sends = DeferredSends(card_state.send_changelog, HOP_INTERVAL_S, max_records=most)
+    pipeline.hop_sends, pipeline.changelog_sends = hop_sends, changelog_sends
 
     async def decide_cards(messages: list) -> None:
         """One fetch's transactions, observed as one batch: card states read and written
@@ -155,15 +156,12 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                 records.append(read)
                 taken.append(message)
         observed = observe_fetch(records, taken)
-        if observed is not None:
-            await card_state.put_many_in(observed.card_states)
+        changelog = card_state.write_many_in(observed.card_states) if observed else []
         inbox.done(done)
-        if observed is None:
-            return
         requests: list[ScoreRequest] = []
         decided: list = []  # the messages of the requests
         hops: list[tuple[bytes, bytes]] = []
-        for message, outcome in zip(taken, observed.outcomes):
+        for message, outcome in zip(taken, observed.outcomes if observed else ()):
             if isinstance(outcome, Exception):
                 await dead_letters.send(message.value, str(outcome), source, message=message)
                 inbox.done((message,))
@@ -173,16 +171,19 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                 hops.append((hop_key, raw_producer.dumps(hop.to_wire())))
             requests.append(outcome.request)
             decided.append(message)
-        if not requests:
-            return
         # The fetch's messages are acknowledged together once each of its requests is
-        # decided and, if it has hops, once they are sent too (agents/deferred_sends.py).
-        ack = after_calls(len(requests) + bool(hops), partial(inbox.done, decided))
-        if hops:
-            hop_sends.add(hops, [ack])
-            if hop_sends.full:
-                await hop_sends.flush()
-        await pipeline.scorer.submit_many([(request, ack) for request in requests])
+        # decided and what it sends off the path (hops, the card states' changelog) is
+        # sent too (agents/deferred_sends.py).
+        ack = after_calls(
+            len(requests) + bool(hops) + bool(changelog), partial(inbox.done, decided)
+        )
+        for sends, items in ((hop_sends, hops), (changelog_sends, changelog)):
+            if items:
+                sends.add(items, [ack] if requests else [])
+                if sends.full:
+                    await sends.flush()
+        if requests:
+            await pipeline.scorer.submit_many([(request, ack) for request in requests])
 
     def observe_fetch(records: list[dict[str, Any]], taken: list) -> ObservedBatch | None:
         """observe_transactions with the states it needs (None: no records). Should the
@@ -232,6 +233,10 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
     @app.task
     async def send_hops() -> None:
         await hop_sends.run()
+
+    @app.task
+    async def send_card_changelog() -> None:
+        await changelog_sends.run()
 
     @app.task
     async def card_stage() -> None:

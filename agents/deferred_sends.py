@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aegis_app.kafka import raw_producer
 
@@ -26,16 +27,30 @@ Callback = Callable[[], object]
 
 
 class DeferredSends:
-    """Keyed records for one topic, sent every `interval_s` (or once `max_records` wait)."""
+    """Records sent every `interval_s` (or once `max_records` wait) by `send`, a coroutine
+    function taking them all in order (:meth:`to_topic`: keyed records for one topic)."""
 
-    def __init__(self, app, topic: str, interval_s: float, max_records: int) -> None:
-        self.app = app
-        self.topic = topic
+    def __init__(
+        self,
+        send: Callable[[list[Any]], Awaitable[object]],
+        interval_s: float,
+        max_records: int,
+    ) -> None:
+        self.send = send
         self.interval_s = interval_s
         self.max_records = max_records
-        self._records: list[tuple[bytes, bytes]] = []
+        self._records: list[Any] = []
         self._after: list[Callback] = []
         self.sends = 0  # flushes that sent something, for /health/ and tests
+
+    @classmethod
+    def to_topic(cls, app, topic: str, interval_s: float, max_records: int) -> DeferredSends:
+        """Keyed records (key bytes, value bytes) for `topic`, partitioned by their keys."""
+
+        async def send(records: list[tuple[bytes, bytes]]) -> None:
+            await raw_producer.send_many(app, topic, records)
+
+        return cls(send, interval_s, max_records)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -44,7 +59,7 @@ class DeferredSends:
     def full(self) -> bool:
         return len(self._records) >= self.max_records
 
-    def add(self, records: Sequence[tuple[bytes, bytes]], after: Sequence[Callback]) -> None:
+    def add(self, records: Sequence[Any], after: Sequence[Callback]) -> None:
         """Keep `records` for the next send; call each of `after` once they are sent."""
         self._records.extend(records)
         self._after.extend(after)
@@ -55,7 +70,7 @@ class DeferredSends:
         if not records and not after:
             return
         self._records, self._after = [], []
-        await raw_producer.send_many(self.app, self.topic, records)
+        await self.send(records)
         self.sends += 1
         for callback in after:
             callback()

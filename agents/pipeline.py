@@ -49,6 +49,7 @@ class Pipeline:
     dead_letters: DeadLetters
     scorer: MicroBatchScorer
     hop_sends: DeferredSends | None = None  # set by the card stage
+    changelog_sends: DeferredSends | None = None  # likewise
 
 
 def card_entity_of(engine: StreamEngine) -> str:

@@ -56,6 +56,10 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                 "scoring_queue": scorer.queue.qsize(),
                 # Hops to the other entities' states waiting to be sent with the next ones.
                 "hops_waiting": len(pipeline.hop_sends) if pipeline.hop_sends else 0,
+                # Card states' changelog records waiting likewise (the states are written).
+                "card_changelog_waiting": (
+                    len(pipeline.changelog_sends) if pipeline.changelog_sends else 0
+                ),
                 # The stages' inboxes (aegis_app/kafka/batches.py): fetched, not yet taken.
                 "stage_inboxes": {
                     topic: {"waiting": len(inbox), "taken": inbox.taken, "skipped": inbox.skipped}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -29,6 +29,14 @@ import faust
 from rocksdict import WriteBatch, WriteOptions
 
 from aegis_app.kafka import raw_producer
+
+
+class ChangelogRecord(NamedTuple):
+    """A state write's changelog record: its partition, key and value as bytes."""
+
+    partition: int
+    key: bytes
+    value: bytes
 
 
 class LeanTable(faust.Table):
@@ -63,21 +71,37 @@ class LeanTable(faust.Table):
     async def put_many_in(self, writes: Mapping[tuple[int, Any], Any]) -> None:
         """Each (partition, key) -> value into its partition's store, and the changelog
         records as one record batch per partition."""
+        await self.send_changelog(self.write_many_in(writes))
+
+    def write_many_in(self, writes: Mapping[tuple[int, Any], Any]) -> list[ChangelogRecord]:
+        """Each (partition, key) -> value into its partition's store, now; the changelog
+        records that say so, to be sent by :meth:`send_changelog` (at once, or gathered
+        with later batches' in order: the newest value of a key is sent last)."""
         if self.app.in_transaction:
             raise RuntimeError("put_many_in does not take part in exactly-once transactions")
         store, codec = self.data, _codec_of(self)
-        records: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+        records: list[ChangelogRecord] = []
         # One RocksDB write per partition (half the cost of a put per key).
         batches: dict[int, WriteBatch] = defaultdict(lambda: WriteBatch(raw_mode=True))
         for (partition, key), value in writes.items():
             stored_key = codec.store_key(key)
             store._key_index[stored_key] = partition  # what the store's own writes keep
             batches[partition].put(stored_key, codec.store_value(value))
-            records[partition].append((codec.changelog_key(key), codec.changelog_value(value)))
+            records.append(
+                ChangelogRecord(partition, codec.changelog_key(key), codec.changelog_value(value))
+            )
         for partition, batch in batches.items():
             self._db_in(partition).write(batch)
+        return records
+
+    async def send_changelog(self, records: Sequence[ChangelogRecord]) -> None:
+        """Send changelog records (write_many_in's) as one record batch per partition; once
+        the broker acknowledges a batch, the store's persisted offset moves to its last."""
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+        for record in records:
+            by_partition[record.partition].append((record.key, record.value))
         topic = self.changelog_topic.get_topic_name()
-        for partition, items in records.items():
+        for partition, items in by_partition.items():
             self.changelog_queued += len(items)
             for _, count, ack in await raw_producer.send_many(self.app, topic, items, partition):
                 ack.add_done_callback(partial(self._on_lean_batch_sent, count))

@@ -309,7 +309,10 @@ class EntityBatch:
 
     names: tuple[str, ...]  # the entity's features, in its plan's order
     features: np.ndarray  # (features, records): NaN where no key, an error or not computed
-    states: dict[Hashable, bytes]  # slot -> its state after the batch (changed slots only)
+    # slot -> its state after the batch, for each slot an event was added to (with keep): a
+    # redelivered one's too, unchanged, so that its state is written and sent on again
+    # (should the first write have been lost before its changelog record was sent).
+    states: dict[Hashable, bytes]
     lateness: np.ndarray  # per record: seconds behind the state's newest event (int64)
     errors: list[Exception | None]  # per record: why it could not be used (it changed nothing)
     keyed: np.ndarray  # per record: it has the entity's key (bool)
@@ -510,7 +513,8 @@ def _observe_many(
     out,
 ):
     """Each event in turn against its slot's state (_observe_packed): (status, lateness,
-    whether its slot's state has changed in the batch by then, per event; the states after
+    whether its slot's state is to be written after the batch (changed, or a redelivery),
+    per event; the states after
     each slot's last event end to end, and where each starts). Features into `out`
     (features, events)."""
     count = event_ts.size
@@ -547,7 +551,10 @@ def _observe_many(
             changed[i] = True
         else:
             after.append(raw)
-            changed[i] = previous[i] >= 0 and changed[previous[i]]
+            # A redelivery leaves the state as it is, but it is written again (see
+            # EntityBatch.states); a refused event changes nothing.
+            redelivered = status[i] == OK and keep
+            changed[i] = redelivered or (previous[i] >= 0 and changed[previous[i]])
         if features_wanted:
             out[:, i] = column[:, 0]
     total = 0

@@ -142,6 +142,10 @@ def test_a_redelivered_transaction_is_answered_as_the_first_time_and_not_counted
     again = observe_transaction(engine, "card", record, first.card_state, {}, 0)
     assert again.request.features == first.request.features
     assert engine.state_size("card", again.card_state).events == 1
+    # ... and its state is written (and sent on) again, unchanged: should the first write
+    # have been lost before its changelog record went out, the changelog still gets it.
+    batch = observe_transactions(engine, "card", [record], [0], {0: first.card_state}, {}, [0])
+    assert batch.card_states == {0: first.card_state}
 
 
 def test_the_hop_survives_its_json_wire_form(codec, engine):

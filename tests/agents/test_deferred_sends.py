@@ -18,7 +18,7 @@ def test_records_wait_for_the_next_send_then_their_callbacks_run(monkeypatch):
 
     monkeypatch.setattr(deferred_sends.raw_producer, "send_many", send_many)
     done: list[str] = []
-    sends = DeferredSends(app=None, topic="aegis.by-entity", interval_s=0.01, max_records=3)
+    sends = DeferredSends.to_topic(None, "aegis.by-entity", interval_s=0.01, max_records=3)
 
     async def scenario() -> None:
         sends.add([(b"m1", b"a")], [lambda: done.append("first")])
@@ -58,7 +58,7 @@ def test_what_waits_is_sent_when_the_task_stops(monkeypatch):
         return []
 
     monkeypatch.setattr(deferred_sends.raw_producer, "send_many", send_many)
-    sends = DeferredSends(app=None, topic="aegis.by-entity", interval_s=60, max_records=10)
+    sends = DeferredSends.to_topic(None, "aegis.by-entity", interval_s=60, max_records=10)
     done: list[int] = []
 
     async def scenario() -> None:

@@ -74,6 +74,8 @@ def fake_table() -> SimpleNamespace:
         _unlogged=set(),
     )
     table._db_in = lambda partition: LeanTable._db_in(table, partition)
+    table.write_many_in = lambda writes: LeanTable.write_many_in(table, writes)
+    table.send_changelog = lambda records: LeanTable.send_changelog(table, records)
     table._on_changelog_sent = lambda ack: LeanTable._on_changelog_sent(table, ack)
     table._on_lean_batch_sent = lambda count, ack: LeanTable._on_lean_batch_sent(table, count, ack)
     return table
@@ -146,6 +148,23 @@ def test_a_refused_changelog_batch_leaves_the_persisted_offset(sent):
         "acknowledged": 0,
         "last_offsets": {},
     }
+
+
+def test_written_now_sent_later_in_order(sent):
+    """write_many_in writes the store at once and sends nothing; send_changelog sends the
+    records of several writes later, a key's newest value last."""
+    batches, _acks = sent
+    table = fake_table()
+    first = LeanTable.write_many_in(table, {(1, "a"): [1]})
+    second = LeanTable.write_many_in(table, {(1, "a"): [2], (0, "b"): [3]})
+    assert LeanTable.lookup_in(table, 1, "a") == [2] and batches == []
+
+    asyncio.run(LeanTable.send_changelog(table, first + second))
+    assert batches == [
+        (TOPIC, 1, [(b"k:a:raw", b"v:[1]:json"), (b"k:a:raw", b"v:[2]:json")]),
+        (TOPIC, 0, [(b"k:b:raw", b"v:[3]:json")]),
+    ]
+    assert table.changelog_queued == 3
 
 
 def test_put_many_in_refuses_exactly_once_transactions(sent):
