@@ -95,11 +95,15 @@ class LeanTable(faust.Table):
         return records
 
     async def send_changelog(self, records: Sequence[ChangelogRecord]) -> None:
-        """Send changelog records (write_many_in's) as one record batch per partition; once
-        the broker acknowledges a batch, the store's persisted offset moves to its last."""
+        """Send changelog records (write_many_in's) as one record batch per partition, each
+        key's newest value only; once the broker acknowledges a batch, the store's persisted
+        offset moves to its last."""
+        # A key written more than once since the last send: only its newest value goes (the
+        # changelog is compacted anyway; recovery and replicas keep the newest per key).
+        newest = {(r.partition, r.key): r.value for r in records}
         by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
-        for record in records:
-            by_partition[record.partition].append((record.key, record.value))
+        for (partition, key), value in newest.items():
+            by_partition[partition].append((key, value))
         topic = self.changelog_topic.get_topic_name()
         for partition, items in by_partition.items():
             self.changelog_queued += len(items)
