@@ -7,8 +7,10 @@ the state's changelog, which every worker's replica reads, carries it on. aegis.
 is keyed by the entity's key, so an entity's transactions and labels meet in one partition.
 A batch is acknowledged once its states and changelog records are written; a crash before
 re-delivers it (and the state update is idempotent: a transaction id already in a state is
-not counted again). The per-event logic is the plain function `observe_entity`; `register`
-wires it to whole fetches of the topic (aegis_app/kafka/batches.py).
+not counted again). The per-hop logic is the plain function `observe_entity`; `register`
+wires it to whole fetches of the topic (aegis_app/kafka/batches.py), where a fetch's
+transactions go to each entity's states in one call (StreamEngine.observe_many, the same
+arithmetic) and each label in turn between them.
 """
 
 from __future__ import annotations
