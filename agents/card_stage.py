@@ -28,8 +28,7 @@ from aegis_app.core.settings import BY_ENTITY_TOPIC
 from aegis_app.kafka import raw_producer
 from agents.batches import batch_inbox, run_batches
 from agents.deferred_sends import DeferredSends, after_calls
-from tables.engine import StreamEngine
-from tables.engine.stream import EntityBatch
+from tables.engine import EntityBatch, StreamEngine
 
 if TYPE_CHECKING:
     from agents.pipeline import Pipeline

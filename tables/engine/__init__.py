@@ -5,12 +5,20 @@
 - state: an entity's packed binary state (events and fraud labels), pruned on write;
 - windows: the window arithmetic, one function per kind, shared by both paths;
 - transaction: the per-transaction kinds (calendar, value, category, distance, age);
-- stream: one normalised record at a time against packed states (StreamEngine);
+- stream: normalised records against packed states, one or a batch at a time (StreamEngine);
 - batch: every row of a normalised frame at once (compute_features).
 """
 
 from tables.engine.batch import compute_features
 from tables.engine.plan import Plan, RecordError, compile_plan
-from tables.engine.stream import StateSize, StreamEngine
+from tables.engine.stream import EntityBatch, StateSize, StreamEngine
 
-__all__ = ["Plan", "RecordError", "StateSize", "StreamEngine", "compile_plan", "compute_features"]
+__all__ = [
+    "EntityBatch",
+    "Plan",
+    "RecordError",
+    "StateSize",
+    "StreamEngine",
+    "compile_plan",
+    "compute_features",
+]

@@ -1,4 +1,5 @@
-"""The stream path: one normalised record at a time against each entity's packed state.
+"""The stream path: normalised records against each entity's packed state, one at a time
+or a whole fetch per entity in one compiled call (:meth:`StreamEngine.observe_many`).
 
 The caller keeps one state (bytes) per entity key (:meth:`StreamEngine.keys` gives the
 keys of a record), hands the record's states to :meth:`StreamEngine.observe` and stores
@@ -759,4 +760,4 @@ def _number(record: Mapping[str, Any], name: str) -> float:
         raise RecordError(f"record: {name!r} must be a number, got {value!r}") from None
 
 
-__all__ = ["RecordError", "StateSize", "StreamEngine"]
+__all__ = ["EntityBatch", "RecordError", "StateSize", "StreamEngine"]
