@@ -53,11 +53,25 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
         await producer.stop()
 
 
+def health(web: str, deadline: float | None = None) -> dict:
+    """The worker's /health/. A worker busy starting (compiling, loading its model) on a
+    machine shared with other tests may answer one poll late: asked again, until
+    `deadline` (monotonic; default 60 s from now), rather than failing on the first."""
+    deadline = time.monotonic() + 60 if deadline is None else deadline
+    while True:
+        try:
+            return httpx.get(f"{web}/health/", timeout=10).json()
+        except httpx.TransportError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
 def wait_for_count(web: str, name: str, expected: int, timeout: float) -> None:
     """Until the worker's /health/ counter `name` reaches `expected`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if httpx.get(f"{web}/health/").json()["counts"].get(name, 0) >= expected:
+        if health(web, deadline)["counts"].get(name, 0) >= expected:
             return
         time.sleep(0.5)
     raise TimeoutError(f"{name} did not reach {expected}")
@@ -70,11 +84,11 @@ def wait_for_entity_states(web: str, hops: int, timeout: float) -> None:
     wait_for_count(web, "entity_hops_written", hops, timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        health = httpx.get(f"{web}/health/").json()
-        if _replicas_current(health):
+        now = health(web, deadline)
+        if _replicas_current(now):
             return
         time.sleep(0.2)
-    raise TimeoutError(f"replicas did not catch up: {health['state_replicas']}")
+    raise TimeoutError(f"replicas did not catch up: {now['state_replicas']}")
 
 
 def _replicas_current(health: dict) -> bool:

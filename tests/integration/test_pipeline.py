@@ -40,6 +40,7 @@ from tests.integration.streams import (
     wait_for_count,
     wait_for_entity_states,
 )
+from tests.integration.streams import health as worker_health
 
 pytestmark = pytest.mark.integration
 
@@ -243,7 +244,7 @@ def test_malformed_records_are_dead_lettered_and_the_worker_keeps_going(stack, d
     )
     assert all(x["payload_b64"] is not None for x in letters)
     assert stack["worker"].alive
-    health = httpx.get(f"{stack['web']}/health/").json()
+    health = worker_health(stack["web"])
     assert health["counts"]["dead_letters"] == expected
 
 
@@ -252,7 +253,7 @@ def test_stream_features_equal_batch_features(stack, decisions):
     batch = compute_features(frame, config)
     batch.index = frame["transaction_id"].to_numpy()
     mismatches = feature_mismatches(decisions, batch, config.feature_names)
-    health = httpx.get(f"{stack['web']}/health/").json()
+    health = worker_health(stack["web"])
     assert not mismatches, (len(mismatches), mismatches[:4], health)
     assert "late_beyond_label_delay" not in health["counts"], health
     share = [n for n in config.feature_names if "fraud_share" in n or "RISK" in n]
