@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     from agents.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
-# How long hops to the other entities' states gather before they are sent together.
-HOP_INTERVAL_S = 0.1
+# How long what the card stage sends off the decision path (hops to the other entities'
+# states, the card states' changelog records) gathers before it is sent together.
+OFF_PATH_INTERVAL_S = 0.1
 
 
 def read_transaction(
@@ -125,9 +126,10 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
     source = topics.transactions.get_topic_name()
     inbox = batch_inbox(app, pipeline.settings, topics.transactions)
     most = 4 * pipeline.settings.stage_batch_size
-    hop_sends = DeferredSends.to_topic(app, BY_ENTITY_TOPIC, HOP_INTERVAL_S, max_records=most)
+    interval = OFF_PATH_INTERVAL_S
+    hop_sends = DeferredSends.to_topic(app, BY_ENTITY_TOPIC, interval, max_records=most)
     # The card states' changelog records wait likewise (the states are written at once).
-    changelog_sends = DeferredSends(card_state.send_changelog, HOP_INTERVAL_S, max_records=most)
+    changelog_sends = DeferredSends(card_state.send_changelog, interval, max_records=most)
     pipeline.hop_sends, pipeline.changelog_sends = hop_sends, changelog_sends
 
     async def decide_cards(messages: list) -> None:
@@ -155,12 +157,12 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                 records.append(read)
                 taken.append(message)
         observed = observe_fetch(records, taken)
-        changelog = card_state.write_many_in(observed.card_states) if observed else []
+        changelog = card_state.write_many_in(observed.card_states)
         inbox.done(done)
         requests: list[ScoreRequest] = []
         decided: list = []  # the messages of the requests
         hops: list[tuple[bytes, bytes]] = []
-        for message, outcome in zip(taken, observed.outcomes if observed else ()):
+        for message, outcome in zip(taken, observed.outcomes):
             if isinstance(outcome, Exception):
                 await dead_letters.send(message.value, str(outcome), source, message=message)
                 inbox.done((message,))
@@ -184,13 +186,13 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
         if requests:
             await pipeline.scorer.submit_many([(request, ack) for request in requests])
 
-    def observe_fetch(records: list[dict[str, Any]], taken: list) -> ObservedBatch | None:
-        """observe_transactions with the states it needs (None: no records). Should the
-        batch fail as a whole (a bug, not a record or state the engine refuses), it is
-        observed again record by record, so that only the records it fails on are
-        dead-lettered and the stream goes on for every other card."""
+    def observe_fetch(records: list[dict[str, Any]], taken: list) -> ObservedBatch:
+        """observe_transactions with the states it needs. Should the batch fail as a whole
+        (a bug, not a record or state the engine refuses), it is observed again record by
+        record, so that only the records it fails on are dead-lettered and the stream goes
+        on for every other card."""
         if not records:
-            return None
+            return ObservedBatch({}, [])
         try:
             return observe_with_states(records, taken, {})
         except Exception:
@@ -214,11 +216,15 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
         """observe_transactions against the card states as stored (or as `written` since)
         and the replicas' states as they stand."""
         keys = [engine.keys(record) for record in records]
-        slots = [(m.partition, k[card_entity]) for m, k in zip(taken, keys)]
+        # No card key: no slot (NaN card features, no state).
+        slots = [
+            None if k[card_entity] is None else (m.partition, k[card_entity])
+            for m, k in zip(taken, keys)
+        ]
         card_states = {
             slot: written[slot] if slot in written else card_state.lookup_in(*slot)
             for slot in set(slots)
-            if slot[1] is not None
+            if slot is not None
         }
         others = {
             entity: {k[entity]: replica.get(k[entity]) for k in keys if k[entity] is not None}

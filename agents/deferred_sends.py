@@ -1,17 +1,18 @@
 """Records off the decision path, gathered for a while and sent together.
 
-Why: the card stage's hops to the other entities' states (aegis.by-entity) are not on the
-decision path; sent with each fetch's batch, at 1,000 tx/s with short fetch waits they made
-~100 small record batches a second per partition, and as many entity-stage batches and
-changelog writes after them, each with its fixed cost in the worker and in the broker.
+Why: the card stage's hops to the other entities' states (aegis.by-entity), and its card
+states' changelog records, are not on the decision path; sent with each fetch's batch, at
+1,000 tx/s with short fetch waits the hops made ~100 small record batches a second per
+partition, and as many entity-stage batches and changelog writes after them, each with its
+fixed cost in the worker and in the broker.
 Gathered for `interval_s` (100 ms: a fraction of the replicas' freshness budget), they are
 a few large batches.
 
 Nothing is lost by waiting: an input message is acknowledged (its offset may be committed)
-only once its decision is published *and* its hops are handed to the producer (the
-callbacks each :meth:`DeferredSends.add` takes run after the send), and a crash before
-re-delivers the message, whose hops are then sent again (a state takes a transaction id
-once).
+only once its decision is published *and* its hops and changelog records are handed to the
+producer (the callbacks each :meth:`DeferredSends.add` takes run after the send), and a
+crash before re-delivers the message, whose hops and state are then sent again (a state
+takes a transaction id once; a redelivered one's state is written and sent again).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class DeferredSends:
         self._after.extend(after)
 
     async def flush(self) -> None:
-        """Send what waits (as one record batch per partition), then run its callbacks."""
+        """Send what waits (one call of `send`), then run its callbacks."""
         records, after = self._records, self._after
         if not records and not after:
             return
@@ -89,8 +90,8 @@ class DeferredSends:
 
 def after_calls(calls: int, callback: Callback) -> Callback:
     """A callable that runs `callback` when it has been called `calls` times: for what is
-    done only when several things are (each decision of a fetch published, and its hops
-    sent)."""
+    done only when several things are (each decision of a fetch published, its hops and
+    changelog records sent)."""
     remaining = calls
 
     def call() -> None:
@@ -100,8 +101,3 @@ def after_calls(calls: int, callback: Callback) -> Callback:
             callback()
 
     return call
-
-
-def on_second_call(callback: Callback) -> Callback:
-    """after_calls(2, callback): a message's decision published and its hops sent."""
-    return after_calls(2, callback)

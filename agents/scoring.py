@@ -72,6 +72,7 @@ class MicroBatchScorer:
         self.poll_seconds = poll_seconds
         # Whole fetches' requests, in order; a full queue blocks the stage (back-pressure).
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUED_SUBMISSIONS)
+        self.waiting = 0  # transactions in the queue (/health/ scoring_queue)
         # The worker's config: a model trained with another one is refused, naming the change.
         self.model = ActiveModel(model_dir, config=config)
         self.last_swap: dict | None = None
@@ -96,6 +97,7 @@ class MicroBatchScorer:
         if items:
             # A full queue blocks the caller: back-pressure instead of unbounded memory.
             await self.queue.put(items)
+            self.waiting += len(items)
 
     def wake(self, announcement: dict | None) -> None:
         """A model update was announced (None: just check): re-read ACTIVE before the next
@@ -204,6 +206,7 @@ class MicroBatchScorer:
                     batch += await asyncio.wait_for(self.queue.get(), timeout)
                 except TimeoutError:
                     break
+            self.waiting -= len(batch)
             if self._woken.is_set():
                 await self.reload()  # announced while this batch formed: score it with the new
             if self.rules.pending:

@@ -53,7 +53,7 @@ def register(app: faust.App, pipeline: Pipeline) -> None:
                     # refused_stale_acks, stale_fetches_dropped (aegis_app/kafka/faust_ext.py)
                     **app.consumer.stale_message_counts(),
                 },
-                "scoring_queue": scorer.queue.qsize(),
+                "scoring_queue": scorer.waiting,  # transactions waiting to be scored
                 # Hops to the other entities' states waiting to be sent with the next ones.
                 "hops_waiting": len(pipeline.hop_sends) if pipeline.hop_sends else 0,
                 # Card states' changelog records waiting likewise (the states are written).

@@ -240,9 +240,8 @@ class StreamEngine:
             stamps.append(stamp)
         features = self.plan.transaction_features
         try:
-            columns = {c: np.array(v) for c, v in zip(self._columns, zip(*rows))}
-            if not rows:
-                columns = {c: np.array([]) for c in self._columns}
+            by_column = zip(*rows) if rows else ([] for _ in self._columns)
+            columns = {c: np.array(v) for c, v in zip(self._columns, by_column)}
             return transaction.evaluate(features, columns, np.array(stamps, dtype=np.int64)), errors
         except RecordError:
             pass
@@ -515,9 +514,8 @@ def _observe_many(
 ):
     """Each event in turn against its slot's state (_observe_packed): (status, lateness,
     whether its slot's state is to be written after the batch (changed, or a redelivery),
-    per event; the states after
-    each slot's last event end to end, and where each starts). Features into `out`
-    (features, events)."""
+    per event; the states after each slot's last event end to end, and where each starts).
+    Features into `out` (features, events)."""
     count = event_ts.size
     status = np.zeros(count, np.int64)
     lateness = np.zeros(count, np.int64)

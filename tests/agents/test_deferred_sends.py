@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from agents import deferred_sends
-from agents.deferred_sends import DeferredSends, on_second_call
+from agents.deferred_sends import DeferredSends, after_calls
 
 
 def test_records_wait_for_the_next_send_then_their_callbacks_run(monkeypatch):
@@ -41,7 +41,7 @@ def test_records_wait_for_the_next_send_then_their_callbacks_run(monkeypatch):
 
 def test_an_acknowledgement_waits_for_its_second_call():
     acked: list[int] = []
-    ack = on_second_call(lambda: acked.append(1))
+    ack = after_calls(2, lambda: acked.append(1))
     ack()
     assert acked == []
     ack()
