@@ -28,7 +28,13 @@ def render(client: Any, names: shaping.RecordNames, cfg: config.DashboardConfig)
             return
         left, right = st.columns([11, 9], gap="large")
         with left:
-            selected = queue.render(page["items"], page["total"], page.get("more", False), names)
+            fetched = queue.QueuePage(
+                view=(chosen.params(), chosen.limit),
+                items=page["items"],
+                total=page["total"],
+                more=page.get("more", False),
+            )
+            selected = queue.render(fetched, names)
             bulk.render(client, st.session_state.get(queue.SELECTED_KEY, []), chosen.analyst)
         with right, st.container(border=True):
             detail.render(client, selected, chosen.analyst, names)

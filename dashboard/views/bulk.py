@@ -19,10 +19,11 @@ def render(client: Any, ticked: Sequence[str], analyst: str) -> None:
     count = len(ticked)
     with st.container(border=True):
         st.markdown(f"**{count} alert{'s' if count != 1 else ''} ticked**")
+        st.caption(ticked_caption(ticked))
         note = st.text_input(
             "Note for all (optional)", key="bulk_note", placeholder="e.g. same merchant breach"
         )
-        c1, c2 = st.columns(2)
+        c1, c2, c3 = st.columns([2, 2, 1])
         choice = None
         if c1.button(
             f"Mark {count} fraud",
@@ -39,6 +40,9 @@ def render(client: Any, ticked: Sequence[str], analyst: str) -> None:
             width="stretch",
         ):
             choice = "legitimate"
+        if c3.button("Clear ticks", key="bulk_clear", width="stretch"):
+            queue.clear_ticks()
+            st.rerun()
     if choice is None:
         return
     try:
@@ -56,3 +60,13 @@ def render(client: Any, ticked: Sequence[str], analyst: str) -> None:
     flash("success" if not missing else "warning", text)
     queue.clear_ticks()  # the labelled rows leave the queue; so do their ticks
     st.rerun()
+
+
+SHOWN_IDS = 10  # ids named in the bar; more are counted
+
+
+def ticked_caption(ticked: Sequence[str]) -> str:
+    """The ticked transaction ids, so the analyst sees what a bulk label will touch."""
+    named = ", ".join(str(tx) for tx in ticked[:SHOWN_IDS])
+    rest = len(ticked) - SHOWN_IDS
+    return f"Transactions {named}" + (f" and {rest} more" if rest > 0 else "")

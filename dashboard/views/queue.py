@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
@@ -12,21 +13,38 @@ from dashboard import shaping
 PICK_KEY = "selected_alert"
 SELECTED_KEY = "queue_ticked"  # the transaction ids ticked in the table, for bulk labelling
 TABLE_GENERATION_KEY = "queue_table_generation"
+HELD_KEY = "queue_held"  # the queue as last drawn: what a tick's row number refers to
 
 
-def render(
-    items: Sequence[Mapping[str, Any]],
-    total: int | None,
-    more: bool,
-    names: shaping.RecordNames,
-) -> Mapping[str, Any] | None:
+@dataclass(frozen=True)
+class QueuePage:
+    """One drawing of the queue: its rows and counts, and the filters (`view`) it is for."""
+
+    view: object
+    items: Sequence[Mapping[str, Any]]
+    total: int | None
+    more: bool
+
+
+def render(fetched: QueuePage, names: shaping.RecordNames) -> Mapping[str, Any] | None:
     """Draw the queue, its columns titled with the config's `names`; returns the alert row
-    the analyst has open (or None)."""
+    the analyst has open (or None). While rows are ticked the queue holds still (the
+    fetched page is not drawn): a tick is a row number, and new alerts arriving on top
+    would move it onto another alert."""
+    ticked_rows = _ticked_rows()
+    page = shown_page(fetched, st.session_state.get(HELD_KEY), ticked_rows)
+    held = page is not fetched
+    if ticked_rows and not held:
+        clear_ticks()  # other filters: the ticked rows are not among what was asked for
+    st.session_state[HELD_KEY] = page
+    items = page.items
     st.subheader("Alert queue")
-    st.caption(
-        count_caption(len(items), total, more)
-        + " · tick rows to open them and label several at once"
+    hint = (
+        " · held while rows are ticked (new alerts show once they are cleared)"
+        if held
+        else " · tick rows to open them and label several at once"
     )
+    st.caption(count_caption(len(items), page.total, page.more) + hint)
     if not items:
         st.session_state[SELECTED_KEY] = []  # nothing shown, nothing ticked
         st.info("No alerts match these filters. New alerts appear here as they are decided.")
@@ -43,7 +61,7 @@ def render(
         on_select="rerun",
         selection_mode="multi-row",
         # A new key after a bulk label starts the table with no row ticked.
-        key=f"queue_table_{st.session_state.get(TABLE_GENERATION_KEY, 0)}",
+        key=_table_key(),
         column_config={
             # Config names may be long: these columns size to their title.
             tx: st.column_config.TextColumn(tx, help="the transaction id"),
@@ -97,6 +115,27 @@ def _action_style(value: str) -> str:
 
 def _label_style(value: str) -> str:
     return _LABEL_CSS.get(value, "color: #6b7280")
+
+
+def shown_page(fetched: QueuePage, held: QueuePage | None, ticked_rows: Sequence[int]) -> QueuePage:
+    """The page to draw: the one last drawn while any of its rows is ticked (and the
+    filters are the same), else the fresh one."""
+    if ticked_rows and held is not None and held.view == fetched.view:
+        return held
+    return fetched
+
+
+def _table_key() -> str:
+    """The table's widget key: a new one after the ticks are cleared starts it unticked."""
+    return f"queue_table_{st.session_state.get(TABLE_GENERATION_KEY, 0)}"
+
+
+def _ticked_rows() -> list[int]:
+    """The row numbers ticked in the table as last drawn (its widget state, before this
+    run draws it again)."""
+    state = st.session_state.get(_table_key())
+    selection = state.get("selection") if state else None
+    return list(selection.get("rows", []) or []) if selection else []
 
 
 def clear_ticks() -> None:

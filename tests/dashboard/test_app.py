@@ -3,6 +3,7 @@ the page titles the record's parts with the config's names (AEGIS_CONFIG)."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,56 @@ def test_ticked_alerts_are_labelled_together():
     ]
     (warning,) = at.warning
     assert "3 alerts labelled **fraud**" in warning.value and "no-such-alert" in warning.value
+
+
+def test_the_queue_holds_still_while_rows_are_ticked():
+    """A tick is a row number: a new alert arriving on top must not move it onto another."""
+    client = FakeClient()
+    at = run_page(client)
+    first, second = queue_ids(at)[:2]
+    at.session_state["queue_table_0"] = {"selection": {"rows": [0, 1]}}
+    at.run()
+    newer = {**copy.deepcopy(client.rows[0]), "transaction_id": "990001"}
+    client.rows.insert(0, newer)  # decided since the rows were ticked
+    at.run()
+    assert not at.exception
+    assert queue_ids(at)[:2] == [first, second]  # the rows the analyst ticked, in place
+    assert at.session_state["queue_ticked"] == [first, second]
+    assert "held while rows are ticked" in texts(at)
+    assert f"Transactions {first}, {second}" in texts(at)
+    at.button(key="bulk_fraud").click()
+    at.run()
+    assert [x["transaction_id"] for x in client.labels] == [first, second]
+    assert queue_ids(at)[0] == "990001"  # no ticks left: the queue moves on
+    assert "held while rows are ticked" not in texts(at)
+
+
+def test_clear_ticks_lets_the_queue_move_on():
+    client = FakeClient()
+    at = run_page(client)
+    at.session_state["queue_table_0"] = {"selection": {"rows": [2]}}
+    at.run()
+    client.rows.insert(0, {**copy.deepcopy(client.rows[0]), "transaction_id": "990002"})
+    at.run()
+    assert queue_ids(at)[0] != "990002"
+    at.button(key="bulk_clear").click()
+    at.run()
+    assert not at.exception
+    assert queue_ids(at)[0] == "990002" and at.session_state["queue_ticked"] == []
+    assert client.labels == []
+
+
+def test_other_filters_drop_the_ticks():
+    client = FakeClient()
+    at = run_page(client)
+    at.session_state["queue_table_0"] = {"selection": {"rows": [0]}}
+    at.run()
+    assert at.session_state["queue_ticked"] == [queue_ids(at)[0]]
+    at.sidebar.selectbox(key="f_limit").set_value(at.sidebar.selectbox(key="f_limit").options[0])
+    at.run()
+    assert not at.exception
+    assert at.session_state["queue_ticked"] == []
+    assert "held while rows are ticked" not in texts(at)
 
 
 def test_time_window_filter_sends_since():

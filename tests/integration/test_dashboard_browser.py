@@ -382,6 +382,17 @@ def _queue_cell(driver: webdriver.Chrome, row: int) -> str | None:
     return cells[0].get_attribute("textContent").strip() if cells else None
 
 
+def _ticked_ids(driver: webdriver.Chrome, count: int) -> list[str] | bool:
+    """The transaction ids the bulk bar names ("Transactions a, b"), once it names `count`."""
+    for element in driver.find_elements(
+        By.XPATH, "//*[starts-with(normalize-space(.), 'Transactions ')]"
+    ):
+        ids = element.text.removeprefix("Transactions ").split(", ")
+        if len(ids) == count:
+            return ids
+    return False
+
+
 def _tick_queue_rows(driver: webdriver.Chrome, rows: list[int]) -> None:
     """Tick rows of the queue: the grid is a canvas, its tick boxes in the first column."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -407,9 +418,12 @@ def test_analyst_labels_ticked_alerts_together(api_url: Api, page_url: str, brow
     browser.get(page_url)
     _detail_transaction(browser)
     _wait(browser, 60).until(lambda d: _queue_cell(d, 1) is not None)
-    ticked = [_queue_cell(browser, 0), _queue_cell(browser, 1)]
     _tick_queue_rows(browser, [0, 1])
     _shows(browser, "2 alerts ticked")
+    # the bar names what a bulk label touches; the queue holds still while rows are ticked
+    ticked = _wait(browser, 30).until(lambda d: _ticked_ids(d, 2))
+    assert ticked == [_queue_cell(browser, 0), _queue_cell(browser, 1)]
+    _shows(browser, "held while rows are ticked")
     _shot(browser, "dashboard-ticked.png")
     _click(browser, _button("Mark 2 fraud"))
     _shows(browser, "2 alerts labelled fraud")
@@ -421,7 +435,7 @@ def test_analyst_labels_ticked_alerts_together(api_url: Api, page_url: str, brow
     )
     for tx in ticked:
         row = api_url.get(f"/v1/alerts/{tx}").json()
-        assert (row["label"], row["status"]) == ("fraud", "labelled"), row
+        assert (row.get("label"), row.get("status")) == ("fraud", "labelled"), (tx, row)
     labels = [item for kind, item in api_url.published if kind == "label"]
     assert sorted(label.transaction_id for label in labels) == sorted(ticked)
 

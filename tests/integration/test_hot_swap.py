@@ -30,13 +30,16 @@ from tests.integration.running import own_broker, running_worker
 
 pytestmark = pytest.mark.integration
 
-TRANSACTIONS = 3000
-RATE = 150.0  # per second: a steady load the worker keeps up with (about 20 s of stream)
+RATE = 150.0  # per second: a steady load the worker keeps up with
 PROMOTE_AT_S = 6.0  # seconds into the stream
-ROLLBACK_AT_S = 13.0
+ROLLBACK_AT_S = 13.0  # or later: once the stream has run SWAP_TAIL_ROWS past the promotion
 # From the command's exit (the announcement is acknowledged by then) to the first decision
 # by the new version; the poll alone would take up to WORKER_POLL_SECONDS.
 SWAP_WITHIN_S = 5.0
+# Rows streamed after each command's exit: every partition sees the swap even if it lands
+# late on a loaded machine (a fixed-length stream once ended before the rollback landed).
+SWAP_TAIL_ROWS = int(RATE * (SWAP_WITHIN_S + 2))
+MAX_TRANSACTIONS = 9000  # the frame's size: the stream ends earlier, after the rollback
 V1, V2 = "v1-live", "v2-candidate"
 
 
@@ -79,25 +82,55 @@ async def _command(*args: str) -> tuple[float, float, dict]:
     return started, time.time(), json.loads(out.decode().strip().splitlines()[-1])
 
 
-async def _stream_with_swaps(broker_url: str, frame, model_dir: Path) -> dict:
-    """Replay the frame at RATE; promote V2 and roll back at their times into the stream."""
+class SwappedStream:
+    """The frame's rows, streamed until SWAP_TAIL_ROWS have gone out after the rollback;
+    `sent` counts the rows handed to the replay, `promoted_at` / `rolled_back_at` where each
+    command had finished."""
+
+    def __init__(self, frame) -> None:
+        self.frame = frame
+        self.sent = 0
+        self.promoted_at: int | None = None
+        self.rolled_back_at: int | None = None
+
+    def rows(self):
+        for row in files.iter_frame(self.frame):
+            if (
+                self.rolled_back_at is not None
+                and self.sent >= self.rolled_back_at + SWAP_TAIL_ROWS
+            ):
+                return
+            self.sent += 1
+            yield row
+
+    async def rows_past(self, mark: int) -> None:
+        while self.sent < mark + SWAP_TAIL_ROWS:
+            await asyncio.sleep(0.1)
+
+
+async def _stream_with_swaps(broker_url: str, stream: SwappedStream, model_dir: Path) -> dict:
+    """Replay at RATE; promote V2 and roll back at their times into the stream, each command
+    followed by SWAP_TAIL_ROWS of stream."""
     common = ("--model-dir", str(model_dir), "--broker", broker_url)
 
     async def swaps() -> dict:
         begin = time.monotonic()
         await asyncio.sleep(PROMOTE_AT_S)
         promoted = await _command("promote", V2, *common, "--reason", "hot-swap test")
+        stream.promoted_at = stream.sent
         await asyncio.sleep(max(0.0, ROLLBACK_AT_S - (time.monotonic() - begin)))
+        await stream.rows_past(stream.promoted_at)
         rolled_back = await _command("rollback", *common)
+        stream.rolled_back_at = stream.sent
         return {"promote": promoted, "rollback": rolled_back}
 
     summary, times = await asyncio.gather(
-        replay(
-            files.iter_frame(frame), broker_url, rate=RATE, label_delay_days=None, progress=False
-        ),
+        replay(stream.rows(), broker_url, rate=RATE, label_delay_days=None, progress=False),
         swaps(),
     )
-    assert summary.sent == len(frame)
+    assert stream.rolled_back_at is not None
+    assert stream.sent < len(stream.frame), "the frame ran out before the rollback's tail"
+    assert summary.sent == stream.sent
     return times
 
 
@@ -119,10 +152,6 @@ def _wait_health(web: str, check, timeout: float) -> dict:
     raise TimeoutError(f"health never satisfied the check: {health}")
 
 
-def _all_there(records: list) -> bool:
-    return len(records) >= TRANSACTIONS
-
-
 def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
@@ -130,9 +159,9 @@ def _epoch(iso: str) -> float:
 def test_hot_swap_under_load_loses_and_repeats_nothing(tmp_path):
     model_dir = tmp_path / "models"
     _register_versions(model_dir)
-    frame = simulator.generate(customers=200, terminals=400, days=9, seed=7).head(TRANSACTIONS)
-    expected = set(frame["TRANSACTION_ID"].astype(str))  # ids travel as text
-    assert len(expected) == TRANSACTIONS
+    frame = simulator.generate(customers=200, terminals=400, days=30, seed=7)
+    stream = SwappedStream(frame.head(MAX_TRANSACTIONS))
+    assert len(stream.frame) == MAX_TRANSACTIONS
 
     with (
         own_broker(tmp_path) as broker,
@@ -144,19 +173,26 @@ def test_hot_swap_under_load_loses_and_repeats_nothing(tmp_path):
         )
         assert health["model_version"] == V1
 
-        times = asyncio.run(_stream_with_swaps(broker.url, frame, model_dir))
+        times = asyncio.run(_stream_with_swaps(broker.url, stream, model_dir))
+        transactions = stream.sent
+        expected = set(stream.frame["TRANSACTION_ID"].head(transactions).astype(str))
+        assert len(expected) == transactions  # ids travel as text
         assert times["promote"][2]["announced"] and times["rollback"][2]["announced"]
         assert times["rollback"][2]["version"] == V1  # the default target: the previous one
 
         # Drained: every transaction scored once, nothing waiting.
         health = _wait_health(
-            web, lambda h: h["counts"].get("scored", 0) >= TRANSACTIONS, timeout=60
+            web, lambda h: h["counts"].get("scored", 0) >= transactions, timeout=60
         )
         time.sleep(1.0)  # a repeated transaction would be counted by now
         health = _wait_health(web, lambda h: True, timeout=30)
+
         # Read until every transaction is there (a duplicate also shows in `scored`).
-        decisions = read_topic(broker.url, DECISIONS_TOPIC, _all_there, timeout=60)
-        inputs = read_topic(broker.url, BY_ENTITY_TOPIC, _all_there, timeout=60)
+        def all_there(records: list) -> bool:
+            return len(records) >= transactions
+
+        decisions = read_topic(broker.url, DECISIONS_TOPIC, all_there, timeout=60)
+        inputs = read_topic(broker.url, BY_ENTITY_TOPIC, all_there, timeout=60)
         assert worker.alive, worker.log_tail()
 
     # Exactly one decision per transaction: none lost, none scored twice.
@@ -166,7 +202,7 @@ def test_hot_swap_under_load_loses_and_repeats_nothing(tmp_path):
         assert decision["transaction_id"] not in by_id, f"scored twice: {decision}"
         by_id[decision["transaction_id"]] = decision
     assert set(by_id) == expected, f"lost: {sorted(expected - set(by_id))[:20]}"
-    assert health["counts"]["scored"] == TRANSACTIONS
+    assert health["counts"]["scored"] == transactions
     assert health["scoring_queue"] == 0
 
     # Both versions decided; the worker swapped twice, both times on the announcement.
