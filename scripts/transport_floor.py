@@ -18,13 +18,13 @@ import asyncio
 import json
 import random
 import sys
-import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from aegis_app.core.pacing import Pacer
 from aegis_app.harness.embedded_broker import EmbeddedBroker, free_port  # noqa: E402
 from aegis_app.kafka.admin import ensure_topics  # noqa: E402
 
@@ -36,12 +36,10 @@ async def produce(bootstrap: str, rate: float, count: int) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
     try:
-        started = time.monotonic()
+        pacer = Pacer(rate)
         for i in range(count):
             await producer.send("in", key=str(random.randrange(CARDS)).encode(), value=VALUE)
-            ahead = started + (i + 1) / rate - time.monotonic()
-            if ahead > 0:
-                await asyncio.sleep(ahead)
+            await pacer.wait(i + 1)
         await producer.flush()
     finally:
         await producer.stop()

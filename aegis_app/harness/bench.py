@@ -23,6 +23,7 @@ import numpy as np
 
 from aegis_app.core import config as configs
 from aegis_app.core.files import good_rows, iter_frame, simulator_config
+from aegis_app.core.pacing import Pacer
 from aegis_app.core.settings import (
     DECISIONS_TOPIC,
     TRANSACTIONS_TOPIC,
@@ -63,18 +64,15 @@ def ensure_bench_model(model_dir: Path) -> None:
 async def _produce(broker: KafkaConnection, txs: list[Outgoing], rate: float | None) -> float:
     producer = make_producer(broker)
     await producer.start()
-    started = time.monotonic()
+    pacer = Pacer(rate)
     try:
         for i, tx in enumerate(txs):
             await send_transaction(producer, tx.payload, tx.key)
-            if rate:
-                ahead = started + (i + 1) / rate - time.monotonic()
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
+            await pacer.wait(i + 1)
         await producer.flush()
     finally:
         await producer.stop()
-    return time.monotonic() - started
+    return time.monotonic() - pacer.started
 
 
 async def _run(broker: KafkaConnection, txs: list[Outgoing], rate: float | None, timeout: float):

@@ -9,7 +9,6 @@ each entity's state.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +21,7 @@ from aegis_app.core.codec import RecordCodec
 from aegis_app.core.config import Config
 from aegis_app.core.files import Row, simulator_config
 from aegis_app.core.labels import Label
+from aegis_app.core.pacing import Pacer
 from aegis_app.core.records import InvalidRecord, format_datetime
 from aegis_app.core.timerules import label_known_at
 from aegis_app.kafka.clients import Broker
@@ -153,7 +153,7 @@ async def replay(
     producer = make_producer(broker_url)
     await producer.start()
     deliveries = Deliveries()
-    started = time.monotonic()
+    pacer = Pacer(rate)
     bar = tqdm(total=total, desc="replay", unit="tx", disable=not progress, mininterval=0.5)
     try:
         for kind, item in publication_order(rows, label_delay_days, config):
@@ -173,15 +173,12 @@ async def replay(
             summary.sent += 1
             if summary.sent % 5000 == 0:
                 await deliveries.check()  # keeps the list of pending sends short
-            if rate:
-                ahead = started + summary.sent / rate - time.monotonic()
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
+            await pacer.wait(summary.sent)
         await producer.flush()
         await deliveries.check(wait=True)
     finally:
         bar.close()
         await producer.stop()
     summary.resent = deliveries.resent
-    summary.seconds = time.monotonic() - started
+    summary.seconds = time.monotonic() - pacer.started
     return summary

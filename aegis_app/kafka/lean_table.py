@@ -26,9 +26,10 @@ from functools import partial
 from typing import Any, NamedTuple
 
 import faust
-from rocksdict import WriteBatch, WriteOptions
+from rocksdict import WriteBatch
 
 from aegis_app.kafka import raw_producer
+from aegis_app.kafka.unlogged import write_without_log
 
 
 class ChangelogRecord(NamedTuple):
@@ -115,12 +116,10 @@ class LeanTable(faust.Table):
         first time: the changelog is the log. A worker that dies loses what was only in
         memory, states and Faust's persisted offset alike (the offset is written after the
         states it covers), so recovery replays the changelog from a consistent earlier
-        point. A third of the cost of each write."""
+        point."""
         db = self.data._db_for_partition(partition)
         if id(db) not in self._unlogged:
-            without_log = WriteOptions()
-            without_log.disable_wal = True
-            db.set_write_options(without_log)
+            write_without_log(db)
             self._unlogged.add(id(db))
         return db
 

@@ -29,10 +29,11 @@ import logging
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from rocksdict import Rdict, WriteOptions
+from rocksdict import Rdict
 
 from aegis_app.kafka.clients import Broker
 from aegis_app.kafka.topic_listener import TopicListener, read_to_end
+from aegis_app.kafka.unlogged import write_without_log
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,7 @@ class StateReplica(TopicListener):
         """Keep the replica until cancelled, in its database at `path`."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(self.path))
-        without_log = WriteOptions()
-        without_log.disable_wal = True  # the changelog is the log (see the module's docstring)
-        self._db.set_write_options(without_log)
+        write_without_log(self._db)  # the changelog is the log (see the module's docstring)
         try:
             await super().run()
         finally:

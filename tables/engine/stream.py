@@ -433,11 +433,7 @@ def _observe_batch(
             plan.horizon,
             keep,
             features,
-            program.slots,
-            program.features,
-            program.default,
-            program.windows,
-            plan.labels,
+            (program.slots, program.features, program.default, program.windows, plan.labels),
             batch.ts,
             batch.tx_hashes,
             batch.numeric,
@@ -501,11 +497,7 @@ def _observe_many(
     horizon,
     keep,
     features_wanted,
-    slots,
-    features,
-    default,
-    window_table,
-    labels_kept,
+    program,
     event_ts,
     tx_hashes,
     numeric,
@@ -534,11 +526,7 @@ def _observe_many(
             horizon,
             keep,
             features_wanted,
-            slots,
-            features,
-            default,
-            window_table,
-            labels_kept,
+            program,
             event_ts[i],
             tx_hashes[i],
             numeric[i],
@@ -580,11 +568,7 @@ def _observe_packed(
     horizon,
     keep,
     features_wanted,
-    slots,
-    features,
-    default,
-    window_table,
-    labels_kept,
+    program,
     event_ts,
     tx_hash,
     numeric,
@@ -592,7 +576,10 @@ def _observe_packed(
     out,
 ):
     """One event against one state's bytes: decode, one _step, prune and encode: (status,
-    lateness, appended, new state's bytes; empty unless appended and `keep`)."""
+    lateness, appended, new state's bytes; empty unless appended and `keep`). `program`:
+    the plan's compiled arrays (slots, features, default, windows, labels kept), as _step
+    takes them."""
+    slots, features, default, window_table, labels_kept = program
     ok, ts, cells, labels = packed.unpack(raw, width, layout)
     if not ok:
         return NOT_A_STATE, 0, False, np.empty(0, dtype=np.uint8)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aegis_app.core.pacing import Pacer
 from aegis_app.core.settings import TRANSACTIONS_TOPIC
 from aegis_app.harness.chaos.poison import Poison
 from aegis_app.harness.chaos.stack import ChaosStack
@@ -40,7 +41,7 @@ async def _stream(
     await producer.start()
     tasks: list[asyncio.Task] = []
     poison_futures: list[tuple[Poison, asyncio.Future]] = []
-    started = time.monotonic()
+    pacer = Pacer(rate)
     # A send the broker refuses is sent again: the loss this harness looks for is Aegis's,
     # not a record that never reached the topic.
     deliveries = Deliveries()
@@ -62,16 +63,14 @@ async def _stream(
             action = actions.get(i)
             if action is not None:
                 tasks.append(asyncio.create_task(asyncio.to_thread(action)))
-            ahead = started + (i + 1) / rate - time.monotonic()
-            if ahead > 0:
-                await asyncio.sleep(ahead)
+            await pacer.wait(i + 1)
         await producer.flush()
         await deliveries.check(wait=True)
         sent.resent = deliveries.resent
         for poison, future in poison_futures:
             meta = await future
             sent.poison.append((poison, meta.partition, meta.offset))
-        sent.seconds = time.monotonic() - started
+        sent.seconds = time.monotonic() - pacer.started
         await asyncio.gather(*tasks)
     finally:
         for task in tasks:
