@@ -47,8 +47,11 @@ log = logging.getLogger(__name__)
 MODEL_POLL_SECONDS = WORKER_POLL_SECONDS
 # How often an idle scorer looks for a pending announcement (no batch to wait for).
 IDLE_CHECK_SECONDS = 0.5
-# Submissions (each a fetch's requests) that may wait before the stage has to.
-QUEUED_SUBMISSIONS = 8
+# Submissions (each a fetch's requests) that may wait before the stage has to. Few: what
+# waits here only waits longer under overload (8: a burst's first decision 0.50-0.63 s
+# after it began, p50 1.7-2.0 s flat out; 2: 0.35 s and 1.5 s, throughput the same within
+# the machine's noise; BENCHMARKS.md 2026-12-05, third session).
+QUEUED_SUBMISSIONS = 2
 
 
 class MicroBatchScorer:
