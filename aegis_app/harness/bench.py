@@ -232,6 +232,9 @@ def summarize(txs, records, produce_seconds, counts, workers, rate) -> dict:
         "rate_offered": rate,
         "produce_seconds": round(produce_seconds, 2),
         "throughput_tps": round(len(decisions) / max((end_ms - start_ms) / 1000, 1e-3), 1),
+        # From the first transaction's record to the first decision's: what a burst waits
+        # before anything is decided (counted in throughput_tps too).
+        "first_decision_ms": min(r.timestamp for r in first_seen.values()) - start_ms,
         "latency_ms": {
             "p50": round(float(np.percentile(latencies, 50)), 1),
             "p95": round(float(np.percentile(latencies, 95)), 1),

@@ -51,6 +51,8 @@ def test_bench_decides_every_transaction_once_and_cleans_up(tmp_path, model_dir)
     assert rows[0] == "transaction_id,ingested_ms,decided_ms,latency_ms" and len(rows) == 601
     latencies = sorted(int(row.split(",")[3]) for row in rows[1:])
     assert latencies[-1] == summary["latency_ms"]["max"]
+    first = min(int(row.split(",")[2]) for row in rows[1:])
+    assert summary["first_decision_ms"] == first - min(int(r.split(",")[1]) for r in rows[1:])
     assert all(int(row.split(",")[2]) - int(row.split(",")[1]) >= 0 for row in rows[1:])
     # The run's broker log, worker state and logs are removed after a good run.
     assert not list(scratch.glob("aegis-bench-*"))
