@@ -145,6 +145,11 @@ class Settings:
     # How long a thread may hold the GIL while another waits (CPython: 5 ms). Shorter
     # hand-offs between the event loop and the scoring thread (aegis_app/gil.py).
     thread_switch_interval_ms: float = 0.5
+    # Allocations between two young-generation garbage collections in the worker, the API
+    # and the sink (CPython: 700). Their records, dicts and futures mostly die young and are
+    # freed by reference counting: fewer, larger passes cost less (aegis_app/runtime/heap.py).
+    # 0 keeps CPython's.
+    gc_young_threshold: int = 50_000
     # BLAS threads in the processes that score (worker, API); 0 keeps the library's own
     # (one per core). Scoring's matrix products are small (aegis_app/blas_threads.py).
     scoring_blas_threads: int = 1

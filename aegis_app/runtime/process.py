@@ -2,8 +2,9 @@
 
 Called once a process has imported and built everything it needs, just before it starts
 serving: the GIL switch interval and the BLAS thread limit matter only where transactions
-are scored in-process (worker, API), the frozen start-up heap everywhere (see gil.py,
-blas_threads.py and heap.py for the measurements behind each).
+are scored in-process (worker, API), the frozen start-up heap and rarer young-generation
+collections everywhere (see gil.py, blas_threads.py and heap.py for the measurements
+behind each).
 """
 
 from __future__ import annotations
@@ -19,3 +20,4 @@ def tune_process(settings: Settings, *, scoring: bool) -> None:
         # After the models are imported: a BLAS library loaded later is not limited.
         blas_threads.limit(settings.scoring_blas_threads)
     heap.freeze_startup_heap()  # everything is imported: spare it the full GC passes
+    heap.set_young_threshold(settings.gc_young_threshold)

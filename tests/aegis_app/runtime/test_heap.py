@@ -21,3 +21,14 @@ def test_objects_alive_at_the_freeze_are_no_longer_scanned():
     finally:
         gc.unfreeze()  # the rest of the test session collects as before
     assert gc.get_freeze_count() == 0
+
+
+def test_young_threshold_is_set_and_the_older_ones_kept():
+    before = gc.get_threshold()
+    try:
+        heap.set_young_threshold(50_000)
+        assert gc.get_threshold() == (50_000, before[1], before[2])
+        heap.set_young_threshold(0)  # 0: keep what is set
+        assert gc.get_threshold()[0] == 50_000
+    finally:
+        gc.set_threshold(*before)
