@@ -33,3 +33,7 @@ class Pacer:
         ahead = self.started + sent / self.rate - self._clock()
         if ahead > 0:
             await self._sleep(ahead)
+
+    def elapsed(self) -> float:
+        """Seconds since the pacer started."""
+        return self._clock() - self.started

@@ -72,7 +72,7 @@ async def _produce(broker: KafkaConnection, txs: list[Outgoing], rate: float | N
         await producer.flush()
     finally:
         await producer.stop()
-    return time.monotonic() - pacer.started
+    return pacer.elapsed()
 
 
 async def _run(broker: KafkaConnection, txs: list[Outgoing], rate: float | None, timeout: float):

@@ -10,7 +10,6 @@ each entity's state.
 from __future__ import annotations
 
 import heapq
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,5 +179,5 @@ async def replay(
         bar.close()
         await producer.stop()
     summary.resent = deliveries.resent
-    summary.seconds = time.monotonic() - pacer.started
+    summary.seconds = pacer.elapsed()
     return summary

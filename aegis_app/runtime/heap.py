@@ -14,7 +14,7 @@ Young-generation passes: CPython collects the youngest generation every 700 net
 allocations. A worker allocates a few dozen objects per transaction (records, feature and
 decision dicts, messages, futures) that reference counting frees anyway, so at thousands of
 transactions a second it ran hundreds of young passes a second. With 50,000 between passes
-the worker spent 5-8 % less CPU per transaction flat out (three same-run pairs of `aegis
+the worker spent 10-13 % less CPU per transaction flat out (three same-run pairs of `aegis
 bench`, BENCHMARKS.md, 2026-12-05 third session); a young pass then looks at up to 50,000
 objects, about a millisecond.
 """

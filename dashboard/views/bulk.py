@@ -12,6 +12,8 @@ import streamlit as st
 from dashboard.views import queue
 from dashboard.views.common import flash, show_api_error
 
+SHOWN_IDS = 10  # ticked ids named in the bar; more are counted
+
 
 def render(client: Any, ticked: Sequence[str], analyst: str) -> None:
     if not ticked:
@@ -60,9 +62,6 @@ def render(client: Any, ticked: Sequence[str], analyst: str) -> None:
     flash("success" if not missing else "warning", text)
     queue.clear_ticks()  # the labelled rows leave the queue; so do their ticks
     st.rerun()
-
-
-SHOWN_IDS = 10  # ids named in the bar; more are counted
 
 
 def ticked_caption(ticked: Sequence[str]) -> str:

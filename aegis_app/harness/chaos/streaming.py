@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -70,7 +69,7 @@ async def _stream(
         for poison, future in poison_futures:
             meta = await future
             sent.poison.append((poison, meta.partition, meta.offset))
-        sent.seconds = time.monotonic() - pacer.started
+        sent.seconds = pacer.elapsed()
         await asyncio.gather(*tasks)
     finally:
         for task in tasks:

@@ -32,6 +32,7 @@ def test_items_go_out_at_the_rate_from_the_start():
     asyncio.run(send(5))
     assert clock.slept == [0.08] * 5
     assert round(clock.now - pacer.started, 6) == 0.5  # 5 items at 10 a second
+    assert round(pacer.elapsed(), 6) == 0.5
 
 
 def test_a_late_stretch_is_caught_up_not_carried():
